@@ -1,0 +1,554 @@
+//! The task engine: one owner of every task, as a sans-IO state machine.
+//!
+//! Inputs arrive through `add`/`pause`/`resume`/`cancel`/`remove` (user commands) and
+//! `handle_*` (what the network and storage did); outputs leave through
+//! [`Engine::poll_output`] and [`Engine::poll_timeout`]. The shell applies outputs in
+//! the order they come, which keeps IndexedDB writes of one task ordered.
+//!
+//! Every request the engine starts carries a generation number (`gen`). Callbacks
+//! for an older generation (a fetch that was aborted by a pause, a body that ended
+//! after a restart) are ignored, so a stale callback can never move a task.
+//!
+//! Bytes and offsets: the shell writes each chunk together with the record that
+//! [`Engine::commit_record`] returns (one transaction), then reports
+//! [`Engine::handle_committed`]. The persisted `bytes_received` therefore never
+//! covers bytes that were not stored; chunks beyond it are garbage that the first
+//! write of the next attempt deletes.
+
+use super::error::{ErrorCode, TaskError};
+use super::http::{decide, HeadDecision, ResponseHead};
+use super::retry::{RetryPolicy, Rng};
+use super::task::{TaskId, TaskRecord, TaskSnapshot, TaskState};
+use super::validate::SessionId;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Requests in flight per host (`host:port`).
+    pub max_connections_per_host: usize,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Least time between two progress events of one task, ms.
+    pub progress_interval_ms: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { max_connections_per_host: 6, retry: RetryPolicy::default(), progress_interval_ms: 100.0 }
+    }
+}
+
+/// A request the shell must make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchRequest {
+    /// The task.
+    pub task: TaskId,
+    /// Its generation: pass it back with every callback.
+    pub gen: u64,
+    /// URL.
+    pub url: String,
+    /// Headers, including `range` and `if-range` when resuming.
+    pub headers: Vec<(String, String)>,
+    /// The committed offset this request resumes from.
+    pub offset: u64,
+}
+
+/// Which event pages receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Bytes were committed.
+    Progress,
+    /// The state changed.
+    StateChange,
+    /// The task ended: completed, failed or canceled.
+    Complete,
+}
+
+impl EventKind {
+    /// The DOM event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Progress => "progress",
+            EventKind::StateChange => "statechange",
+            EventKind::Complete => "complete",
+        }
+    }
+}
+
+/// What the engine asks the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Start a request.
+    Fetch(FetchRequest),
+    /// Abort the request of `task` with generation `gen`.
+    Abort {
+        /// The task.
+        task: TaskId,
+        /// The generation to abort.
+        gen: u64,
+    },
+    /// Write this record.
+    Persist(TaskRecord),
+    /// Write this record and delete every stored byte of the task.
+    PersistAndDropBytes(TaskRecord),
+    /// Delete the task's record and bytes.
+    Forget(TaskId),
+    /// Publish an event to the session's pages.
+    Event(EventKind, TaskSnapshot),
+}
+
+/// What the shell does with a response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// Stream the body, writing its first byte at `offset`.
+    StreamAt(u64),
+    /// Drop the response; the engine has already decided what comes next.
+    Discard,
+}
+
+struct Slot {
+    rec: TaskRecord,
+    gen: u64,
+    active: bool,
+    last_progress: f64,
+}
+
+/// The engine. See the module docs.
+pub struct Engine {
+    config: EngineConfig,
+    tasks: BTreeMap<TaskId, Slot>,
+    out: VecDeque<Output>,
+    rng: Rng,
+}
+
+impl Engine {
+    /// A new engine; `seed` feeds the jitter.
+    pub fn new(config: EngineConfig, seed: u64) -> Engine {
+        Engine { config, tasks: BTreeMap::new(), out: VecDeque::new(), rng: Rng::new(seed) }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Take back a record loaded from storage at start-up. A task that was running
+    /// when the worker died is pending again; call [`Engine::schedule`] afterwards.
+    pub fn restore(&mut self, mut rec: TaskRecord) {
+        if rec.state == TaskState::Running {
+            rec.state = TaskState::Pending;
+        }
+        self.tasks.insert(rec.id.clone(), Slot { rec, gen: 0, active: false, last_progress: f64::NEG_INFINITY });
+    }
+
+    /// Accept a new task (already validated). It starts as soon as the host has room.
+    pub fn add(&mut self, mut rec: TaskRecord, now: f64) -> TaskSnapshot {
+        rec.state = TaskState::Pending;
+        rec.created_at = now;
+        rec.updated_at = now;
+        let snap = rec.snapshot();
+        self.out.push_back(Output::Persist(rec.clone()));
+        self.out.push_back(Output::Event(EventKind::StateChange, snap.clone()));
+        self.tasks.insert(rec.id.clone(), Slot { rec, gen: 0, active: false, last_progress: f64::NEG_INFINITY });
+        self.schedule(now);
+        self.tasks.get(&TaskId(snap.id.clone())).map_or(snap, |s| s.rec.snapshot())
+    }
+
+    /// The snapshot of one task of `session`.
+    pub fn get(&self, session: &SessionId, id: &TaskId) -> Option<TaskSnapshot> {
+        self.tasks.get(id).filter(|s| &s.rec.session == session).map(|s| s.rec.snapshot())
+    }
+
+    /// The snapshots of every task of `session`, oldest first.
+    pub fn list(&self, session: &SessionId) -> Vec<TaskSnapshot> {
+        let mut v: Vec<_> = self.tasks.values().filter(|s| &s.rec.session == session).map(|s| &s.rec).collect();
+        v.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        v.into_iter().map(TaskRecord::snapshot).collect()
+    }
+
+    /// The full record of a task (for the shell, e.g. to read its bytes).
+    pub fn record(&self, id: &TaskId) -> Option<&TaskRecord> {
+        self.tasks.get(id).map(|s| &s.rec)
+    }
+
+    fn slot_of(&mut self, session: &SessionId, id: &TaskId) -> Result<&mut Slot, TaskError> {
+        match self.tasks.get_mut(id) {
+            Some(s) if &s.rec.session == session => Ok(s),
+            _ => Err(TaskError::new(ErrorCode::NotFound, format!("no task {:?} in session {:?}", id.0, session.as_str()))),
+        }
+    }
+
+    /// Pause a task: its request is aborted, its bytes are kept.
+    pub fn pause(&mut self, session: &SessionId, id: &TaskId, now: f64) -> Result<TaskSnapshot, TaskError> {
+        let state = self.slot_of(session, id)?.rec.state;
+        match state {
+            TaskState::Paused => {}
+            TaskState::Pending | TaskState::Running | TaskState::Waiting => {
+                self.stop_request(id);
+                self.set_state(id, TaskState::Paused, now, |r| r.retry_at = None);
+                self.schedule(now);
+            }
+            s => return Err(invalid_state("pause", s)),
+        }
+        Ok(self.snapshot(id))
+    }
+
+    /// Resume a paused or failed task from its committed offset.
+    pub fn resume(&mut self, session: &SessionId, id: &TaskId, now: f64) -> Result<TaskSnapshot, TaskError> {
+        let state = self.slot_of(session, id)?.rec.state;
+        match state {
+            TaskState::Paused | TaskState::Failed => {
+                self.set_state(id, TaskState::Pending, now, |r| {
+                    r.error = None;
+                    r.attempts = 0;
+                });
+                self.schedule(now);
+            }
+            TaskState::Pending | TaskState::Running | TaskState::Waiting => {}
+            s => return Err(invalid_state("resume", s)),
+        }
+        Ok(self.snapshot(id))
+    }
+
+    /// Cancel a task and free its bytes. Returns whether anything changed: canceling
+    /// a canceled task is a no-op that says so.
+    pub fn cancel(&mut self, session: &SessionId, id: &TaskId, now: f64) -> Result<(TaskSnapshot, bool), TaskError> {
+        let state = self.slot_of(session, id)?.rec.state;
+        match state {
+            TaskState::Canceled => Ok((self.snapshot(id), false)),
+            TaskState::Completed => Err(invalid_state("cancel", state)),
+            _ => {
+                self.stop_request(id);
+                self.set_state_dropping(id, TaskState::Canceled, now);
+                self.schedule(now);
+                Ok((self.snapshot(id), true))
+            }
+        }
+    }
+
+    /// Forget an ended task and free its bytes.
+    pub fn remove(&mut self, session: &SessionId, id: &TaskId) -> Result<(), TaskError> {
+        let state = self.slot_of(session, id)?.rec.state;
+        if !state.is_final() {
+            return Err(TaskError::new(
+                ErrorCode::InvalidState,
+                format!("cannot remove a {} task; cancel it first", state_name(state)),
+            ));
+        }
+        self.tasks.remove(id);
+        self.out.push_back(Output::Forget(id.clone()));
+        Ok(())
+    }
+
+    /// Start pending tasks while their hosts have room. Called after every input.
+    pub fn schedule(&mut self, now: f64) {
+        let mut busy: HashMap<String, usize> = HashMap::new();
+        for s in self.tasks.values().filter(|s| s.active) {
+            *busy.entry(s.rec.url.host.clone()).or_default() += 1;
+        }
+        let mut pending: Vec<(f64, TaskId)> = self
+            .tasks
+            .values()
+            .filter(|s| s.rec.state == TaskState::Pending)
+            .map(|s| (s.rec.created_at, s.rec.id.clone()))
+            .collect();
+        pending.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, id) in pending {
+            let Some(host) = self.tasks.get(&id).map(|s| s.rec.url.host.clone()) else { continue };
+            let n = busy.entry(host).or_default();
+            if *n < self.config.max_connections_per_host {
+                *n += 1;
+                self.start(&id, now);
+            }
+        }
+    }
+
+    fn start(&mut self, id: &TaskId, now: f64) {
+        let Some(s) = self.tasks.get_mut(id) else { return };
+        if s.rec.bytes_received > 0 && s.rec.bytes_expected == Some(s.rec.bytes_received) {
+            // Every byte was committed before the worker died: nothing to fetch.
+            self.finish(id, now);
+            return;
+        }
+        let resume = s.rec.resume_point();
+        let range = resume.range_headers();
+        if range.is_none() && s.rec.bytes_received > 0 {
+            // Nothing proves the stored bytes still match: start over.
+            s.rec.bytes_received = 0;
+        }
+        s.gen += 1;
+        s.active = true;
+        let mut headers = s.rec.headers.pairs().to_vec();
+        if let Some((r, ir)) = range {
+            headers.push(("range".into(), r));
+            headers.push(("if-range".into(), ir));
+        }
+        let req = FetchRequest { task: id.clone(), gen: s.gen, url: s.rec.url.href.clone(), headers, offset: s.rec.bytes_received };
+        self.out.push_back(Output::Fetch(req));
+        self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
+    }
+
+    fn current(&mut self, id: &TaskId, gen: u64) -> Option<&mut Slot> {
+        self.tasks.get_mut(id).filter(|s| s.gen == gen && s.active && s.rec.state == TaskState::Running)
+    }
+
+    /// A response head arrived for request `gen` of task `id`.
+    pub fn handle_head(&mut self, id: &TaskId, gen: u64, head: &ResponseHead, now: f64) -> Body {
+        let Some(s) = self.current(id, gen) else { return Body::Discard };
+        match decide(&s.rec.resume_point(), head, now) {
+            HeadDecision::Stream { offset, restart, rep } => {
+                if restart {
+                    s.rec.bytes_received = 0;
+                    s.rec.etag = rep.etag;
+                    s.rec.last_modified = rep.last_modified;
+                    s.rec.bytes_expected = rep.total;
+                    s.rec.updated_at = now;
+                    let rec = s.rec.clone();
+                    self.out.push_back(Output::Persist(rec));
+                }
+                Body::StreamAt(offset)
+            }
+            HeadDecision::AlreadyComplete => {
+                self.finish(id, now);
+                Body::Discard
+            }
+            HeadDecision::Restart { reason } => {
+                s.rec.bytes_received = 0;
+                s.rec.etag = None;
+                s.rec.last_modified = None;
+                s.rec.bytes_expected = None;
+                let err = TaskError::new(ErrorCode::NotResumable, format!("cannot resume: {reason}"));
+                self.retry_or_fail(id, err, Some(0.0), now);
+                Body::Discard
+            }
+            HeadDecision::Retry { status, retry_after_ms } => {
+                self.retry_or_fail(id, TaskError::http(status), retry_after_ms, now);
+                Body::Discard
+            }
+            HeadDecision::Fail(e) => {
+                self.fail(id, e, now);
+                Body::Discard
+            }
+        }
+    }
+
+    /// The record to write together with a chunk that brings the committed offset to
+    /// `new_offset`, or `None` if request `gen` no longer owns the task (drop the chunk).
+    pub fn commit_record(&mut self, id: &TaskId, gen: u64, new_offset: u64, now: f64) -> Option<TaskRecord> {
+        let s = self.current(id, gen)?;
+        let mut rec = s.rec.clone();
+        rec.bytes_received = new_offset;
+        rec.updated_at = now;
+        Some(rec)
+    }
+
+    /// A chunk and its record committed: the task now holds `new_offset` bytes.
+    pub fn handle_committed(&mut self, id: &TaskId, gen: u64, new_offset: u64, now: f64) {
+        let interval = self.config.progress_interval_ms;
+        let Some(s) = self.current(id, gen) else { return };
+        s.rec.bytes_received = new_offset;
+        s.rec.updated_at = now;
+        s.rec.attempts = 0;
+        s.rec.error = None;
+        if let Some(expected) = s.rec.bytes_expected {
+            if new_offset > expected {
+                let e = TaskError::new(ErrorCode::NotResumable, "the server sent more bytes than it declared");
+                self.fail(id, e, now);
+                return;
+            }
+            if new_offset == expected {
+                self.finish(id, now);
+                return;
+            }
+        }
+        if now - s.last_progress >= interval {
+            s.last_progress = now;
+            let snap = s.rec.snapshot();
+            self.out.push_back(Output::Event(EventKind::Progress, snap));
+        }
+    }
+
+    /// The body of request `gen` ended normally (after its last chunk committed).
+    pub fn handle_body_end(&mut self, id: &TaskId, gen: u64, now: f64) {
+        let Some(s) = self.current(id, gen) else { return };
+        match s.rec.bytes_expected {
+            Some(e) if s.rec.bytes_received < e => {
+                let err = TaskError::new(ErrorCode::Network, "the body ended before its declared length");
+                self.retry_or_fail(id, err, None, now);
+            }
+            _ => self.finish(id, now),
+        }
+    }
+
+    /// Request `gen` failed. `retryable` failures (network, stall) are retried with
+    /// backoff; others end the task.
+    pub fn handle_failure(&mut self, id: &TaskId, gen: u64, err: TaskError, retryable: bool, now: f64) {
+        if self.current(id, gen).is_none() {
+            return;
+        }
+        if retryable {
+            self.retry_or_fail(id, err, None, now);
+        } else {
+            self.fail(id, err, now);
+        }
+    }
+
+    /// Time passed: waiting tasks whose time came are started.
+    pub fn handle_timeout(&mut self, now: f64) {
+        let due: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|s| s.rec.state == TaskState::Waiting && s.rec.retry_at.is_none_or(|t| t <= now))
+            .map(|s| s.rec.id.clone())
+            .collect();
+        for id in due {
+            self.set_state(&id, TaskState::Pending, now, |r| r.retry_at = None);
+        }
+        self.schedule(now);
+    }
+
+    /// The next output for the shell.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When to call [`Engine::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.tasks
+            .values()
+            .filter(|s| s.rec.state == TaskState::Waiting)
+            .filter_map(|s| s.rec.retry_at)
+            .min_by(f64::total_cmp)
+    }
+
+    /// Whether any task still has work to do (pending, running or waiting).
+    pub fn has_work(&self) -> bool {
+        self.tasks
+            .values()
+            .any(|s| matches!(s.rec.state, TaskState::Pending | TaskState::Running | TaskState::Waiting))
+    }
+
+    fn snapshot(&self, id: &TaskId) -> TaskSnapshot {
+        self.tasks.get(id).map(|s| s.rec.snapshot()).unwrap_or_else(|| unreachable_snapshot(id))
+    }
+
+    fn stop_request(&mut self, id: &TaskId) {
+        if let Some(s) = self.tasks.get_mut(id) {
+            if s.active {
+                s.active = false;
+                self.out.push_back(Output::Abort { task: id.clone(), gen: s.gen });
+            }
+        }
+    }
+
+    fn set_state(&mut self, id: &TaskId, state: TaskState, now: f64, f: impl FnOnce(&mut TaskRecord)) {
+        self.change(id, state, now, f, false);
+    }
+
+    fn set_state_dropping(&mut self, id: &TaskId, state: TaskState, now: f64) {
+        self.change(
+            id,
+            state,
+            now,
+            |r| r.error = Some(TaskError::new(ErrorCode::Canceled, "the task was canceled")),
+            true,
+        );
+    }
+
+    fn change(&mut self, id: &TaskId, state: TaskState, now: f64, f: impl FnOnce(&mut TaskRecord), drop_bytes: bool) {
+        let Some(s) = self.tasks.get_mut(id) else { return };
+        if state != TaskState::Running {
+            s.active = false;
+        }
+        s.rec.state = state;
+        s.rec.updated_at = now;
+        f(&mut s.rec);
+        let rec = s.rec.clone();
+        let snap = rec.snapshot();
+        self.out.push_back(if drop_bytes { Output::PersistAndDropBytes(rec) } else { Output::Persist(rec) });
+        self.out.push_back(Output::Event(EventKind::StateChange, snap.clone()));
+        if state.is_final() {
+            self.out.push_back(Output::Event(EventKind::Complete, snap));
+        }
+    }
+
+    fn finish(&mut self, id: &TaskId, now: f64) {
+        if let Some(s) = self.tasks.get_mut(id) {
+            s.gen += 1;
+            if s.rec.bytes_expected.is_none() {
+                s.rec.bytes_expected = Some(s.rec.bytes_received);
+            }
+        }
+        self.set_state(id, TaskState::Completed, now, |r| {
+            r.error = None;
+            r.retry_at = None;
+        });
+        self.schedule(now);
+    }
+
+    fn fail(&mut self, id: &TaskId, err: TaskError, now: f64) {
+        self.set_state(id, TaskState::Failed, now, |r| {
+            r.error = Some(err);
+            r.retry_at = None;
+        });
+        self.schedule(now);
+    }
+
+    fn retry_or_fail(&mut self, id: &TaskId, err: TaskError, retry_after_ms: Option<f64>, now: f64) {
+        let Some(attempts) = self.tasks.get(id).map(|s| s.rec.attempts) else { return };
+        let u = self.rng.next_f64();
+        match self.config.retry.delay_ms(attempts, retry_after_ms, u) {
+            Some(delay) => {
+                self.set_state(id, TaskState::Waiting, now, |r| {
+                    r.attempts = attempts + 1;
+                    r.retry_at = Some(now + delay);
+                    r.error = Some(err);
+                });
+                if delay <= 0.0 {
+                    self.handle_timeout(now);
+                } else {
+                    self.schedule(now);
+                }
+            }
+            None => self.fail(id, err, now),
+        }
+    }
+}
+
+fn state_name(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Pending => "pending",
+        TaskState::Running => "running",
+        TaskState::Paused => "paused",
+        TaskState::Waiting => "waiting",
+        TaskState::Completed => "completed",
+        TaskState::Failed => "failed",
+        TaskState::Canceled => "canceled",
+    }
+}
+
+fn invalid_state(cmd: &str, s: TaskState) -> TaskError {
+    TaskError::new(ErrorCode::InvalidState, format!("cannot {cmd} a {} task", state_name(s)))
+}
+
+fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
+    // Only reached if a caller asks for a task it just checked; keep a harmless value.
+    TaskSnapshot {
+        id: id.0.clone(),
+        session: String::new(),
+        kind: super::task::TaskKind::Download,
+        url: String::new(),
+        description: String::new(),
+        state: TaskState::Failed,
+        bytes_received: 0,
+        bytes_expected: None,
+        error: Some(TaskError::new(ErrorCode::Internal, "task vanished")),
+        created_at: 0.0,
+        updated_at: 0.0,
+        retry_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

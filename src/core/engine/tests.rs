@@ -1,0 +1,479 @@
+//! Engine tests against a simulated server and store: every test ends by comparing
+//! the stored bytes with the source's.
+
+use super::*;
+use crate::core::task::TaskKind;
+use crate::core::validate::{HeaderList, HttpUrl};
+
+const CHUNK: usize = 1000;
+
+/// A simulated server resource.
+#[derive(Clone)]
+struct Resource {
+    bytes: Vec<u8>,
+    etag: String,
+}
+
+impl Resource {
+    fn new(len: usize, version: u8) -> Resource {
+        let bytes = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(version)).collect();
+        Resource { bytes, etag: format!("\"v{version}\"") }
+    }
+}
+
+/// What the server does with the next request.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    None,
+    ResetAfter(usize),
+    IgnoreRange,
+    Status(u16),
+}
+
+struct Sim {
+    e: Engine,
+    now: f64,
+    chunks: HashMap<TaskId, BTreeMap<u64, Vec<u8>>>,
+    persisted: HashMap<TaskId, TaskRecord>,
+    events: Vec<(EventKind, TaskSnapshot)>,
+    fetches: Vec<FetchRequest>,
+    aborted: Vec<(TaskId, u64)>,
+}
+
+fn rec(id: &str, host: &str) -> TaskRecord {
+    TaskRecord {
+        id: TaskId(id.into()),
+        session: SessionId::parse("s").unwrap(),
+        kind: TaskKind::Download,
+        url: HttpUrl { href: format!("http://{host}/{id}"), host: host.into() },
+        headers: HeaderList::default(),
+        description: String::new(),
+        state: TaskState::Pending,
+        bytes_received: 0,
+        bytes_expected: None,
+        etag: None,
+        last_modified: None,
+        error: None,
+        created_at: 0.0,
+        updated_at: 0.0,
+        attempts: 0,
+        retry_at: None,
+    }
+}
+
+fn sid() -> SessionId {
+    SessionId::parse("s").unwrap()
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim {
+            e: Engine::new(EngineConfig::default(), 1),
+            now: 1_000.0,
+            chunks: HashMap::new(),
+            persisted: HashMap::new(),
+            events: vec![],
+            fetches: vec![],
+            aborted: vec![],
+        }
+    }
+
+    /// Apply every output; return the fetches it asked for.
+    fn drain(&mut self) -> Vec<FetchRequest> {
+        let mut started = vec![];
+        while let Some(o) = self.e.poll_output() {
+            match o {
+                Output::Fetch(f) => {
+                    self.fetches.push(f.clone());
+                    started.push(f);
+                }
+                Output::Abort { task, gen } => self.aborted.push((task, gen)),
+                Output::Persist(r) => {
+                    self.persisted.insert(r.id.clone(), r);
+                }
+                Output::PersistAndDropBytes(r) => {
+                    self.chunks.remove(&r.id);
+                    self.persisted.insert(r.id.clone(), r);
+                }
+                Output::Forget(id) => {
+                    self.chunks.remove(&id);
+                    self.persisted.remove(&id);
+                }
+                Output::Event(k, s) => self.events.push((k, s)),
+            }
+        }
+        started
+    }
+
+    /// Serve request `f` from `res` with `fault`, as the shell would.
+    fn serve(&mut self, f: &FetchRequest, res: &Resource, fault: Fault) {
+        self.now += 10.0;
+        let header = |n: &str| f.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let len = res.bytes.len() as u64;
+        let (status, start) = match (fault, header("range")) {
+            (Fault::Status(s), _) => (s, 0),
+            (Fault::IgnoreRange, _) | (_, None) => (200, 0),
+            (_, Some(r)) => {
+                let from: u64 = r.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+                if header("if-range").as_deref() != Some(res.etag.as_str()) {
+                    (200, 0)
+                } else if from >= len {
+                    (416, 0)
+                } else {
+                    (206, from)
+                }
+            }
+        };
+        let head = ResponseHead {
+            status,
+            content_length: Some(len - start),
+            content_range: match status {
+                206 => Some(format!("bytes {start}-{}/{len}", len - 1)),
+                416 => Some(format!("bytes */{len}")),
+                _ => None,
+            },
+            etag: Some(res.etag.clone()),
+            ..Default::default()
+        };
+        let Body::StreamAt(offset) = self.e.handle_head(&f.task, f.gen, &head, self.now) else {
+            return;
+        };
+        if !(200..300).contains(&status) {
+            return;
+        }
+        let body = &res.bytes[start as usize..];
+        let limit = match fault {
+            Fault::ResetAfter(n) => n.min(body.len()),
+            _ => body.len(),
+        };
+        let mut pos = offset;
+        let mut first = true;
+        for piece in body[..limit].chunks(CHUNK) {
+            self.now += 1.0;
+            let Some(r) = self.e.commit_record(&f.task, f.gen, pos + piece.len() as u64, self.now) else { return };
+            let store = self.chunks.entry(f.task.clone()).or_default();
+            if first {
+                store.retain(|&k, _| k < pos);
+                first = false;
+            }
+            store.insert(pos, piece.to_vec());
+            self.persisted.insert(r.id.clone(), r);
+            pos += piece.len() as u64;
+            self.e.handle_committed(&f.task, f.gen, pos, self.now);
+        }
+        if limit < body.len() {
+            let err = TaskError::new(ErrorCode::Network, "reset");
+            self.e.handle_failure(&f.task, f.gen, err, true, self.now);
+        } else {
+            self.e.handle_body_end(&f.task, f.gen, self.now);
+        }
+    }
+
+    /// Jump past every retry timer.
+    fn wait(&mut self) {
+        if let Some(t) = self.e.poll_timeout() {
+            self.now = self.now.max(t);
+            self.e.handle_timeout(self.now);
+        }
+    }
+
+    /// The stored bytes that the persisted offset covers, chunks tiled from 0.
+    fn stored(&self, id: &TaskId) -> Vec<u8> {
+        let upto = self.persisted[id].bytes_received;
+        let mut out = vec![];
+        for (&k, v) in self.chunks.get(id).into_iter().flatten() {
+            if k >= upto {
+                break;
+            }
+            assert_eq!(k, out.len() as u64, "chunks must tile without gaps or overlaps");
+            out.extend_from_slice(v);
+        }
+        out.truncate(upto as usize);
+        out
+    }
+
+    fn state(&self, id: &str) -> TaskState {
+        self.e.get(&sid(), &TaskId(id.into())).unwrap().state
+    }
+}
+
+fn id(s: &str) -> TaskId {
+    TaskId(s.into())
+}
+
+#[test]
+fn a_download_completes_with_events() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_500, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    assert_eq!(f.len(), 1);
+    assert!(f[0].headers.iter().all(|(k, _)| k != "range"));
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+    assert_eq!(sim.persisted[&id("a")].state, TaskState::Completed);
+    let kinds: Vec<_> = sim.events.iter().map(|(k, s)| (k.as_str(), s.state)).collect();
+    assert_eq!(kinds.first(), Some(&("statechange", TaskState::Pending)));
+    assert!(kinds.contains(&("statechange", TaskState::Running)));
+    assert!(kinds.contains(&("progress", TaskState::Running)));
+    assert_eq!(kinds.last(), Some(&("complete", TaskState::Completed)));
+}
+
+#[test]
+fn progress_events_are_rate_limited() {
+    let mut sim = Sim::new();
+    let res = Resource::new(100_000, 1); // 100 commits, 1 ms apart
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    let n = sim.events.iter().filter(|(k, _)| *k == EventKind::Progress).count();
+    assert!((1..=2).contains(&n), "{n} progress events for 100 ms of commits");
+}
+
+#[test]
+fn a_reset_resumes_with_range_and_if_range() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(4_000));
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Waiting);
+    assert_eq!(sim.persisted[&id("a")].bytes_received, 4_000);
+    sim.wait();
+    let f = sim.drain();
+    assert_eq!(f.len(), 1);
+    assert!(f[0].headers.contains(&("range".into(), "bytes=4000-".into())));
+    assert!(f[0].headers.contains(&("if-range".into(), "\"v1\"".into())));
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn a_200_to_a_range_starts_over() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(3_500));
+    sim.drain();
+    sim.wait();
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::IgnoreRange);
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn a_changed_resource_is_never_spliced() {
+    let mut sim = Sim::new();
+    let v1 = Resource::new(10_000, 1);
+    let v2 = Resource::new(12_000, 2);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &v1, Fault::ResetAfter(5_000));
+    sim.drain();
+    sim.wait();
+    let f = sim.drain();
+    sim.serve(&f[0], &v2, Fault::None);
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), v2.bytes);
+}
+
+#[test]
+fn a_restart_after_a_crash_resumes_from_the_persisted_offset() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(6_000));
+    // The worker dies here: only what was persisted survives.
+    let saved = sim.persisted[&id("a")].clone();
+    let mut sim2 = Sim::new();
+    sim2.chunks = sim.chunks.clone();
+    sim2.persisted = sim.persisted.clone();
+    let mut crashed = saved;
+    crashed.state = TaskState::Running;
+    sim2.e.restore(crashed);
+    sim2.e.schedule(sim2.now);
+    let f = sim2.drain();
+    assert!(f[0].headers.contains(&("range".into(), "bytes=6000-".into())));
+    sim2.serve(&f[0], &res, Fault::None);
+    sim2.drain();
+    assert_eq!(sim2.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn fully_committed_tasks_complete_without_a_request() {
+    let mut sim = Sim::new();
+    let mut r = rec("a", "h");
+    r.state = TaskState::Running;
+    r.bytes_received = 10;
+    r.bytes_expected = Some(10);
+    sim.e.restore(r);
+    sim.e.schedule(sim.now);
+    assert!(sim.drain().is_empty());
+    assert_eq!(sim.state("a"), TaskState::Completed);
+}
+
+#[test]
+fn the_per_host_limit_holds() {
+    let mut sim = Sim::new();
+    let res = Resource::new(100, 1);
+    for i in 0..8 {
+        sim.now += 1.0;
+        sim.e.add(rec(&format!("t{i}"), "h"), sim.now);
+    }
+    sim.e.add(rec("other", "elsewhere"), sim.now);
+    let f = sim.drain();
+    assert_eq!(f.iter().filter(|f| f.url.contains("//h/")).count(), 6);
+    assert_eq!(f.iter().filter(|f| f.url.contains("elsewhere")).count(), 1);
+    sim.serve(&f[0], &res, Fault::None);
+    let more = sim.drain();
+    assert_eq!(more.len(), 1, "one finished, one more starts");
+    assert_eq!(more[0].task, id("t6"), "oldest pending first");
+}
+
+#[test]
+fn pause_resume_cancel_remove() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(2_000));
+    sim.drain();
+    sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
+    sim.drain();
+    sim.wait(); // a paused task ignores its old retry time
+    assert!(sim.drain().is_empty());
+    assert_eq!(sim.state("a"), TaskState::Paused);
+    assert_eq!(sim.persisted[&id("a")].state, TaskState::Paused);
+    let err = sim.e.remove(&sid(), &id("a")).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidState);
+    sim.e.resume(&sid(), &id("a"), sim.now).unwrap();
+    let f = sim.drain();
+    assert!(f[0].headers.contains(&("range".into(), "bytes=2000-".into())));
+    // Pausing while running aborts that request; its late callbacks change nothing.
+    sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
+    sim.drain();
+    assert_eq!(sim.aborted.last(), Some(&(id("a"), f[0].gen)));
+    sim.serve(&f[0], &res, Fault::None);
+    assert_eq!(sim.state("a"), TaskState::Paused);
+    assert_eq!(sim.persisted[&id("a")].bytes_received, 2_000);
+    let (_, changed) = sim.e.cancel(&sid(), &id("a"), sim.now).unwrap();
+    assert!(changed);
+    sim.drain();
+    assert!(!sim.chunks.contains_key(&id("a")), "cancel frees the bytes");
+    let (snap, changed) = sim.e.cancel(&sid(), &id("a"), sim.now).unwrap();
+    assert!(!changed);
+    assert_eq!(snap.error.map(|e| e.code), Some(ErrorCode::Canceled));
+    sim.e.remove(&sid(), &id("a")).unwrap();
+    sim.drain();
+    assert!(!sim.persisted.contains_key(&id("a")));
+    assert_eq!(sim.e.get(&sid(), &id("a")), None);
+}
+
+#[test]
+fn commands_for_other_sessions_are_refused() {
+    let mut sim = Sim::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    let other = SessionId::parse("other").unwrap();
+    assert_eq!(sim.e.pause(&other, &id("a"), sim.now).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(sim.e.cancel(&other, &id("zzz"), sim.now).unwrap_err().code, ErrorCode::NotFound);
+    assert!(sim.e.list(&other).is_empty());
+    assert_eq!(sim.e.list(&sid()).len(), 1);
+}
+
+#[test]
+fn status_errors_fail_or_retry() {
+    let mut sim = Sim::new();
+    let res = Resource::new(100, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::Status(404));
+    sim.drain();
+    let s = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!(s.state, TaskState::Failed);
+    assert_eq!(s.error.as_ref().map(|e| (e.code, e.status)), Some((ErrorCode::HttpStatus, Some(404))));
+
+    sim.e.add(rec("b", "h"), sim.now);
+    let mut f = sim.drain();
+    let mut tries = 0;
+    while let Some(req) = f.pop() {
+        tries += 1;
+        sim.serve(&req, &res, Fault::Status(503));
+        sim.drain();
+        sim.wait();
+        f = sim.drain();
+    }
+    let s = sim.e.get(&sid(), &id("b")).unwrap();
+    assert_eq!(tries, 1 + RetryPolicy::default().max_attempts);
+    assert_eq!(s.state, TaskState::Failed);
+    assert_eq!(s.error.and_then(|e| e.status), Some(503));
+}
+
+#[test]
+fn stale_callbacks_are_ignored() {
+    let mut sim = Sim::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
+    sim.e.resume(&sid(), &id("a"), sim.now).unwrap();
+    sim.drain();
+    assert!(sim.e.commit_record(&id("a"), f[0].gen, 10, sim.now).is_none());
+    sim.e.handle_body_end(&id("a"), f[0].gen, sim.now);
+    assert_eq!(sim.state("a"), TaskState::Running);
+}
+
+/// Property: whatever sequence of resets, ignored ranges and resource changes, a
+/// download ends with exactly the current resource's bytes or a typed failure.
+#[test]
+fn any_fault_sequence_ends_intact_or_typed() {
+    let mut completed = 0;
+    for seed in 0..300u64 {
+        let mut rng = Rng::new(seed);
+        let mut pick = |n: usize| (rng.next_f64() * n as f64) as usize;
+        let mut sim = Sim::new();
+        let mut version = 1u8;
+        let mut res = Resource::new(1 + pick(20_000), version);
+        sim.e.add(rec("a", "h"), sim.now);
+        let mut f = sim.drain();
+        let mut steps = 0;
+        while let Some(req) = f.pop() {
+            steps += 1;
+            assert!(steps < 500, "seed {seed}: no end");
+            let fault = match pick(6) {
+                0 | 1 => Fault::ResetAfter(pick(res.bytes.len() + 1)),
+                2 => Fault::IgnoreRange,
+                3 => {
+                    version = version.wrapping_add(1);
+                    res = Resource::new(1 + pick(20_000), version);
+                    Fault::ResetAfter(pick(res.bytes.len() + 1))
+                }
+                4 if steps < 5 => Fault::Status(503),
+                _ => Fault::None,
+            };
+            sim.serve(&req, &res, fault);
+            sim.drain();
+            sim.wait();
+            f = sim.drain();
+        }
+        let s = sim.e.get(&sid(), &id("a")).unwrap();
+        match s.state {
+            TaskState::Completed => {
+                assert_eq!(sim.stored(&id("a")), res.bytes, "seed {seed}");
+                completed += 1;
+            }
+            TaskState::Failed => assert!(s.error.is_some(), "seed {seed}"),
+            other => panic!("seed {seed}: ended {other:?}"),
+        }
+    }
+    assert!(completed > 250, "only {completed} of 300 completed");
+}

@@ -1,0 +1,369 @@
+//! The HTTP resume rules (RFC 9110 §13.1.5 If-Range, §14 ranges, §15.5.17 416).
+//!
+//! - Resume only what provably has not changed: `If-Range` carries a strong ETag, or
+//!   lacking one the Last-Modified date; with neither there is nothing to prove the
+//!   stored bytes still belong to the resource, so the download starts over.
+//! - A `206` must start exactly at the committed offset and carry the same complete
+//!   length and validator as before; one that does not fit is never appended.
+//! - A `200` answering a Range request means the whole representation follows: start
+//!   over from byte 0, never append.
+//! - A `416` is read through its `Content-Range: bytes */N`: if N is what is already
+//!   stored, the download was complete.
+//! - Weak ETags are useless for ranges. A compressed body (`Content-Encoding`) is
+//!   decoded by `fetch`, so its bytes cannot be matched to ranges: such a download is
+//!   not resumable and restarts from zero after an interruption.
+//! - Byte counts above 2^53 (the largest integer a JavaScript number holds exactly)
+//!   are rejected.
+
+use super::error::{ErrorCode, TaskError};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Largest byte count or offset accepted: 2^53, the limit of exact JS numbers.
+pub const MAX_SAFE: u64 = 1 << 53;
+
+/// A parsed `Content-Range` header of a byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes first-last/complete` (`complete` is `None` for `*`).
+    Bytes {
+        /// First byte position.
+        first: u64,
+        /// Last byte position, inclusive.
+        last: u64,
+        /// Complete length, if known.
+        complete: Option<u64>,
+    },
+    /// `bytes */complete`, as sent with a `416`.
+    Unsatisfied {
+        /// Complete length.
+        complete: u64,
+    },
+}
+
+fn parse_num(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u64>().ok().filter(|&n| n <= MAX_SAFE)
+}
+
+impl ContentRange {
+    /// Parse a `Content-Range` value; `None` if malformed, overflowing or inconsistent.
+    pub fn parse(v: &str) -> Option<ContentRange> {
+        let rest = v.trim().strip_prefix("bytes ")?.trim_start();
+        let (range, complete) = rest.split_once('/')?;
+        if range == "*" {
+            return Some(ContentRange::Unsatisfied { complete: parse_num(complete)? });
+        }
+        let (a, b) = range.split_once('-')?;
+        let (first, last) = (parse_num(a)?, parse_num(b)?);
+        if last < first {
+            return None;
+        }
+        let complete = if complete == "*" { None } else { Some(parse_num(complete)?) };
+        if let Some(c) = complete {
+            if last >= c {
+                return None;
+            }
+        }
+        Some(ContentRange::Bytes { first, last, complete })
+    }
+}
+
+/// Is this ETag strong (not `W/`-prefixed, quoted)?
+pub fn is_strong_etag(etag: &str) -> bool {
+    let e = etag.trim();
+    !e.starts_with("W/") && e.len() >= 2 && e.starts_with('"') && e.ends_with('"')
+}
+
+/// What the server said, as much of it as the rules need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Length`, if present and valid.
+    pub content_length: Option<u64>,
+    /// `Content-Range`, raw.
+    pub content_range: Option<String>,
+    /// `ETag`, raw.
+    pub etag: Option<String>,
+    /// `Last-Modified`, raw.
+    pub last_modified: Option<String>,
+    /// `Content-Encoding`, raw.
+    pub content_encoding: Option<String>,
+    /// `Retry-After`, raw.
+    pub retry_after: Option<String>,
+}
+
+/// What a task knows about the bytes it already stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Bytes committed.
+    pub offset: u64,
+    /// Complete length learnt earlier, if any.
+    pub expected: Option<u64>,
+    /// Strong ETag learnt earlier.
+    pub etag: Option<String>,
+    /// Last-Modified learnt earlier.
+    pub last_modified: Option<String>,
+}
+
+impl ResumePoint {
+    /// The validator to send as `If-Range`, if the stored bytes can be resumed at all.
+    pub fn if_range(&self) -> Option<&str> {
+        self.etag.as_deref().or(self.last_modified.as_deref())
+    }
+
+    /// The `Range` and `If-Range` header values for the next request, or `None` to
+    /// request the whole resource (nothing stored, or nothing to prove it unchanged).
+    pub fn range_headers(&self) -> Option<(String, String)> {
+        if self.offset == 0 {
+            return None;
+        }
+        self.if_range().map(|v| (format!("bytes={}-", self.offset), v.to_owned()))
+    }
+}
+
+/// Validators of a fresh representation: what a later resume may rely on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Representation {
+    /// Complete length, if known.
+    pub total: Option<u64>,
+    /// Strong ETag, if any.
+    pub etag: Option<String>,
+    /// Last-Modified, if any (only kept when there is no strong ETag... and no encoding).
+    pub last_modified: Option<String>,
+}
+
+/// The decision on a response head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadDecision {
+    /// Stream the body and append it at `offset`. With `restart`, every stored byte
+    /// is dropped first (`offset` is then 0) and `rep` replaces what was known.
+    Stream {
+        /// Where the body's first byte goes.
+        offset: u64,
+        /// Drop stored bytes first.
+        restart: bool,
+        /// The representation's length and validators.
+        rep: Representation,
+    },
+    /// The stored bytes are already the whole representation (a `416` saying so).
+    AlreadyComplete,
+    /// The answer does not fit the stored bytes: drop them and ask again without a
+    /// range. `reason` says why, for logs.
+    Restart {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A transient status: try again later (after `retry_after_ms` if the server said).
+    Retry {
+        /// The status.
+        status: u16,
+        /// The server's `Retry-After`, in ms from `now`, if it gave a usable one.
+        retry_after_ms: Option<f64>,
+    },
+    /// The task cannot succeed.
+    Fail(TaskError),
+}
+
+fn representation(head: &ResponseHead, total: Option<u64>) -> Representation {
+    let encoded = head
+        .content_encoding
+        .as_deref()
+        .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
+    if encoded {
+        // Ranges would be ranges of the encoded bytes, which fetch never shows us.
+        return Representation { total: None, etag: None, last_modified: None };
+    }
+    let etag = head.etag.clone().filter(|e| is_strong_etag(e));
+    let last_modified = if etag.is_none() { head.last_modified.clone() } else { None };
+    Representation { total, etag, last_modified }
+}
+
+/// Decide what to do with a response to a request made from `resume`
+/// (with `Range`/`If-Range` exactly when [`ResumePoint::range_headers`] gave them).
+pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDecision {
+    let asked_range = resume.range_headers().is_some();
+    match head.status {
+        200 => {
+            if head.content_length.is_some_and(|n| n > MAX_SAFE) {
+                return HeadDecision::Fail(TaskError::new(ErrorCode::NotResumable, "the Content-Length exceeds 2^53"));
+            }
+            HeadDecision::Stream {
+                offset: 0,
+                restart: resume.offset > 0 || !asked_range,
+                rep: representation(head, head.content_length),
+            }
+        }
+        206 => {
+            let Some(cr) = head.content_range.as_deref().and_then(ContentRange::parse) else {
+                return HeadDecision::Fail(TaskError::new(
+                    ErrorCode::NotResumable,
+                    "the server sent a 206 with a missing or malformed Content-Range",
+                ));
+            };
+            let ContentRange::Bytes { first, last, complete } = cr else {
+                return HeadDecision::Fail(TaskError::new(ErrorCode::NotResumable, "a 206 without a byte range"));
+            };
+            let want = if asked_range { resume.offset } else { 0 };
+            if first != want {
+                return HeadDecision::Restart { reason: "the 206 does not start at the committed offset" };
+            }
+            let Some(total) = complete else {
+                return HeadDecision::Restart { reason: "the 206 does not give the complete length" };
+            };
+            if last + 1 != total {
+                return HeadDecision::Restart { reason: "the 206 does not run to the end" };
+            }
+            if asked_range {
+                if resume.expected.is_some_and(|e| e != total) {
+                    return HeadDecision::Restart { reason: "the complete length changed" };
+                }
+                if let (Some(old), Some(new)) = (&resume.etag, &head.etag) {
+                    if old != new {
+                        return HeadDecision::Restart { reason: "the ETag changed" };
+                    }
+                }
+            }
+            let rep = representation(head, Some(total));
+            if rep.etag.is_none() && rep.last_modified.is_none() && asked_range && head.etag.is_some() {
+                return HeadDecision::Restart { reason: "the 206 carries a weak validator" };
+            }
+            HeadDecision::Stream { offset: want, restart: !asked_range, rep }
+        }
+        416 => match head.content_range.as_deref().and_then(ContentRange::parse) {
+            Some(ContentRange::Unsatisfied { complete })
+                if asked_range && complete == resume.offset && resume.expected.is_none_or(|e| e == complete) =>
+            {
+                HeadDecision::AlreadyComplete
+            }
+            _ => HeadDecision::Restart { reason: "416: the stored bytes do not fit the resource" },
+        },
+        408 | 429 | 500..=599 => HeadDecision::Retry {
+            status: head.status,
+            retry_after_ms: head.retry_after.as_deref().and_then(|v| retry_after_ms(v, now_ms)),
+        },
+        s => HeadDecision::Fail(TaskError::http(s)),
+    }
+}
+
+/// Parse `Retry-After` (seconds, or an HTTP date) into ms from `now_ms`;
+/// `None` for garbage. Dates in the past give 0.
+pub fn retry_after_ms(v: &str, now_ms: f64) -> Option<f64> {
+    let v = v.trim();
+    if let Some(secs) = parse_num(v) {
+        return Some(secs as f64 * 1000.0);
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    let ms = when.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as f64;
+    Some((ms - now_ms).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_table() {
+        use ContentRange::*;
+        let cases: &[(&str, Option<ContentRange>)] = &[
+            ("bytes 0-99/100", Some(Bytes { first: 0, last: 99, complete: Some(100) })),
+            ("bytes 10-19/*", Some(Bytes { first: 10, last: 19, complete: None })),
+            ("bytes */500", Some(Unsatisfied { complete: 500 })),
+            ("bytes 5-4/100", None),
+            ("bytes 0-100/100", None),
+            ("bytes 0-9007199254740993/9007199254740994", None),
+            ("bytes 0-1/99999999999999999999", None),
+            ("bytes -1-5/10", None),
+            ("bytes 0-5", None),
+            ("items 0-5/10", None),
+            ("bytes a-b/10", None),
+            ("", None),
+            ("bytes */*", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(ContentRange::parse(s), *want, "{s}");
+        }
+    }
+
+    fn rp(offset: u64, expected: Option<u64>, etag: Option<&str>) -> ResumePoint {
+        ResumePoint { offset, expected, etag: etag.map(Into::into), last_modified: None }
+    }
+
+    fn head(status: u16, cr: Option<&str>, etag: Option<&str>, len: Option<u64>) -> ResponseHead {
+        ResponseHead {
+            status,
+            content_length: len,
+            content_range: cr.map(Into::into),
+            etag: etag.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    const E: &str = "\"v1\"";
+
+    #[test]
+    fn range_headers() {
+        assert_eq!(rp(0, None, Some(E)).range_headers(), None);
+        assert_eq!(rp(5, Some(10), Some(E)).range_headers(), Some(("bytes=5-".into(), E.into())));
+        assert_eq!(rp(5, Some(10), None).range_headers(), None, "no validator: no resume");
+        let lm = ResumePoint { offset: 5, last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()), ..Default::default() };
+        assert_eq!(lm.range_headers().map(|h| h.1), Some("Thu, 01 Jan 2026 00:00:00 GMT".into()));
+    }
+
+    #[test]
+    fn decisions_table() {
+        use HeadDecision::*;
+        let rep = |t: Option<u64>, e: Option<&str>| Representation { total: t, etag: e.map(Into::into), last_modified: None };
+        let cases: Vec<(&str, ResumePoint, ResponseHead, HeadDecision)> = vec![
+            ("fresh 200", rp(0, None, None), head(200, None, Some(E), Some(100)), Stream { offset: 0, restart: true, rep: rep(Some(100), Some(E)) }),
+            ("weak etag dropped", rp(0, None, None), head(200, None, Some("W/\"x\""), Some(100)), Stream { offset: 0, restart: true, rep: rep(Some(100), None) }),
+            ("resume 206", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-99/100"), Some(E), Some(60)), Stream { offset: 40, restart: false, rep: rep(Some(100), Some(E)) }),
+            ("200 to a range: start over", rp(40, Some(100), Some(E)), head(200, None, Some(E), Some(100)), Stream { offset: 0, restart: true, rep: rep(Some(100), Some(E)) }),
+            ("206 at the wrong offset", rp(40, Some(100), Some(E)), head(206, Some("bytes 0-99/100"), Some(E), None), Restart { reason: "the 206 does not start at the committed offset" }),
+            ("206 new length", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-119/120"), Some(E), None), Restart { reason: "the complete length changed" }),
+            ("206 new etag", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-99/100"), Some("\"v2\""), None), Restart { reason: "the ETag changed" }),
+            ("206 short", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-49/100"), Some(E), None), Restart { reason: "the 206 does not run to the end" }),
+            ("206 unknown length", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-99/*"), Some(E), None), Restart { reason: "the 206 does not give the complete length" }),
+            ("416 complete", rp(100, Some(100), Some(E)), head(416, Some("bytes */100"), None, None), AlreadyComplete),
+            ("416 changed", rp(100, Some(100), Some(E)), head(416, Some("bytes */50"), None, None), Restart { reason: "416: the stored bytes do not fit the resource" }),
+            ("416 garbage", rp(100, Some(100), Some(E)), head(416, None, None, None), Restart { reason: "416: the stored bytes do not fit the resource" }),
+            ("503", rp(0, None, None), head(503, None, None, None), Retry { status: 503, retry_after_ms: None }),
+            ("429", rp(0, None, None), head(429, None, None, None), Retry { status: 429, retry_after_ms: None }),
+            ("404", rp(0, None, None), head(404, None, None, None), Fail(TaskError::http(404))),
+            ("410", rp(0, None, None), head(410, None, None, None), Fail(TaskError::http(410))),
+            ("403", rp(0, None, None), head(403, None, None, None), Fail(TaskError::http(403))),
+        ];
+        for (name, r, h, want) in cases {
+            assert_eq!(decide(&r, &h, 0.0), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn malformed_content_range_is_refused() {
+        for cr in [None, Some("bytes 50-40/100"), Some("bytes 40-99/18014398509481984"), Some("bytes */100")] {
+            let d = decide(&rp(40, Some(100), Some(E)), &head(206, cr, Some(E), None), 0.0);
+            assert!(matches!(d, HeadDecision::Fail(ref e) if e.code == ErrorCode::NotResumable), "{cr:?}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn encoded_bodies_are_not_resumable() {
+        let mut h = head(200, None, Some(E), Some(10));
+        h.content_encoding = Some("gzip".into());
+        let HeadDecision::Stream { rep, .. } = decide(&rp(0, None, None), &h, 0.0) else { panic!() };
+        assert_eq!(rep, Representation::default());
+    }
+
+    #[test]
+    fn retry_after() {
+        assert_eq!(retry_after_ms("120", 0.0), Some(120_000.0));
+        assert_eq!(retry_after_ms("soon", 0.0), None);
+        assert_eq!(retry_after_ms("-5", 0.0), None);
+        // 2026-01-01T00:00:10Z is 10 s after now.
+        let now = 1_767_225_600_000.0;
+        assert_eq!(retry_after_ms("Thu, 01 Jan 2026 00:00:10 GMT", now), Some(10_000.0));
+        assert_eq!(retry_after_ms("Wed, 31 Dec 2025 00:00:00 GMT", now), Some(0.0));
+    }
+}

@@ -1,0 +1,144 @@
+//! Task records (what is persisted) and snapshots (what pages see).
+
+use super::error::TaskError;
+use super::http::ResumePoint;
+use super::validate::{HeaderList, HttpUrl, SessionId};
+use serde::{Deserialize, Serialize};
+
+/// A task's identifier, unique across sessions (the shell draws a random UUID).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub String);
+
+/// What a task transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Bytes from a server into storage.
+    Download,
+}
+
+/// A task's state, as URLSessionTask's, in the web's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Accepted, not yet started (for example held by the per-host limit).
+    Pending,
+    /// A request is in flight.
+    Running,
+    /// Paused by a user; only `resume` moves it on.
+    Paused,
+    /// Waiting to retry after a failure (`retryAt` says until when).
+    Waiting,
+    /// All bytes are stored.
+    Completed,
+    /// Ended with an error.
+    Failed,
+    /// Canceled by a user; its bytes are freed.
+    Canceled,
+}
+
+impl TaskState {
+    /// Completed, failed or canceled.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskState::Completed | TaskState::Failed | TaskState::Canceled)
+    }
+}
+
+/// Everything persisted about a task. The committed offset (`bytes_received`) is the
+/// only truth at start-up: stored chunks at or beyond it are garbage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Identifier.
+    pub id: TaskId,
+    /// Owning session.
+    pub session: SessionId,
+    /// Kind.
+    pub kind: TaskKind,
+    /// What to fetch.
+    pub url: HttpUrl,
+    /// Extra request headers.
+    pub headers: HeaderList,
+    /// Free text for the app.
+    pub description: String,
+    /// State.
+    pub state: TaskState,
+    /// Bytes committed to storage.
+    pub bytes_received: u64,
+    /// Complete length, once known.
+    pub bytes_expected: Option<u64>,
+    /// Strong ETag of the representation being stored.
+    pub etag: Option<String>,
+    /// Last-Modified of the representation (used only without a strong ETag).
+    pub last_modified: Option<String>,
+    /// The error that ended the task, or the last transient one while waiting.
+    pub error: Option<TaskError>,
+    /// Creation time, ms since the epoch.
+    pub created_at: f64,
+    /// Last change, ms since the epoch.
+    pub updated_at: f64,
+    /// Consecutive failed attempts without progress.
+    pub attempts: u32,
+    /// When a waiting task may try again, ms since the epoch.
+    pub retry_at: Option<f64>,
+}
+
+impl TaskRecord {
+    /// Where a new request for this task resumes.
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint {
+            offset: self.bytes_received,
+            expected: self.bytes_expected,
+            etag: self.etag.clone(),
+            last_modified: self.last_modified.clone(),
+        }
+    }
+
+    /// The public view of this record.
+    pub fn snapshot(&self) -> TaskSnapshot {
+        TaskSnapshot {
+            id: self.id.0.clone(),
+            session: self.session.as_str().to_owned(),
+            kind: self.kind,
+            url: self.url.href.clone(),
+            description: self.description.clone(),
+            state: self.state,
+            bytes_received: self.bytes_received,
+            bytes_expected: self.bytes_expected,
+            error: self.error.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            retry_at: self.retry_at,
+        }
+    }
+}
+
+/// The plain object pages receive (`event.detail`, `session.tasks()`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSnapshot {
+    /// Task id.
+    pub id: String,
+    /// Session identifier.
+    pub session: String,
+    /// `'download'`.
+    pub kind: TaskKind,
+    /// The URL.
+    pub url: String,
+    /// The app's description.
+    pub description: String,
+    /// The state.
+    pub state: TaskState,
+    /// Bytes committed to storage.
+    pub bytes_received: u64,
+    /// Complete length, or `null` while unknown.
+    pub bytes_expected: Option<u64>,
+    /// `null`, or the error.
+    pub error: Option<TaskError>,
+    /// ms since the epoch.
+    pub created_at: f64,
+    /// ms since the epoch.
+    pub updated_at: f64,
+    /// When a waiting task retries, or `null`.
+    pub retry_at: Option<f64>,
+}

@@ -1,0 +1,353 @@
+//! Generated files: `GET /files/<name>?size=<n>[&rate=<r>]`.
+//!
+//! The content is a pure function of `(name, size, offset)`, so any byte
+//! range can be produced on demand without storing anything:
+//!
+//! * `seed = fnv1a64(name) ^ size`
+//! * block `k` (8 bytes) = `splitmix64(seed ^ k)`, little-endian
+//! * byte `i` = `block(i / 8)[i % 8]`
+//!
+//! Tests can recompute any slice with [`fill`]. This module also holds the
+//! pure decision logic for `Range` and `If-Range`, kept free of I/O so it
+//! can be unit tested as tables.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::http::{percent_decode, Request};
+use crate::reply::{Body, Reply};
+
+/// `Last-Modified` of every generated file: 2026-01-01 00:00:00 GMT.
+pub const LAST_MODIFIED_UNIX: u64 = 1_767_225_600;
+
+/// The fixed modification time of generated files.
+pub fn last_modified() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED_UNIX)
+}
+
+/// FNV-1a, 64-bit.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// SplitMix64 finaliser.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Seed of the file called `name` with `size` bytes.
+pub fn seed(name: &[u8], size: u64) -> u64 {
+    fnv1a64(name) ^ size
+}
+
+/// Strong entity tag (with quotes) of a generated file.
+pub fn etag(seed: u64, size: u64) -> String {
+    format!("\"{seed:016x}-{size}\"")
+}
+
+/// Fills `buf` with the file's bytes starting at `offset`.
+pub fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
+    let block = |k: u64| splitmix64(seed ^ k).to_le_bytes();
+    let mut i = 0;
+    let mut pos = offset;
+    let skew = (pos % 8) as usize;
+    if skew != 0 && !buf.is_empty() {
+        let b = block(pos / 8);
+        let n = (8 - skew).min(buf.len());
+        buf[..n].copy_from_slice(&b[skew..skew + n]);
+        i = n;
+        pos += n as u64;
+    }
+    let mut k = pos / 8;
+    let mut chunks = buf[i..].chunks_exact_mut(8);
+    for c in &mut chunks {
+        c.copy_from_slice(&block(k));
+        k += 1;
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let n = rest.len();
+        rest.copy_from_slice(&block(k)[..n]);
+    }
+}
+
+/// Parses a byte count or rate: plain digits, or digits followed by
+/// `K`/`M`/`G` or `KiB`/`MiB`/`GiB` (binary, any case).
+pub fn parse_amount(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, suffix) = s.split_at(split);
+    if digits.is_empty() {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match suffix.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// What to do with a `Range` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeDecision {
+    /// Ignore it and send the whole file (absent, malformed, multi-range).
+    Full,
+    /// Send bytes `start..=end`.
+    Partial { start: u64, end: u64 },
+    /// Answer 416.
+    Unsatisfiable,
+}
+
+/// Interprets a `Range` header value against a file of `size` bytes.
+pub fn parse_range(header: &str, size: u64) -> RangeDecision {
+    let header = header.trim();
+    let Some((unit, spec)) = header.split_once('=') else {
+        return RangeDecision::Full;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+        return RangeDecision::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeDecision::Full;
+    };
+    match (digits(first), digits(last)) {
+        // bytes=-n: the last n bytes.
+        (None, Some(n)) if first.is_empty() => {
+            if n == 0 || size == 0 {
+                RangeDecision::Unsatisfiable
+            } else {
+                RangeDecision::Partial {
+                    start: size - n.min(size),
+                    end: size - 1,
+                }
+            }
+        }
+        // bytes=a-
+        (Some(a), None) if last.is_empty() => open_range(a, u64::MAX, size),
+        // bytes=a-b
+        (Some(a), Some(b)) if a <= b => open_range(a, b, size),
+        _ => RangeDecision::Full,
+    }
+}
+
+fn open_range(start: u64, end: u64, size: u64) -> RangeDecision {
+    if start >= size {
+        RangeDecision::Unsatisfiable
+    } else {
+        RangeDecision::Partial {
+            start,
+            end: end.min(size - 1),
+        }
+    }
+}
+
+/// Non-empty ASCII digits, saturating at `u64::MAX` (a huge position is
+/// still a valid one; it is just past the end).
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse().unwrap_or(u64::MAX))
+}
+
+/// Whether an `If-Range` value lets the `Range` header apply: it must be
+/// exactly the current strong ETag, or an HTTP date equal to
+/// `last_modified`. Weak tags never match.
+pub fn if_range_allows(value: &str, etag: &str, last_modified: SystemTime) -> bool {
+    let value = value.trim();
+    if value.starts_with('"') || value.starts_with("W/") {
+        return value == etag;
+    }
+    httpdate::parse_http_date(value).is_ok_and(|t| t == last_modified)
+}
+
+/// Handles `GET`/`HEAD /files/<name>`; `raw_name` is still percent-encoded.
+pub fn handle(req: &Request, raw_name: &str) -> Reply {
+    let name = match percent_decode(raw_name) {
+        Some(n) if !n.is_empty() => n,
+        _ => return Reply::text(404, "not found: a file name is needed after /files/\n"),
+    };
+    let Some(size) = req.query_param("size").as_deref().and_then(parse_amount) else {
+        return Reply::text(400, "missing or invalid size (e.g. size=1048576 or size=10M)\n");
+    };
+    let rate = match req.query_param("rate") {
+        None => None,
+        Some(r) => match parse_amount(&r) {
+            Some(r) if r > 0 => Some(r),
+            _ => return Reply::text(400, "invalid rate (bytes per second, e.g. rate=2M)\n"),
+        },
+    };
+    let seed = seed(&name, size);
+    let tag = etag(seed, size);
+    let modified = last_modified();
+    let decision = match req.header("range") {
+        Some(_) if req.header_count("range") > 1 => RangeDecision::Full,
+        Some(range) => match req.header("if-range") {
+            Some(ir) if !if_range_allows(ir, &tag, modified) => RangeDecision::Full,
+            _ => parse_range(range, size),
+        },
+        None => RangeDecision::Full,
+    };
+    let base = |status| {
+        Reply::new(status)
+            .header("ETag", tag.clone())
+            .header("Last-Modified", httpdate::fmt_http_date(modified))
+            .header("Accept-Ranges", "bytes")
+            .header("Cache-Control", "no-store")
+    };
+    let body = |start, len| Body::Generated {
+        seed,
+        start,
+        len,
+        rate,
+    };
+    match decision {
+        RangeDecision::Full => base(200)
+            .header("Content-Type", "application/octet-stream")
+            .body(body(0, size)),
+        RangeDecision::Partial { start, end } => base(206)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("bytes {start}-{end}/{size}"))
+            .body(body(start, end - start + 1)),
+        RangeDecision::Unsatisfiable => {
+            base(416).header("Content-Range", format!("bytes */{size}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeDecision::{Full, Partial, Unsatisfiable};
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        let table: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("1234", Some(1234)),
+            ("1K", Some(1024)),
+            ("1k", Some(1024)),
+            ("2KiB", Some(2048)),
+            ("2kib", Some(2048)),
+            ("10M", Some(10 << 20)),
+            ("3MiB", Some(3 << 20)),
+            ("1G", Some(1 << 30)),
+            ("4gib", Some(4 << 30)),
+            ("", None),
+            ("K", None),
+            ("-1", None),
+            ("1.5M", None),
+            ("1KB", None),
+            ("1 K", None),
+            ("12x", None),
+            ("18446744073709551616", None),
+            ("17179869184G", None),
+        ];
+        for (input, want) in table {
+            assert_eq!(parse_amount(input), *want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        let p = |start, end| Partial { start, end };
+        let table: &[(&str, u64, RangeDecision)] = &[
+            ("bytes=0-0", 1000, p(0, 0)),
+            ("bytes=100-199", 1000, p(100, 199)),
+            ("bytes=100-", 1000, p(100, 999)),
+            ("bytes=-100", 1000, p(900, 999)),
+            ("bytes=-5000", 1000, p(0, 999)),
+            ("bytes=900-5000", 1000, p(900, 999)),
+            ("bytes=0-99999999999999999999999", 1000, p(0, 999)),
+            ("Bytes = 5-6", 1000, p(5, 6)),
+            ("bytes=999-", 1000, p(999, 999)),
+            ("bytes=1000-", 1000, Unsatisfiable),
+            ("bytes=1000-2000", 1000, Unsatisfiable),
+            ("bytes=99999999999999999999999-", 1000, Unsatisfiable),
+            ("bytes=-0", 1000, Unsatisfiable),
+            ("bytes=0-", 0, Unsatisfiable),
+            ("bytes=-10", 0, Unsatisfiable),
+            ("bytes=200-100", 1000, Full),
+            ("bytes=0-1,5-6", 1000, Full),
+            ("bytes=0-1,", 1000, Full),
+            ("bytes=", 1000, Full),
+            ("bytes=-", 1000, Full),
+            ("bytes=a-b", 1000, Full),
+            ("bytes=+1-2", 1000, Full),
+            ("bytes=1-2-3", 1000, Full),
+            ("items=0-1", 1000, Full),
+            ("0-1", 1000, Full),
+            ("", 1000, Full),
+        ];
+        for (header, size, want) in table {
+            assert_eq!(parse_range(header, *size), *want, "{header:?} size {size}");
+        }
+    }
+
+    #[test]
+    fn if_range() {
+        let tag = etag(seed(b"a", 10), 10);
+        let lm = last_modified();
+        assert!(if_range_allows(&tag, &tag, lm));
+        assert!(if_range_allows(&format!(" {tag} "), &tag, lm));
+        assert!(!if_range_allows(&format!("W/{tag}"), &tag, lm));
+        assert!(!if_range_allows("\"other\"", &tag, lm));
+        assert!(!if_range_allows(tag.trim_matches('"'), &tag, lm));
+        assert!(if_range_allows("Thu, 01 Jan 2026 00:00:00 GMT", &tag, lm));
+        assert!(!if_range_allows("Thu, 01 Jan 2026 00:00:01 GMT", &tag, lm));
+        assert!(!if_range_allows("Wed, 31 Dec 2025 23:59:59 GMT", &tag, lm));
+        assert!(!if_range_allows("yesterday", &tag, lm));
+        assert!(!if_range_allows("", &tag, lm));
+    }
+
+    #[test]
+    fn last_modified_is_2026() {
+        assert_eq!(
+            httpdate::fmt_http_date(last_modified()),
+            "Thu, 01 Jan 2026 00:00:00 GMT"
+        );
+    }
+
+    fn whole(name: &[u8], size: u64) -> Vec<u8> {
+        let mut v = vec![0; size as usize];
+        fill(seed(name, size), 0, &mut v);
+        v
+    }
+
+    #[test]
+    fn generator_is_deterministic_and_sliceable() {
+        let size = 1000;
+        let all = whole(b"alpha", size);
+        assert_eq!(all, whole(b"alpha", size));
+        // Bytes follow the documented formula.
+        let s = seed(b"alpha", size);
+        for i in [0usize, 7, 8, 13, 999] {
+            assert_eq!(all[i], splitmix64(s ^ (i as u64 / 8)).to_le_bytes()[i % 8]);
+        }
+        // Every sub-range equals the same slice of the whole.
+        for (start, len) in [(0, 1), (1, 7), (3, 20), (8, 8), (100, 100), (995, 5), (5, 0)] {
+            let mut part = vec![0; len];
+            fill(s, start as u64, &mut part);
+            assert_eq!(part, all[start..start + len], "range {start}+{len}");
+        }
+    }
+
+    #[test]
+    fn different_names_and_sizes_differ() {
+        assert_ne!(whole(b"alpha", 64), whole(b"beta", 64));
+        assert_ne!(whole(b"alpha", 64)[..32], whole(b"alpha", 65)[..32]);
+        assert_ne!(etag(seed(b"alpha", 64), 64), etag(seed(b"beta", 64), 64));
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
