@@ -408,6 +408,11 @@ impl Engine {
         self.schedule(now);
     }
 
+    /// Whether request `gen` still owns task `id` (the shell stops reading otherwise).
+    pub fn is_current(&self, id: &TaskId, gen: u64) -> bool {
+        self.tasks.get(id).is_some_and(|s| s.gen == gen && s.active && s.rec.state == TaskState::Running)
+    }
+
     /// The next output for the shell.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()

@@ -16,6 +16,7 @@
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod protocol;
 pub mod retry;
 pub mod task;
 pub mod validate;

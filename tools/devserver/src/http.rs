@@ -13,6 +13,8 @@ use std::time::SystemTime;
 
 /// Largest request head (request line + headers) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// How long a closing connection keeps draining client bytes.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most header lines accepted in one request.
 const MAX_HEADERS: usize = 100;
 
@@ -173,6 +175,24 @@ impl Connection {
         Ok(())
     }
 
+    /// Ends the connection after a final response: stops sending, then
+    /// drains what the client still sends (briefly), so that unread
+    /// request bytes do not make the kernel reset the connection before
+    /// the client has read the response.
+    pub fn close_gracefully(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let _ = self.stream.set_read_timeout(Some(LINGER));
+        let began = std::time::Instant::now();
+        let mut chunk = [0u8; 16 * 1024];
+        let mut drained = 0;
+        while began.elapsed() < LINGER && drained < MAX_HEAD * 16 {
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+
     fn fill(&mut self) -> Result<(), ReadError> {
         let mut chunk = [0u8; 16 * 1024];
         loop {
@@ -200,8 +220,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
         Err(httparse::Error::TooManyHeaders) => return Err(ReadError::Bad(431)),
         Err(_) => return Err(ReadError::Bad(400)),
     };
-    let (Some(method), Some(target), Some(version)) =
-        (parsed.method, parsed.path, parsed.version)
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
     else {
         return Err(ReadError::Bad(400));
     };
@@ -288,7 +307,10 @@ pub fn render_head(
     if let Some(len) = content_length {
         push("Content-Length", &len.to_string());
     }
-    push("Connection", if keep_alive { "keep-alive" } else { "close" });
+    push(
+        "Connection",
+        if keep_alive { "keep-alive" } else { "close" },
+    );
     s.push_str("\r\n");
     s.into_bytes()
 }
@@ -311,7 +333,8 @@ mod tests {
 
     #[test]
     fn parses_target_and_headers() {
-        let r = req("GET /files/a?size=1K&rate=2M HTTP/1.1\r\nHost: x\r\nRange:  bytes=0-9 \r\n\r\n");
+        let r =
+            req("GET /files/a?size=1K&rate=2M HTTP/1.1\r\nHost: x\r\nRange:  bytes=0-9 \r\n\r\n");
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/files/a");
         assert_eq!(r.query.as_deref(), Some("size=1K&rate=2M"));
@@ -323,8 +346,14 @@ mod tests {
     #[test]
     fn partial_and_bad_heads() {
         assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost"), Ok(None)));
-        assert_eq!(parse_head(b"G@T / HTTP/1.1\r\n\r\n").err(), Some(ReadError::Bad(400)));
-        assert_eq!(parse_head(b"GET nope HTTP/1.1\r\n\r\n").err(), Some(ReadError::Bad(400)));
+        assert_eq!(
+            parse_head(b"G@T / HTTP/1.1\r\n\r\n").err(),
+            Some(ReadError::Bad(400))
+        );
+        assert_eq!(
+            parse_head(b"GET nope HTTP/1.1\r\n\r\n").err(),
+            Some(ReadError::Bad(400))
+        );
     }
 
     #[test]
@@ -362,6 +391,6 @@ mod tests {
         assert!(text.contains("\r\nContent-Length: 10\r\n"));
         assert!(text.ends_with("Connection: keep-alive\r\n\r\n"));
         let none = render_head(204, &[], None, false);
-        assert!(!String::from_utf8_lossy(&none).contains("Content-Length"));
+        assert!(!String::from_utf8_lossy(&none).contains("\r\nContent-Length:"));
     }
 }

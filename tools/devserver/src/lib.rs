@@ -124,19 +124,32 @@ fn handle_connection(stream: TcpStream, conn_id: u64, shared: &Shared) {
             Err(ReadError::Closed) => return,
             Err(ReadError::Bad(status)) => {
                 let reply = Reply::text(status, "bad request\n");
-                let _ = reply::send(conn.stream(), reply, false, false, &Tracker::new(&shared.log, None));
+                let _ = reply::send(
+                    conn.stream(),
+                    reply,
+                    false,
+                    false,
+                    &Tracker::new(&shared.log, None),
+                );
+                conn.close_gracefully();
                 return;
             }
         };
         match respond(&mut conn, &req, conn_id, shared) {
             Ok(true) => continue,
-            Ok(false) | Err(_) => return,
+            Ok(false) => return conn.close_gracefully(),
+            Err(_) => return,
         }
     }
 }
 
 /// Answers one request; `Ok(true)` if the connection stays open.
-fn respond(conn: &mut Connection, req: &Request, conn_id: u64, shared: &Shared) -> io::Result<bool> {
+fn respond(
+    conn: &mut Connection,
+    req: &Request,
+    conn_id: u64,
+    shared: &Shared,
+) -> io::Result<bool> {
     let reply = match read_body(conn, req) {
         Ok(()) => route(req, &shared.config, &shared.log),
         Err(ReadError::Closed) => return Ok(false),
@@ -145,7 +158,13 @@ fn respond(conn: &mut Connection, req: &Request, conn_id: u64, shared: &Shared) 
     let keep_alive = !req.wants_close() && !reply.close;
     let entry = (!is_log_route(&req.path)).then(|| shared.log.record(conn_id, req, reply.status));
     let tracker = Tracker::new(&shared.log, entry);
-    reply::send(conn.stream(), reply, req.method == "HEAD", keep_alive, &tracker)?;
+    reply::send(
+        conn.stream(),
+        reply,
+        req.method == "HEAD",
+        keep_alive,
+        &tracker,
+    )?;
     Ok(keep_alive)
 }
 

@@ -228,7 +228,13 @@ impl<'a> Tracker<'a> {
     /// Writes all of `data`. Body bytes (`counts`) are added to
     /// `bytes_sent` as each write succeeds; when `last` is set the entry is
     /// marked complete once everything went out.
-    pub fn write(&self, w: &mut impl Write, data: &[u8], counts: bool, last: bool) -> io::Result<()> {
+    pub fn write(
+        &self,
+        w: &mut impl Write,
+        data: &[u8],
+        counts: bool,
+        last: bool,
+    ) -> io::Result<()> {
         self.log.busy.fetch_add(1, SeqCst);
         let _busy = Busy(&self.log.busy);
         let mut off = 0;
@@ -275,8 +281,9 @@ pub fn handle(req: &Request, log: &Log) -> Reply {
             let n = log.clear();
             Reply::json(format!("{{\"cleared\":{n}}}\n"))
         }
-        (_, "/__log") => Reply::text(405, "method not allowed\n")
-            .header("Allow", "GET, HEAD, DELETE, OPTIONS"),
+        (_, "/__log") => {
+            Reply::text(405, "method not allowed\n").header("Allow", "GET, HEAD, DELETE, OPTIONS")
+        }
         (_, "/__log/clear") => {
             Reply::text(405, "method not allowed\n").header("Allow", "POST, OPTIONS")
         }
@@ -306,7 +313,11 @@ mod tests {
     #[test]
     fn records_and_filters() {
         let log = Log::default();
-        let a = log.record(1, &req("GET /files/a?size=10 HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n"), 206);
+        let a = log.record(
+            1,
+            &req("GET /files/a?size=10 HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n"),
+            206,
+        );
         log.record(1, &req("GET /x HTTP/1.1\r\nIf-Range: \"q\\\"\r\n\r\n"), 404);
         let mut sink = Vec::new();
         let t = Tracker::new(&log, Some(Arc::clone(&a)));
@@ -318,7 +329,10 @@ mod tests {
         assert!(all.contains(r#""path":"/files/a","query":"size=10","range":"bytes=0-1","if_range":null,"status":206,"bytes_sent":2,"complete":true"#), "{all}");
         assert!(all.contains(r#""if_range":"\"q\\\"""#), "{all}");
         let only = log.to_json(Some(&["/x"]));
-        assert!(!only.contains("/files/a") && only.contains("\"/x\""), "{only}");
+        assert!(
+            !only.contains("/files/a") && only.contains("\"/x\""),
+            "{only}"
+        );
         assert_eq!(log.clear(), 2);
         assert_eq!(log.to_json(None), "[\n]\n");
         // Sequence numbers keep counting after a clear.

@@ -67,7 +67,10 @@ fn main() -> ExitCode {
     };
     for (what, dir) in [("--root", &config.root), ("--pkg", &config.pkg)] {
         if !dir.is_dir() {
-            eprintln!("devserver: warning: {what} {} is not a directory (yet)", dir.display());
+            eprintln!(
+                "devserver: warning: {what} {} is not a directory (yet)",
+                dir.display()
+            );
         }
     }
     let listener = match TcpListener::bind(("127.0.0.1", port)) {
@@ -105,7 +108,10 @@ mod tests {
         let c = parse_args(args(&["--root", "site", "--pkg=out/pkg"])).unwrap_or_default();
         assert!(c.root.ends_with("site") && c.root.is_absolute());
         assert!(c.pkg.ends_with("out/pkg"));
-        let d = parse_args(args(&[])).unwrap_or_else(|_| Config { root: "x".into(), pkg: "x".into() });
+        let d = parse_args(args(&[])).unwrap_or_else(|_| Config {
+            root: "x".into(),
+            pkg: "x".into(),
+        });
         assert!(d.root.ends_with("www") && d.pkg.ends_with("pkg"));
         assert!(parse_args(args(&["--root"])).is_err());
         assert!(parse_args(args(&["--nope"])).is_err());

@@ -35,7 +35,10 @@ pub enum Body {
         rate: Option<u64>,
     },
     /// `len` bytes read from an open file.
-    File { file: File, len: u64 },
+    File {
+        file: File,
+        len: u64,
+    },
 }
 
 impl Body {
@@ -109,7 +112,11 @@ pub fn send(
 ) -> io::Result<()> {
     // 204 carries neither a body nor a Content-Length.
     let no_body_status = reply.status == 204;
-    let len = if no_body_status { 0 } else { reply.body.byte_len() };
+    let len = if no_body_status {
+        0
+    } else {
+        reply.body.byte_len()
+    };
     let content_length = (!no_body_status).then_some(len);
     let head = render_head(reply.status, &reply.headers, content_length, keep_alive);
     let body_follows = !head_only && len > 0;
@@ -153,10 +160,12 @@ fn send_generated(
         sent += n as u64;
         tracker.write(w, chunk, true, sent == len)?;
         if let (Some(r), true) = (rate, sent < len) {
-            let due = began + Duration::from_secs_f64(sent as f64 / r as f64);
-            let now = Instant::now();
-            if due > now {
-                thread::sleep(due - now);
+            let ahead = Duration::try_from_secs_f64(sent as f64 / r as f64).ok();
+            if let Some(due) = ahead.and_then(|d| began.checked_add(d)) {
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep(due - now);
+                }
             }
         }
     }

@@ -58,7 +58,12 @@ pub fn handle(raw_path: &str, config: &Config) -> Reply {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => (&config.pkg, rest),
         _ => (&config.root, raw_path),
     };
-    let not_found = || Reply::text(404, &format!("not found: {}\n", raw_path.replace(['\r', '\n'], "")));
+    let not_found = || {
+        Reply::text(
+            404,
+            &format!("not found: {}\n", raw_path.replace(['\r', '\n'], "")),
+        )
+    };
     let Some(mut path) = resolve(base, rest) else {
         return not_found();
     };
@@ -113,8 +118,14 @@ mod tests {
     #[test]
     fn traversal_is_refused() {
         let base = Path::new("/srv/www");
-        assert_eq!(resolve(base, "/a/b.js"), Some(PathBuf::from("/srv/www/a/b.js")));
-        assert_eq!(resolve(base, "//a%20b.js"), Some(PathBuf::from("/srv/www/a b.js")));
+        assert_eq!(
+            resolve(base, "/a/b.js"),
+            Some(PathBuf::from("/srv/www/a/b.js"))
+        );
+        assert_eq!(
+            resolve(base, "//a%20b.js"),
+            Some(PathBuf::from("/srv/www/a b.js"))
+        );
         assert_eq!(resolve(base, "/"), Some(PathBuf::from("/srv/www")));
         for bad in [
             "/../etc/passwd",

@@ -1,0 +1,21 @@
+// longhaul's service-worker entry for classic workers; appended to the no-modules
+// build, which defines the global `wasm_bindgen`.
+//
+//   // sw.js, registered with navigator.serviceWorker.register('/sw.js')
+//   importScripts('/pkg/classic/longhaul-classic.js');
+//   longhaul.install('/pkg/classic/longhaul_bg.wasm');
+//
+// install(wasmUrl) must run while the worker script first evaluates (see
+// longhaul-sw.js); classic workers have no import.meta.url, so the wasm's URL is given.
+self.longhaul = {
+  install(wasmUrl) {
+    const ready = wasm_bindgen({ module_or_path: wasmUrl }).then(() => wasm_bindgen.workerStart());
+    ready.catch((e) => console.error('longhaul: start-up failed', e));
+    const handle = (e) => e.waitUntil(ready.then(() => wasm_bindgen.workerHandle(e)));
+    self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
+    self.addEventListener('sync', handle);
+    self.addEventListener('activate', handle);
+    self.addEventListener('fetch', (e) => { if (e.request.mode === 'navigate') handle(e); });
+    return ready;
+  },
+};

@@ -1,0 +1,21 @@
+// longhaul's service-worker entry for module workers.
+//
+//   // sw.js, registered with navigator.serviceWorker.register('/sw.js', { type: 'module' })
+//   import { install } from '/pkg/longhaul-sw.js';
+//   install();
+//
+// install() must run while the worker script first evaluates: it adds longhaul's
+// listeners synchronously (the platform requires it) and starts the wasm in the
+// background; every handler waits for that start-up before it runs.
+import init, { workerStart, workerHandle } from './longhaul.js';
+
+export function install() {
+  const ready = init({ module_or_path: new URL('./longhaul_bg.wasm', import.meta.url) }).then(() => workerStart());
+  ready.catch((e) => console.error('longhaul: start-up failed', e));
+  const handle = (e) => e.waitUntil(ready.then(() => workerHandle(e)));
+  self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
+  self.addEventListener('sync', handle);
+  self.addEventListener('activate', handle);
+  self.addEventListener('fetch', (e) => { if (e.request.mode === 'navigate') handle(e); });
+  return ready;
+}

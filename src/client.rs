@@ -1,0 +1,457 @@
+//! The page-side API: `BackgroundSession`.
+//!
+//! A session object is a remote control and a view: commands go to the service worker
+//! as messages with a `MessagePort` for the reply; events come back on a
+//! `BroadcastChannel` and are re-dispatched on the session as DOM `CustomEvent`s whose
+//! `detail` is the task snapshot. Completed bytes are read straight from IndexedDB,
+//! never copied through the worker.
+//!
+//! While the page knows of active tasks it pings the worker every [`PING_MS`]: each
+//! ping is an event that extends the worker's life by a bounded amount, which is what
+//! keeps transfers going in browsers that stop idle workers after 30 s.
+
+use crate::core::task::TaskSnapshot;
+use crate::core::validate::SessionId;
+use crate::core::{ErrorCode, TaskError, TaskId, TaskState};
+use crate::js;
+use crate::store::Store;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{BroadcastChannel, EventTarget, MessageChannel, MessageEvent, ServiceWorkerRegistration};
+
+/// How often an open page pings the worker while tasks are active.
+pub const PING_MS: f64 = 20_000.0;
+/// How long to wait for the worker to answer a command.
+pub const REPLY_TIMEOUT_MS: f64 = 30_000.0;
+/// How long `open` waits for a service worker registration to become active.
+pub const READY_TIMEOUT_MS: f64 = 15_000.0;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** A task's state. */
+export type TaskState = 'pending' | 'running' | 'paused' | 'waiting' | 'completed' | 'failed' | 'canceled';
+/** Stable error codes (see the README's table). */
+export type ErrorCode = 'invalid-input' | 'network' | 'http-status' | 'timeout' | 'not-resumable'
+  | 'quota' | 'storage' | 'canceled' | 'not-found' | 'invalid-state' | 'no-worker' | 'internal';
+/** Why a task failed. */
+export interface TaskError { code: ErrorCode; message: string; status?: number; }
+/** A plain-object view of a task. */
+export interface TaskSnapshot {
+  id: string;
+  session: string;
+  kind: 'download';
+  url: string;
+  description: string;
+  state: TaskState;
+  bytesReceived: number;
+  bytesExpected: number | null;
+  error: TaskError | null;
+  createdAt: number;
+  updatedAt: number;
+  retryAt: number | null;
+}
+/** Options of `session.download`. */
+export interface DownloadOptions {
+  headers?: Record<string, string> | [string, string][] | Headers;
+  description?: string;
+}
+/** Session configuration (reserved; no option is read yet). */
+export interface SessionConfig {}
+/** The events a session dispatches; `detail` is the task's snapshot. */
+export interface SessionEventMap {
+  progress: CustomEvent<TaskSnapshot>;
+  statechange: CustomEvent<TaskSnapshot>;
+  complete: CustomEvent<TaskSnapshot>;
+}
+"#;
+
+struct Inner {
+    id: SessionId,
+    target: EventTarget,
+    registration: ServiceWorkerRegistration,
+    channel: BroadcastChannel,
+    on_event: RefCell<Option<Closure<dyn FnMut(MessageEvent)>>>,
+    active: RefCell<HashSet<String>>,
+    ping: RefCell<Option<(JsValue, Closure<dyn FnMut()>)>>,
+    store: RefCell<Option<Rc<Store>>>,
+}
+
+/// A background session: open it by identifier, hand it downloads, watch its events.
+#[wasm_bindgen]
+pub struct BackgroundSession {
+    inner: Rc<Inner>,
+}
+
+fn err(e: TaskError) -> JsValue {
+    js::error_to_js(&e)
+}
+
+async fn ready_registration() -> Result<ServiceWorkerRegistration, TaskError> {
+    let no_worker = |m: &str| TaskError::new(ErrorCode::NoWorker, m.to_owned());
+    let nav = js::get(&js_sys::global(), "navigator");
+    let container = js::get(&nav, "serviceWorker");
+    let container: web_sys::ServiceWorkerContainer =
+        container.dyn_into().map_err(|_| no_worker("service workers are not available here (an insecure origin?)"))?;
+    let ready = container.ready().map_err(|_| no_worker("navigator.serviceWorker.ready failed"))?;
+    let (timeout, _clear) = js::timeout(READY_TIMEOUT_MS, JsValue::NULL);
+    let v = JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&ready, &timeout)))
+        .await
+        .map_err(|e| no_worker(&js::describe(&e)))?;
+    v.dyn_into::<ServiceWorkerRegistration>().map_err(|_| {
+        no_worker("no service worker became active: register one that loads longhaul (see the README)")
+    })
+}
+
+impl Inner {
+    async fn request(&self, op: &str, fields: &[(&str, JsValue)]) -> Result<JsValue, TaskError> {
+        let worker = self
+            .registration
+            .active()
+            .ok_or_else(|| TaskError::new(ErrorCode::NoWorker, "the service worker is not active"))?;
+        let msg = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| {
+            let _ = js_sys::Reflect::set(&msg, &k.into(), v);
+        };
+        set("longhaul", &1.into());
+        set("op", &op.into());
+        set("session", &self.id.as_str().into());
+        for (k, v) in fields {
+            set(k, v);
+        }
+        let channel = MessageChannel::new().map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))?;
+        let port = channel.port1();
+        let reply = js_sys::Promise::new(&mut |resolve, _| {
+            port.set_onmessage(Some(&resolve));
+        });
+        let transfer = js_sys::Array::of1(&channel.port2());
+        worker
+            .post_message_with_transferable(&msg, &transfer)
+            .map_err(|e| TaskError::new(ErrorCode::NoWorker, js::describe(&e)))?;
+        let (timeout, _clear) = js::timeout(REPLY_TIMEOUT_MS, JsValue::NULL);
+        let ev = JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&reply, &timeout)))
+            .await
+            .unwrap_or(JsValue::NULL);
+        port.set_onmessage(None);
+        port.close();
+        if ev.is_null() {
+            return Err(TaskError::new(ErrorCode::NoWorker, format!("the service worker did not answer {op:?} in time")));
+        }
+        let data = js::get(&ev, "data");
+        if js::get(&data, "ok").as_bool() == Some(true) {
+            Ok(js::get(&data, "value"))
+        } else {
+            let e = js::get(&data, "error");
+            Err(serde_wasm_bindgen::from_value(e)
+                .unwrap_or_else(|_| TaskError::new(ErrorCode::Internal, "the worker sent an unreadable error")))
+        }
+    }
+
+    /// Track which tasks are active (to ping while any is), from any snapshot seen.
+    fn observe(self: &Rc<Self>, snap: &JsValue) {
+        let Ok(s) = serde_wasm_bindgen::from_value::<TaskSnapshot>(snap.clone()) else { return };
+        let busy = matches!(s.state, TaskState::Pending | TaskState::Running | TaskState::Waiting);
+        {
+            let mut active = self.active.borrow_mut();
+            if busy {
+                active.insert(s.id);
+            } else {
+                active.remove(&s.id);
+            }
+        }
+        self.update_ping();
+    }
+
+    fn update_ping(self: &Rc<Self>) {
+        let want = !self.active.borrow().is_empty();
+        let has = self.ping.borrow().is_some();
+        if want && !has {
+            let weak = Rc::downgrade(self);
+            let cb = Closure::<dyn FnMut()>::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let _ = inner.request("ping", &[]).await;
+                    });
+                }
+            });
+            let set_interval = js::get(&js_sys::global(), "setInterval");
+            if let Ok(f) = set_interval.dyn_into::<js_sys::Function>() {
+                if let Ok(id) = f.call2(&JsValue::NULL, cb.as_ref(), &PING_MS.into()) {
+                    *self.ping.borrow_mut() = Some((id, cb));
+                }
+            }
+        } else if !want && has {
+            self.stop_ping();
+        }
+    }
+
+    fn stop_ping(&self) {
+        if let Some((id, _cb)) = self.ping.borrow_mut().take() {
+            if let Ok(f) = js::get(&js_sys::global(), "clearInterval").dyn_into::<js_sys::Function>() {
+                let _ = f.call1(&JsValue::NULL, &id);
+            }
+        }
+    }
+
+    fn observe_list(self: &Rc<Self>, list: &JsValue) {
+        if let Some(arr) = list.dyn_ref::<js_sys::Array>() {
+            for s in arr.iter() {
+                self.observe(&s);
+            }
+        }
+    }
+}
+
+fn task_id(id: &JsValue) -> Result<TaskId, JsValue> {
+    match id.as_string() {
+        Some(s) if !s.is_empty() => Ok(TaskId(s)),
+        _ => Err(js::type_error("a task id must be a non-empty string")),
+    }
+}
+
+/// `headers` as `[name, value]` pairs, from a plain object, an array of pairs or a `Headers`.
+fn header_pairs(h: &JsValue) -> Result<js_sys::Array, JsValue> {
+    let out = js_sys::Array::new();
+    if h.is_undefined() || h.is_null() {
+        return Ok(out);
+    }
+    let bad = || js::type_error("options.headers must be an object of strings, an array of [name, value] pairs or a Headers");
+    let entries: js_sys::Array = if h.is_instance_of::<web_sys::Headers>() || js_sys::Array::is_array(h) {
+        js_sys::Array::from(h)
+    } else if h.is_object() {
+        js_sys::Object::entries(h.unchecked_ref())
+    } else {
+        return Err(bad());
+    };
+    for e in entries.iter() {
+        let pair = e.dyn_into::<js_sys::Array>().map_err(|_| bad())?;
+        let (k, v) = (pair.get(0), pair.get(1));
+        if pair.length() != 2 || !k.is_string() || !v.is_string() {
+            return Err(bad());
+        }
+        out.push(&pair);
+    }
+    Ok(out)
+}
+
+#[wasm_bindgen]
+impl BackgroundSession {
+    /// Open the session `identifier` (creating it if new). Pages that open the same
+    /// identifier share its tasks. Rejects with a `TypeError` for an empty or
+    /// non-string identifier, before anything is stored.
+    #[wasm_bindgen(unchecked_return_type = "Promise<BackgroundSession>")]
+    pub async fn open(
+        #[wasm_bindgen(unchecked_param_type = "string")] identifier: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SessionConfig | undefined")] config: JsValue,
+    ) -> Result<BackgroundSession, JsValue> {
+        let _ = config;
+        let id = identifier.as_string().ok_or_else(|| js::type_error("the session identifier must be a string"))?;
+        let id = SessionId::parse(&id).map_err(|e| js::type_error(&e.message))?;
+        let registration = ready_registration().await.map_err(err)?;
+        let channel = BroadcastChannel::new(crate::worker::CHANNEL).map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
+        let target = EventTarget::new().map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
+        let inner = Rc::new(Inner {
+            id,
+            target,
+            registration,
+            channel,
+            on_event: RefCell::new(None),
+            active: RefCell::new(HashSet::new()),
+            ping: RefCell::new(None),
+            store: RefCell::new(None),
+        });
+        let weak = Rc::downgrade(&inner);
+        let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let Some(inner) = weak.upgrade() else { return };
+            let data = ev.data();
+            if js::get(&data, "session").as_string().as_deref() != Some(inner.id.as_str()) {
+                return;
+            }
+            let Some(kind) = js::get(&data, "type").as_string() else { return };
+            let snap = js::get(&data, "snapshot");
+            inner.observe(&snap);
+            let init = web_sys::CustomEventInit::new();
+            init.set_detail(&snap);
+            if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict(&kind, &init) {
+                let _ = inner.target.dispatch_event(&event);
+            }
+        });
+        inner.channel.set_onmessage(Some(on_event.as_ref().unchecked_ref()));
+        *inner.on_event.borrow_mut() = Some(on_event);
+        inner.request("open", &[]).await.map_err(err)?;
+        let list = inner.request("tasks", &[]).await.map_err(err)?;
+        inner.observe_list(&list);
+        Ok(BackgroundSession { inner })
+    }
+
+    /// The session's identifier.
+    #[wasm_bindgen(getter)]
+    pub fn identifier(&self) -> String {
+        self.inner.id.as_str().to_owned()
+    }
+
+    /// Start downloading `url` (absolute, or relative to the page). Resolves with the
+    /// new task's snapshot once the task is stored.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot>")]
+    pub async fn download(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "DownloadOptions | undefined")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let url = if let Some(u) = url.dyn_ref::<web_sys::Url>() {
+            u.href()
+        } else {
+            url.as_string().ok_or_else(|| js::type_error("the URL must be a string or a URL"))?
+        };
+        let base = js::get(&js::get(&js_sys::global(), "location"), "href").as_string().unwrap_or_default();
+        let absolute = web_sys::Url::new_with_base(&url, &base)
+            .map_err(|_| err(TaskError::invalid(format!("{url:?} is not a valid URL"))))?
+            .href();
+        let (headers, description) = if options.is_undefined() || options.is_null() {
+            (js_sys::Array::new(), JsValue::UNDEFINED)
+        } else if options.is_object() {
+            let d = js::get(&options, "description");
+            if !d.is_undefined() && !d.is_string() {
+                return Err(js::type_error("options.description must be a string"));
+            }
+            (header_pairs(&js::get(&options, "headers"))?, d)
+        } else {
+            return Err(js::type_error("options must be an object"));
+        };
+        let snap = self
+            .inner
+            .request("download", &[("url", absolute.into()), ("headers", headers.into()), ("description", description)])
+            .await
+            .map_err(err)?;
+        self.inner.observe(&snap);
+        Ok(snap)
+    }
+
+    /// Every task of the session, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot[]>")]
+    pub async fn tasks(&self) -> Result<JsValue, JsValue> {
+        let list = self.inner.request("tasks", &[]).await.map_err(err)?;
+        self.inner.observe_list(&list);
+        Ok(list)
+    }
+
+    /// One task, or `null`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot | null>")]
+    pub async fn task(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        let id = task_id(&id)?;
+        self.inner.request("task", &[("id", id.0.into())]).await.map_err(err)
+    }
+
+    /// Pause a task; its stored bytes are kept. Resolves with the snapshot.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot>")]
+    pub async fn pause(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        self.task_command("pause", &id).await
+    }
+
+    /// Resume a paused or failed task from its committed offset.
+    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot>")]
+    pub async fn resume(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        self.task_command("resume", &id).await
+    }
+
+    /// Cancel a task and free its bytes. Resolves `true`, or `false` if it was
+    /// already canceled.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub async fn cancel(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        let id = task_id(&id)?;
+        self.inner.request("cancel", &[("id", id.0.into())]).await.map_err(err)
+    }
+
+    /// Forget an ended (completed, failed or canceled) task and free its bytes.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub async fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        let id = task_id(&id)?;
+        self.inner.request("remove", &[("id", id.0.clone().into())]).await.map_err(err)?;
+        self.inner.active.borrow_mut().remove(&id.0);
+        Ok(JsValue::UNDEFINED)
+    }
+
+    /// The bytes of a completed download.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
+    pub async fn blob(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        let id = task_id(&id)?;
+        let snap = self.inner.request("task", &[("id", id.0.clone().into())]).await.map_err(err)?;
+        let snap: Option<TaskSnapshot> = serde_wasm_bindgen::from_value(snap).ok().flatten();
+        let snap = snap.ok_or_else(|| err(TaskError::new(ErrorCode::NotFound, format!("no task {:?}", id.0))))?;
+        if snap.state != TaskState::Completed {
+            return Err(err(TaskError::new(ErrorCode::InvalidState, "only a completed download has a blob")));
+        }
+        let store = self.store().await.map_err(err)?;
+        let parts = store.read_chunks(&id, snap.bytes_received).await.map_err(err)?;
+        let seq = js_sys::Array::new();
+        for p in parts {
+            seq.push(&p);
+        }
+        web_sys::Blob::new_with_u8_array_sequence(&seq)
+            .map(Into::into)
+            .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))
+    }
+
+    /// Add a listener for `progress`, `statechange` or `complete`.
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "keyof SessionEventMap")] kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")] listener: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "boolean | AddEventListenerOptions | undefined")] options: JsValue,
+    ) -> Result<(), JsValue> {
+        self.call_target("addEventListener", kind, listener, options)
+    }
+
+    /// Remove a listener.
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "keyof SessionEventMap")] kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")] listener: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "boolean | EventListenerOptions | undefined")] options: JsValue,
+    ) -> Result<(), JsValue> {
+        self.call_target("removeEventListener", kind, listener, options)
+    }
+
+    /// Dispatch an event on the session (as `EventTarget.dispatchEvent`).
+    #[wasm_bindgen(js_name = dispatchEvent)]
+    pub fn dispatch_event(&self, event: &web_sys::Event) -> Result<bool, JsValue> {
+        self.inner.target.dispatch_event(event)
+    }
+
+    /// Stop listening and pinging; the session's tasks go on in the worker.
+    pub fn close(&self) {
+        self.inner.stop_ping();
+        self.inner.channel.set_onmessage(None);
+        self.inner.channel.close();
+        self.inner.on_event.borrow_mut().take();
+    }
+}
+
+impl BackgroundSession {
+    async fn task_command(&self, op: &str, id: &JsValue) -> Result<JsValue, JsValue> {
+        let id = task_id(id)?;
+        let snap = self.inner.request(op, &[("id", id.0.into())]).await.map_err(err)?;
+        self.inner.observe(&snap);
+        Ok(snap)
+    }
+
+    fn call_target(&self, method: &str, kind: &str, listener: JsValue, options: JsValue) -> Result<(), JsValue> {
+        let f: js_sys::Function = js::get(&self.inner.target, method).dyn_into()?;
+        f.call3(&self.inner.target, &kind.into(), &listener, &options)?;
+        Ok(())
+    }
+
+    async fn store(&self) -> Result<Rc<Store>, TaskError> {
+        if let Some(s) = self.inner.store.borrow().clone() {
+            return Ok(s);
+        }
+        let s = Rc::new(Store::open().await?);
+        *self.inner.store.borrow_mut() = Some(s.clone());
+        Ok(s)
+    }
+}

@@ -1,0 +1,161 @@
+//! The messages pages send the worker, validated once here.
+//!
+//! A page posts `{ longhaul: 1, op, session, ... }` with a `MessagePort` for the reply;
+//! the worker deserializes it into a [`RawCommand`] and [`RawCommand::validate`]s it
+//! into a [`Command`] whose fields cannot hold invalid values.
+
+use super::error::TaskError;
+use super::task::TaskId;
+use super::validate::{self, HeaderList, SessionId, UrlParts};
+use serde::Deserialize;
+
+/// The protocol version pages speak (`longhaul: 1`).
+pub const PROTOCOL: u32 = 1;
+
+/// A command as it arrives, before validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawCommand {
+    /// Protocol version.
+    pub longhaul: u32,
+    /// Operation name.
+    pub op: String,
+    /// Session identifier.
+    pub session: String,
+    /// Task id, for task commands.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// URL, for `download` (already resolved against the page's URL).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Request headers, for `download`.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Description, for `download`.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A validated command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Open (create if needed) the session.
+    Open,
+    /// Keep the worker alive; no effect otherwise.
+    Ping,
+    /// List the session's tasks.
+    Tasks,
+    /// One task.
+    Task(TaskId),
+    /// Start a download (the URL still needs the browser's parser: see [`Download`]).
+    Download(Download),
+    /// Pause.
+    Pause(TaskId),
+    /// Resume.
+    Resume(TaskId),
+    /// Cancel.
+    Cancel(TaskId),
+    /// Forget an ended task.
+    Remove(TaskId),
+}
+
+/// A download command's arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Download {
+    /// The absolute URL string; the shell parses it into [`UrlParts`].
+    pub url: String,
+    /// Validated headers.
+    pub headers: HeaderList,
+    /// Validated description.
+    pub description: String,
+}
+
+/// Parse the URL parts the browser gave into a validated URL.
+pub fn download_url(parts: UrlParts) -> Result<validate::HttpUrl, TaskError> {
+    validate::HttpUrl::from_parts(parts)
+}
+
+impl RawCommand {
+    /// Validate into a session and a command.
+    pub fn validate(self) -> Result<(SessionId, Command), TaskError> {
+        if self.longhaul != PROTOCOL {
+            return Err(TaskError::invalid(format!("protocol {} is not spoken here (expected {PROTOCOL})", self.longhaul)));
+        }
+        let session = SessionId::parse(&self.session)?;
+        let id = || -> Result<TaskId, TaskError> {
+            match self.id.as_deref() {
+                Some(s) if !s.is_empty() && s.len() <= 128 => Ok(TaskId(s.to_owned())),
+                _ => Err(TaskError::invalid("a task id (a non-empty string) is required")),
+            }
+        };
+        let cmd = match self.op.as_str() {
+            "open" => Command::Open,
+            "ping" => Command::Ping,
+            "tasks" => Command::Tasks,
+            "task" => Command::Task(id()?),
+            "pause" => Command::Pause(id()?),
+            "resume" => Command::Resume(id()?),
+            "cancel" => Command::Cancel(id()?),
+            "remove" => Command::Remove(id()?),
+            "download" => {
+                let url = self.url.clone().filter(|u| !u.is_empty()).ok_or_else(|| TaskError::invalid("a URL is required"))?;
+                if url.len() > 64 * 1024 {
+                    return Err(TaskError::invalid("the URL is longer than 64 KiB"));
+                }
+                Command::Download(Download {
+                    url,
+                    headers: HeaderList::parse(self.headers.clone())?,
+                    description: validate::description(self.description.clone())?,
+                })
+            }
+            other => return Err(TaskError::invalid(format!("unknown operation {other:?}"))),
+        };
+        Ok((session, cmd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ErrorCode;
+
+    fn raw(op: &str) -> RawCommand {
+        RawCommand {
+            longhaul: 1,
+            op: op.into(),
+            session: "s".into(),
+            id: None,
+            url: None,
+            headers: vec![],
+            description: None,
+        }
+    }
+
+    #[test]
+    fn commands_validate() {
+        assert_eq!(raw("tasks").validate().unwrap().1, Command::Tasks);
+        let mut c = raw("pause");
+        assert_eq!(c.clone().validate().unwrap_err().code, ErrorCode::InvalidInput);
+        c.id = Some("t1".into());
+        assert_eq!(c.validate().unwrap().1, Command::Pause(TaskId("t1".into())));
+        assert!(raw("explode").validate().is_err());
+        let mut v = raw("tasks");
+        v.longhaul = 2;
+        assert!(v.validate().is_err());
+        let mut s = raw("tasks");
+        s.session = String::new();
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn downloads_validate() {
+        let mut d = raw("download");
+        assert!(d.clone().validate().is_err(), "no URL");
+        d.url = Some("https://a.test/f".into());
+        d.headers = vec![("X-A".into(), "1".into())];
+        let (_, Command::Download(dl)) = d.clone().validate().unwrap() else { panic!() };
+        assert_eq!(dl.headers.pairs(), &[("x-a".into(), "1".into())]);
+        d.headers = vec![("X-A".into(), "1\r\nX-B: 2".into())];
+        assert!(d.validate().is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! Small bindings to the global scope shared by the worker and the page side.
+//!
+//! Everything here binds globals (`fetch`, `setTimeout`, `crypto`), never `window`,
+//! so it runs in a service worker and in a page alike.
+
+use crate::core::TaskError;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(cb: &js_sys::Function, ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+    #[wasm_bindgen(js_name = fetch)]
+    pub fn global_fetch(req: &web_sys::Request) -> js_sys::Promise;
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
+    pub fn random_uuid() -> String;
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(buf: &js_sys::Uint32Array);
+}
+
+/// Milliseconds since the epoch.
+pub fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A random 64-bit seed.
+pub fn random_seed() -> u64 {
+    let buf = js_sys::Uint32Array::new_with_length(2);
+    get_random_values(&buf);
+    (u64::from(buf.get_index(0)) << 32) | u64::from(buf.get_index(1))
+}
+
+/// A promise resolving to `undefined` after `ms`.
+pub fn sleep(ms: f64) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms);
+    })
+}
+
+/// A promise resolving to `value` after `ms`, and the handle that clears its timer
+/// when dropped (so that many short races leave no timers behind).
+pub fn timeout(ms: f64, value: JsValue) -> (js_sys::Promise, ClearOnDrop) {
+    let id = std::rc::Rc::new(std::cell::RefCell::new(JsValue::UNDEFINED));
+    let slot = id.clone();
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let bound: js_sys::Function = resolve.bind1(&JsValue::NULL, &value).unchecked_into();
+        *slot.borrow_mut() = set_timeout(&bound, ms);
+    });
+    let handle = id.borrow().clone();
+    (p, ClearOnDrop(handle))
+}
+
+/// Clears a `setTimeout` when dropped.
+pub struct ClearOnDrop(JsValue);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        clear_timeout(&self.0);
+    }
+}
+
+/// A one-shot timer that can be cleared.
+pub struct Timer(JsValue, #[allow(dead_code)] Closure<dyn FnMut()>);
+
+impl Timer {
+    /// Call `f` after `ms`.
+    pub fn once(ms: f64, f: impl FnOnce() + 'static) -> Timer {
+        let mut f = Some(f);
+        let cb = Closure::<dyn FnMut()>::new(move || {
+            if let Some(f) = f.take() {
+                f()
+            }
+        });
+        let id = set_timeout(cb.as_ref().unchecked_ref(), ms.max(0.0));
+        Timer(id, cb)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        clear_timeout(&self.0);
+    }
+}
+
+/// Serialize to a plain JS value: `None` as `null`, maps as objects.
+pub fn to_js<T: Serialize>(v: &T) -> JsValue {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+/// A JS `Error` (or `TypeError` for bad input types) carrying `code`, and `status` if any.
+pub fn error_to_js(e: &TaskError) -> JsValue {
+    let err = js_sys::Error::new(&e.message);
+    let _ = js_sys::Reflect::set(&err, &"name".into(), &"LonghaulError".into());
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.as_str().into());
+    if let Some(s) = e.status {
+        let _ = js_sys::Reflect::set(&err, &"status".into(), &s.into());
+    }
+    err.into()
+}
+
+/// A `TypeError` with a code, for arguments of the wrong type or shape.
+pub fn type_error(message: &str) -> JsValue {
+    let err = js_sys::TypeError::new(message);
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &"invalid-input".into());
+    err.into()
+}
+
+/// A readable description of a thrown JS value.
+pub fn describe(v: &JsValue) -> String {
+    if let Some(e) = v.dyn_ref::<js_sys::Error>() {
+        let name: String = e.name().into();
+        let msg: String = e.message().into();
+        return format!("{name}: {msg}");
+    }
+    v.as_string().unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// `obj[key]`, or `undefined`.
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    js_sys::Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Log a warning to the console.
+pub fn warn(msg: &str) {
+    web_sys::console::warn_1(&format!("longhaul: {msg}").into());
+}

@@ -1,0 +1,102 @@
+//! The network edge: `fetch` with an abort signal, response heads, body reading.
+//!
+//! Body bytes stay in JS memory: each read gives a `Uint8Array` that is gathered and
+//! later written to IndexedDB without a copy through wasm memory.
+
+use crate::core::engine::FetchRequest;
+use crate::core::http::ResponseHead;
+use crate::core::{ErrorCode, TaskError};
+use crate::js;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Headers, Request, RequestInit, Response};
+
+/// Why a request failed, and whether trying again may help.
+pub struct NetFailure {
+    /// The error.
+    pub error: TaskError,
+    /// Whether to retry.
+    pub retryable: bool,
+}
+
+fn failure(code: ErrorCode, msg: String, retryable: bool) -> NetFailure {
+    NetFailure { error: TaskError::new(code, msg), retryable }
+}
+
+/// Start `req`; resolves when the head arrives.
+pub async fn start(req: &FetchRequest, ctl: &AbortController) -> Result<Response, NetFailure> {
+    let headers = Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
+    for (k, v) in &req.headers {
+        headers
+            .append(k, v)
+            .map_err(|e| failure(ErrorCode::InvalidInput, format!("header {k}: {}", js::describe(&e)), false))?;
+    }
+    let init = RequestInit::new();
+    init.set_method("GET");
+    init.set_headers(&headers);
+    init.set_signal(Some(&ctl.signal()));
+    init.set_cache(web_sys::RequestCache::NoStore);
+    let request = Request::new_with_str_and_init(&req.url, &init)
+        .map_err(|e| failure(ErrorCode::InvalidInput, js::describe(&e), false))?;
+    let resp = JsFuture::from(js::global_fetch(&request))
+        .await
+        .map_err(|e| failure(ErrorCode::Network, format!("the request failed: {}", js::describe(&e)), true))?;
+    resp.dyn_into::<Response>().map_err(|_| failure(ErrorCode::Internal, "fetch gave no Response".into(), false))
+}
+
+/// The parts of a response head the resume rules read.
+pub fn head(resp: &Response) -> ResponseHead {
+    let h = resp.headers();
+    let get = |n: &str| h.get(n).ok().flatten();
+    ResponseHead {
+        status: resp.status(),
+        content_length: get("content-length").and_then(|v| v.trim().parse().ok()),
+        content_range: get("content-range"),
+        etag: get("etag"),
+        last_modified: get("last-modified"),
+        content_encoding: get("content-encoding"),
+        retry_after: get("retry-after"),
+    }
+}
+
+/// Reads a body in pieces.
+pub struct BodyReader {
+    reader: web_sys::ReadableStreamDefaultReader,
+}
+
+impl BodyReader {
+    /// The reader of `resp`'s body (`None` if it has none).
+    pub fn new(resp: &Response) -> Option<BodyReader> {
+        let body = resp.body()?;
+        let reader = body.get_reader().dyn_into::<web_sys::ReadableStreamDefaultReader>().ok()?;
+        Some(BodyReader { reader })
+    }
+
+    /// The next piece, `Ok(None)` at the end, or a failure; fails with `timeout` if no
+    /// byte arrives for `stall_ms`.
+    pub async fn next(&self, stall_ms: f64) -> Result<Option<js_sys::Uint8Array>, NetFailure> {
+        let read = self.reader.read();
+        let (timeout, _clear) = js::timeout(stall_ms, JsValue::from_str("stall"));
+        let raced = js_sys::Promise::race(&js_sys::Array::of2(&read, &timeout));
+        let v = JsFuture::from(raced)
+            .await
+            .map_err(|e| failure(ErrorCode::Network, format!("the body broke off: {}", js::describe(&e)), true))?;
+        if v.as_string().as_deref() == Some("stall") {
+            let _ = self.reader.cancel();
+            return Err(failure(ErrorCode::Timeout, format!("no byte arrived for {} s", stall_ms / 1000.0), true));
+        }
+        if js::get(&v, "done").as_bool() == Some(true) {
+            return Ok(None);
+        }
+        js::get(&v, "value")
+            .dyn_into::<js_sys::Uint8Array>()
+            .map(Some)
+            .map_err(|_| failure(ErrorCode::Internal, "the body gave something other than bytes".into(), false))
+    }
+
+    /// Stop reading.
+    pub fn cancel(&self) {
+        let _ = self.reader.cancel();
+    }
+}

@@ -1,0 +1,487 @@
+//! The service-worker runtime: the one owner of every task.
+//!
+//! The JavaScript shim (`longhaul-sw.js`) registers the worker's listeners
+//! synchronously when the script first runs, starts the wasm, and hands every event
+//! to [`worker_handle`] once [`worker_start`] resolved. Start-up loads every task
+//! record, gives them to the [`Engine`] and resumes the unfinished ones from their
+//! committed offsets: whatever woke the worker (a page load, a message, `sync`), work
+//! picks up where it stopped. Commands are only processed after that load, so a
+//! start-up resume can never race a page's command into a duplicate download.
+//!
+//! Keep-alive (see the design notes on worker lifetimes): each event's `waitUntil`
+//! lasts until no task has work left or [`KEEPALIVE_MS`] passed, well under
+//! Chromium's 5-minute kill. Open pages ping every 20 s while tasks are active, and
+//! each ping is a new event with a new bounded extension. After the last page closes
+//! the worker runs out its last extension and is stopped; nothing is lost because
+//! every chunk is committed with its offset as it arrives.
+
+use crate::core::engine::{Body, FetchRequest, Output};
+use crate::core::protocol::{self, Command, RawCommand};
+use crate::core::task::{TaskKind, TaskRecord, TaskState};
+use crate::core::validate::{SessionId, UrlParts};
+use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
+use crate::js;
+use crate::net::{self, BodyReader, NetFailure};
+use crate::store::Store;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
+use web_sys::{AbortController, BroadcastChannel};
+
+/// Commit buffered bytes once this many are gathered.
+pub const CHUNK_BYTES: u32 = 1 << 20;
+/// ... or once this long passed since the last commit (slow links still make progress).
+pub const FLUSH_MS: f64 = 1_000.0;
+/// A body that delivers nothing for this long is a stall: abort and retry.
+pub const STALL_MS: f64 = 60_000.0;
+/// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
+pub const KEEPALIVE_MS: f64 = 270_000.0;
+/// The BroadcastChannel pages listen on.
+pub const CHANNEL: &str = "longhaul";
+
+type Write = Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
+
+struct Runtime {
+    engine: RefCell<Engine>,
+    store: Store,
+    aborts: RefCell<HashMap<TaskId, (u64, AbortController)>>,
+    timer: RefCell<Option<js::Timer>>,
+    idle: RefCell<Vec<js_sys::Function>>,
+    channel: Option<BroadcastChannel>,
+}
+
+thread_local! {
+    static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+    static STARTING: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
+}
+
+async fn start() -> Result<Rc<Runtime>, TaskError> {
+    let store = Store::open().await?;
+    let mut engine = Engine::new(EngineConfig::default(), js::random_seed());
+    for rec in store.load_tasks().await? {
+        match rec {
+            Ok(rec) => engine.restore(rec),
+            Err(e) => js::warn(&format!("skipping an unreadable task record: {e}")),
+        }
+    }
+    let rt = Rc::new(Runtime {
+        engine: RefCell::new(engine),
+        store,
+        aborts: RefCell::new(HashMap::new()),
+        timer: RefCell::new(None),
+        idle: RefCell::new(Vec::new()),
+        channel: BroadcastChannel::new(CHANNEL).ok(),
+    });
+    rt.engine.borrow_mut().schedule(js::now());
+    pump(&rt).spawn();
+    Ok(rt)
+}
+
+/// The runtime, started once however many callers ask at the same time.
+async fn runtime() -> Result<Rc<Runtime>, TaskError> {
+    if let Some(rt) = RUNTIME.with(|r| r.borrow().clone()) {
+        return Ok(rt);
+    }
+    let promise = STARTING.with(|s| {
+        s.borrow_mut()
+            .get_or_insert_with(|| {
+                future_to_promise(async {
+                    let rt = start().await.map_err(|e| js::error_to_js(&e))?;
+                    RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
+                    Ok(JsValue::UNDEFINED)
+                })
+            })
+            .clone()
+    });
+    if let Err(e) = JsFuture::from(promise).await {
+        STARTING.with(|s| *s.borrow_mut() = None);
+        return Err(TaskError::new(ErrorCode::Storage, js::describe(&e)));
+    }
+    RUNTIME
+        .with(|r| r.borrow().clone())
+        .ok_or_else(|| TaskError::new(ErrorCode::Internal, "the runtime did not start"))
+}
+
+/// Start the runtime: open storage, load every task, resume the unfinished ones.
+/// The shim calls it once when the worker script runs.
+#[wasm_bindgen(js_name = workerStart)]
+pub async fn worker_start() -> Result<(), JsValue> {
+    runtime().await.map(|_| ()).map_err(|e| js::error_to_js(&e))
+}
+
+/// Handle a service-worker event; the shim passes the promise to `event.waitUntil`.
+#[wasm_bindgen(js_name = workerHandle)]
+pub fn worker_handle(event: web_sys::ExtendableEvent) -> js_sys::Promise {
+    future_to_promise(async move {
+        let rt = runtime().await.map_err(|e| js::error_to_js(&e))?;
+        match event.type_().as_str() {
+            "message" => {
+                if let Ok(ev) = event.dyn_into::<web_sys::ExtendableMessageEvent>() {
+                    on_message(&rt, ev).await;
+                }
+            }
+            "fetch" => {
+                let navigate = event
+                    .dyn_ref::<web_sys::FetchEvent>()
+                    .is_some_and(|f| f.request().mode() == web_sys::RequestMode::Navigate);
+                if !navigate {
+                    return Ok(JsValue::UNDEFINED);
+                }
+            }
+            _ => {}
+        }
+        JsFuture::from(keep_alive(&rt)).await?;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+/// Resolves when no task has work left, or after [`KEEPALIVE_MS`].
+fn keep_alive(rt: &Rc<Runtime>) -> js_sys::Promise {
+    if !rt.engine.borrow().has_work() {
+        return js_sys::Promise::resolve(&JsValue::UNDEFINED);
+    }
+    let idle = js_sys::Promise::new(&mut |resolve, _| rt.idle.borrow_mut().push(resolve));
+    js_sys::Promise::race(&js_sys::Array::of2(&idle, &js::sleep(KEEPALIVE_MS)))
+}
+
+/// Writes started by one pump, in the order their transactions were created.
+struct Writes(Vec<Write>);
+
+impl Writes {
+    fn spawn(self) {
+        for w in self.0 {
+            spawn_local(async move {
+                if let Err(e) = w.await {
+                    js::warn(&format!("a write failed: {e}"));
+                }
+            });
+        }
+    }
+
+    async fn wait(self) -> Result<(), TaskError> {
+        let mut first_err = None;
+        for w in self.0 {
+            if let Err(e) = w.await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn boxed<F: Future<Output = Result<(), TaskError>> + 'static>(r: Result<F, TaskError>) -> Write {
+    match r {
+        Ok(f) => Box::pin(f),
+        Err(e) => Box::pin(async move { Err(e) }),
+    }
+}
+
+/// Apply every output of the engine. Transactions are created here, synchronously
+/// and in order; the returned writes say when they end.
+fn pump(rt: &Rc<Runtime>) -> Writes {
+    let mut writes = Vec::new();
+    loop {
+        let out = rt.engine.borrow_mut().poll_output();
+        let Some(out) = out else { break };
+        match out {
+            Output::Fetch(req) => spawn_local(run_request(rt.clone(), req)),
+            Output::Abort { task, gen } => {
+                let ctl = rt.aborts.borrow_mut().remove(&task);
+                match ctl {
+                    Some((g, c)) if g == gen => c.abort(),
+                    Some(other) => {
+                        rt.aborts.borrow_mut().insert(task, other);
+                    }
+                    None => {}
+                }
+            }
+            Output::Persist(rec) => writes.push(boxed(rt.store.put_task(&rec))),
+            Output::PersistAndDropBytes(rec) => writes.push(boxed(rt.store.drop_bytes(&rec))),
+            Output::Forget(id) => writes.push(boxed(rt.store.forget(&id))),
+            Output::Event(kind, snap) => {
+                if let Some(ch) = &rt.channel {
+                    let msg = js_sys::Object::new();
+                    let _ = js_sys::Reflect::set(&msg, &"type".into(), &kind.as_str().into());
+                    let _ = js_sys::Reflect::set(&msg, &"session".into(), &snap.session.as_str().into());
+                    let _ = js_sys::Reflect::set(&msg, &"snapshot".into(), &js::to_js(&snap));
+                    let _ = ch.post_message(&msg);
+                }
+            }
+        }
+    }
+    rearm(rt);
+    if !rt.engine.borrow().has_work() {
+        for resolve in rt.idle.borrow_mut().drain(..) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    }
+    Writes(writes)
+}
+
+/// Set the timer for the engine's next wake-up.
+fn rearm(rt: &Rc<Runtime>) {
+    let next = rt.engine.borrow().poll_timeout();
+    let timer = next.map(|at| {
+        let weak = Rc::downgrade(rt);
+        js::Timer::once(at - js::now(), move || {
+            if let Some(rt) = weak.upgrade() {
+                rt.engine.borrow_mut().handle_timeout(js::now());
+                pump(&rt).spawn();
+            }
+        })
+    });
+    *rt.timer.borrow_mut() = timer;
+}
+
+async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
+    let ctl = match AbortController::new() {
+        Ok(c) => c,
+        Err(e) => {
+            let err = TaskError::new(ErrorCode::Internal, js::describe(&e));
+            rt.engine.borrow_mut().handle_failure(&req.task, req.gen, err, false, js::now());
+            pump(&rt).spawn();
+            return;
+        }
+    };
+    rt.aborts.borrow_mut().insert(req.task.clone(), (req.gen, ctl.clone()));
+    let result = transfer(&rt, &req, &ctl).await;
+    {
+        let mut aborts = rt.aborts.borrow_mut();
+        if aborts.get(&req.task).is_some_and(|(g, _)| *g == req.gen) {
+            aborts.remove(&req.task);
+        }
+    }
+    if let Err(f) = result {
+        rt.engine.borrow_mut().handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
+    }
+    pump(&rt).spawn();
+}
+
+fn concat(parts: &[js_sys::Uint8Array], len: u32) -> js_sys::Uint8Array {
+    if parts.len() == 1 {
+        return parts[0].clone();
+    }
+    let out = js_sys::Uint8Array::new_with_length(len);
+    let mut at = 0;
+    for p in parts {
+        out.set(p, at);
+        at += p.length();
+    }
+    out
+}
+
+fn storage_failure(e: TaskError) -> NetFailure {
+    NetFailure { error: e, retryable: false }
+}
+
+/// One request: head, then the body in committed chunks.
+async fn transfer(rt: &Rc<Runtime>, req: &FetchRequest, ctl: &AbortController) -> Result<(), NetFailure> {
+    let resp = net::start(req, ctl).await?;
+    let head = net::head(&resp);
+    let decision = rt.engine.borrow_mut().handle_head(&req.task, req.gen, &head, js::now());
+    pump(rt).spawn();
+    let Body::StreamAt(offset) = decision else {
+        if let Some(body) = resp.body() {
+            let _ = body.cancel();
+        }
+        return Ok(());
+    };
+    let Some(reader) = BodyReader::new(&resp) else {
+        rt.engine.borrow_mut().handle_body_end(&req.task, req.gen, js::now());
+        return Ok(());
+    };
+    let mut pos = offset;
+    let mut drop_from = Some(offset);
+    let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
+    let mut buffered: u32 = 0;
+    let mut last_commit = js::now();
+    loop {
+        let piece = reader.next(STALL_MS).await?;
+        let done = piece.is_none();
+        if let Some(p) = piece {
+            buffered += p.length();
+            parts.push(p);
+        }
+        let now = js::now();
+        if buffered > 0 && (done || buffered >= CHUNK_BYTES || now - last_commit >= FLUSH_MS) {
+            let bytes = concat(&parts, buffered);
+            parts.clear();
+            let new_pos = pos + u64::from(buffered);
+            let rec = rt.engine.borrow_mut().commit_record(&req.task, req.gen, new_pos, now);
+            let Some(rec) = rec else {
+                reader.cancel();
+                return Ok(());
+            };
+            let write = rt.store.write_chunk(&rec, pos, &bytes, drop_from.take()).map_err(storage_failure)?;
+            write.await.map_err(storage_failure)?;
+            pos = new_pos;
+            buffered = 0;
+            last_commit = js::now();
+            rt.engine.borrow_mut().handle_committed(&req.task, req.gen, pos, last_commit);
+            pump(rt).spawn();
+            if !rt.engine.borrow().is_current(&req.task, req.gen) {
+                reader.cancel();
+                return Ok(());
+            }
+        }
+        if done {
+            rt.engine.borrow_mut().handle_body_end(&req.task, req.gen, js::now());
+            return Ok(());
+        }
+    }
+}
+
+/// A command from a page: validate, apply, reply on the port.
+async fn on_message(rt: &Rc<Runtime>, ev: web_sys::ExtendableMessageEvent) {
+    let data = ev.data();
+    if js::get(&data, "longhaul").is_undefined() {
+        return; // someone else's message
+    }
+    let Some(port) = ev.ports().get(0).dyn_into::<web_sys::MessagePort>().ok() else {
+        js::warn("ignored a command without a reply port");
+        return;
+    };
+    if !from_own_window(&ev) {
+        js::warn("ignored a command that did not come from a window of this origin");
+        return;
+    }
+    let reply = js_sys::Object::new();
+    match command(rt, data).await {
+        Ok(v) => {
+            let _ = js_sys::Reflect::set(&reply, &"ok".into(), &true.into());
+            let _ = js_sys::Reflect::set(&reply, &"value".into(), &v);
+        }
+        Err(e) => {
+            let _ = js_sys::Reflect::set(&reply, &"ok".into(), &false.into());
+            let _ = js_sys::Reflect::set(&reply, &"error".into(), &js::to_js(&e));
+        }
+    }
+    let _ = port.post_message(&reply);
+}
+
+/// Commands are accepted only from window clients of the worker's own origin.
+fn from_own_window(ev: &web_sys::ExtendableMessageEvent) -> bool {
+    let Some(src) = ev.source() else { return false };
+    let Some(client) = src.dyn_ref::<web_sys::WindowClient>() else { return false };
+    let origin = js::get(&js::get(&js_sys::global(), "location"), "origin").as_string().unwrap_or_default();
+    let url = client.url();
+    !origin.is_empty() && (url == origin || url.starts_with(&format!("{origin}/")))
+}
+
+fn url_parts(href: &str) -> Result<UrlParts, TaskError> {
+    let u = web_sys::Url::new(href).map_err(|_| TaskError::invalid(format!("{href:?} is not a valid absolute URL")))?;
+    Ok(UrlParts { href: u.href(), protocol: u.protocol(), username: u.username(), password: u.password(), host: u.host() })
+}
+
+async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> {
+    let raw: RawCommand = serde_wasm_bindgen::from_value(data)
+        .map_err(|e| TaskError::invalid(format!("a malformed command: {e}")))?;
+    let (session, cmd) = raw.validate()?;
+    let now = js::now();
+    let value = match cmd {
+        Command::Open => {
+            rt.store.put_session(session.as_str(), now).await?;
+            JsValue::UNDEFINED
+        }
+        Command::Ping => JsValue::UNDEFINED,
+        Command::Tasks => js::to_js(&rt.engine.borrow().list(&session)),
+        Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
+        Command::Download(d) => {
+            let url = protocol::download_url(url_parts(&d.url)?)?;
+            let rec = new_record(session, url, d);
+            let snap = rt.engine.borrow_mut().add(rec, now);
+            pump(rt).wait().await?;
+            js::to_js(&snap)
+        }
+        Command::Pause(id) => apply(rt, |e| e.pause(&session, &id, now)).await?,
+        Command::Resume(id) => apply(rt, |e| e.resume(&session, &id, now)).await?,
+        Command::Cancel(id) => {
+            let changed = apply(rt, |e| e.cancel(&session, &id, now).map(|(_, changed)| changed)).await?;
+            changed
+        }
+        Command::Remove(id) => {
+            rt.engine.borrow_mut().remove(&session, &id)?;
+            pump(rt).wait().await?;
+            JsValue::UNDEFINED
+        }
+    };
+    Ok(value)
+}
+
+/// Run a command on the engine, wait for its writes, return its result as JS.
+async fn apply<T: serde::Serialize>(
+    rt: &Rc<Runtime>,
+    f: impl FnOnce(&mut Engine) -> Result<T, TaskError>,
+) -> Result<JsValue, TaskError> {
+    let v = f(&mut rt.engine.borrow_mut())?;
+    pump(rt).wait().await?;
+    Ok(js::to_js(&v))
+}
+
+fn new_record(session: SessionId, url: crate::core::validate::HttpUrl, d: protocol::Download) -> TaskRecord {
+    TaskRecord {
+        id: TaskId(js::random_uuid()),
+        session,
+        kind: TaskKind::Download,
+        url,
+        headers: d.headers,
+        description: d.description,
+        state: TaskState::Pending,
+        bytes_received: 0,
+        bytes_expected: None,
+        etag: None,
+        last_modified: None,
+        error: None,
+        created_at: 0.0,
+        updated_at: 0.0,
+        attempts: 0,
+        retry_at: None,
+    }
+}
+
+/// Entry points for the browser tests, which run inside a service worker and drive
+/// the runtime without pages.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Start a download in `session` as a page's command would, returning its id.
+    pub async fn download(session: &str, url: &str) -> Result<String, TaskError> {
+        let v = run(session, "download", &[("url", url)]).await?;
+        Ok(js::get(&v, "id").as_string().unwrap_or_default())
+    }
+
+    /// Run any command (`op` with string `fields` such as `id`) and return its JS result.
+    pub async fn run(session: &str, op: &str, fields: &[(&str, &str)]) -> Result<JsValue, TaskError> {
+        let rt = runtime().await?;
+        let obj = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&obj, &"longhaul".into(), &1.into());
+        let _ = js_sys::Reflect::set(&obj, &"op".into(), &op.into());
+        let _ = js_sys::Reflect::set(&obj, &"session".into(), &session.into());
+        for (k, v) in fields {
+            let _ = js_sys::Reflect::set(&obj, &(*k).into(), &(*v).into());
+        }
+        command(&rt, obj.into()).await
+    }
+
+    /// Resolve once no task has work left (or the keep-alive bound passed).
+    pub async fn idle() -> Result<(), TaskError> {
+        let rt = runtime().await?;
+        let _ = JsFuture::from(keep_alive(&rt)).await;
+        Ok(())
+    }
+
+    /// The stored bytes of a completed task.
+    pub async fn bytes(id: &str) -> Result<Vec<u8>, TaskError> {
+        let rt = runtime().await?;
+        let id = TaskId(id.into());
+        let upto = rt.engine.borrow().record(&id).map(|r| r.bytes_received).unwrap_or(0);
+        let parts = rt.store.read_chunks(&id, upto).await?;
+        Ok(parts.iter().flat_map(|p| p.to_vec()).collect())
+    }
+}

@@ -1,0 +1,138 @@
+// The demo page's glue: register the worker, open the session, draw the tasks.
+// `?worker=classic` registers the classic (importScripts) worker instead of the
+// module worker; only one of them may run per origin.
+import init, { BackgroundSession } from '/pkg/longhaul.js';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const status = (text) => { $('#status').textContent = text; };
+const showError = (e) => {
+  const el = $('#error');
+  el.hidden = !e;
+  el.textContent = e ? `${e.code ? e.code + ': ' : ''}${e.message ?? e}` : '';
+};
+
+const MiB = 1024 * 1024;
+const fmtBytes = (n) => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
+const fmtTime = (s) => (!isFinite(s) ? '' : s < 60 ? `${Math.ceil(s)} s left` : `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s left`);
+
+/** Per-task speed, smoothed over recent progress. */
+const speeds = new Map();
+function speedOf(snap) {
+  const now = performance.now();
+  const s = speeds.get(snap.id) ?? { t: now, b: snap.bytesReceived, rate: 0 };
+  const dt = (now - s.t) / 1000;
+  if (dt >= 0.25) {
+    const inst = Math.max(0, (snap.bytesReceived - s.b) / dt);
+    s.rate = s.rate ? 0.7 * s.rate + 0.3 * inst : inst;
+    s.t = now;
+    s.b = snap.bytesReceived;
+  }
+  if (snap.state !== 'running') s.rate = 0;
+  speeds.set(snap.id, s);
+  return s.rate;
+}
+
+const rows = new Map();
+function render(snap) {
+  let li = rows.get(snap.id);
+  if (!li) {
+    li = $('#row').content.firstElementChild.cloneNode(true);
+    li.dataset.id = snap.id;
+    li.addEventListener('click', (e) => onAction(snap.id, e.target.dataset.act));
+    rows.set(snap.id, li);
+    $('#tasks').prepend(li);
+  }
+  $('#empty').hidden = rows.size > 0;
+  li.dataset.state = snap.state;
+  $('.name', li).textContent = snap.description || snap.url;
+  $('.name', li).title = snap.url;
+  const st = $('.state', li);
+  st.textContent = snap.state;
+  st.className = `state ${snap.state}`;
+  const p = $('progress', li);
+  if (snap.bytesExpected) p.value = snap.bytesReceived / snap.bytesExpected; else p.removeAttribute('value');
+  if (snap.state === 'completed') p.value = 1;
+  $('.bytes', li).textContent = fmtBytes(snap.bytesReceived) + (snap.bytesExpected != null ? ` of ${fmtBytes(snap.bytesExpected)}` : '');
+  const rate = speedOf(snap);
+  $('.speed', li).textContent = snap.state === 'running' && rate ? `${fmtBytes(rate)}/s` : '';
+  $('.eta', li).textContent = snap.state === 'running' && rate && snap.bytesExpected
+    ? fmtTime((snap.bytesExpected - snap.bytesReceived) / rate) : '';
+  const can = {
+    pause: ['pending', 'running', 'waiting'].includes(snap.state),
+    resume: ['paused', 'failed'].includes(snap.state),
+    cancel: !['completed', 'canceled'].includes(snap.state),
+    remove: ['completed', 'failed', 'canceled'].includes(snap.state),
+    save: snap.state === 'completed',
+  };
+  for (const [act, ok] of Object.entries(can)) $(`[data-act=${act}]`, li).hidden = !ok;
+  $('.err', li).textContent = snap.error && snap.state !== 'canceled' ? `${snap.error.code}: ${snap.error.message}` : '';
+}
+
+let session;
+async function onAction(id, act) {
+  if (!act) return;
+  showError(null);
+  try {
+    if (act === 'save') {
+      const blob = await session.blob(id);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = (await session.task(id)).url.split('/').pop().split('?')[0] || 'download';
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+      return;
+    }
+    if (act === 'remove') {
+      await session.remove(id);
+      rows.get(id)?.remove();
+      rows.delete(id);
+      $('#empty').hidden = rows.size > 0;
+      return;
+    }
+    const r = await session[act](id);
+    if (r && typeof r === 'object') render(r);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+async function main() {
+  if (!('serviceWorker' in navigator)) {
+    status('This browser has no service workers here; longhaul needs them (and a secure origin).');
+    return;
+  }
+  const classic = new URLSearchParams(location.search).get('worker') === 'classic';
+  status('Registering the service worker…');
+  await navigator.serviceWorker.register(classic ? '/sw-classic.js' : '/sw.js', classic ? {} : { type: 'module' });
+  status('Loading longhaul…');
+  await init();
+  session = await BackgroundSession.open('demo');
+  window.longhaulSession = session; // for the end-to-end tests and the console
+  for (const type of ['progress', 'statechange', 'complete']) {
+    session.addEventListener(type, (e) => render(e.detail));
+  }
+  for (const snap of await session.tasks()) render(snap);
+  status(`Session "${session.identifier}" is open (${classic ? 'classic' : 'module'} worker).`);
+
+  $('#sample').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const name = `sample-${Date.now().toString(36)}.bin`;
+    const rate = f.get('rate') ? `&rate=${f.get('rate')}` : '';
+    try {
+      showError(null);
+      render(await session.download(`/files/${name}?size=${f.get('size')}${rate}`, { description: `${name} (${f.get('size')}iB)` }));
+    } catch (err) { showError(err); }
+  });
+  $('#custom').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      showError(null);
+      render(await session.download(new FormData(e.target).get('url')));
+    } catch (err) { showError(err); }
+  });
+  // Redraw speeds and times once a second even between events.
+  setInterval(async () => { for (const s of await session.tasks()) if (s.state === 'running') render(s); }, 1000);
+}
+
+main().catch((e) => { status(`longhaul could not start: ${e.message ?? e}`); console.error(e); });
