@@ -242,10 +242,10 @@ impl BackgroundSession {
     /// Open the session `identifier` (creating it if new). Pages that open the same
     /// identifier share its tasks. Rejects with a `TypeError` for an empty or
     /// non-string identifier, before anything is stored.
-    #[wasm_bindgen(unchecked_return_type = "Promise<BackgroundSession>")]
+    #[wasm_bindgen(unchecked_return_type = "BackgroundSession")]
     pub async fn open(
         #[wasm_bindgen(unchecked_param_type = "string")] identifier: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "SessionConfig | undefined")] config: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "SessionConfig")] config: Option<JsValue>,
     ) -> Result<BackgroundSession, JsValue> {
         let _ = config;
         let id = identifier.as_string().ok_or_else(|| js::type_error("the session identifier must be a string"))?;
@@ -295,11 +295,11 @@ impl BackgroundSession {
 
     /// Start downloading `url` (absolute, or relative to the page). Resolves with the
     /// new task's snapshot once the task is stored.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot>")]
+    #[wasm_bindgen(unchecked_return_type = "TaskSnapshot")]
     pub async fn download(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "DownloadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "DownloadOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let url = if let Some(u) = url.dyn_ref::<web_sys::Url>() {
             u.href()
@@ -310,6 +310,7 @@ impl BackgroundSession {
         let absolute = web_sys::Url::new_with_base(&url, &base)
             .map_err(|_| err(TaskError::invalid(format!("{url:?} is not a valid URL"))))?
             .href();
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let (headers, description) = if options.is_undefined() || options.is_null() {
             (js_sys::Array::new(), JsValue::UNDEFINED)
         } else if options.is_object() {
@@ -331,7 +332,7 @@ impl BackgroundSession {
     }
 
     /// Every task of the session, oldest first.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot[]>")]
+    #[wasm_bindgen(unchecked_return_type = "TaskSnapshot[]")]
     pub async fn tasks(&self) -> Result<JsValue, JsValue> {
         let list = self.inner.request("tasks", &[]).await.map_err(err)?;
         self.inner.observe_list(&list);
@@ -339,43 +340,42 @@ impl BackgroundSession {
     }
 
     /// One task, or `null`.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot | null>")]
+    #[wasm_bindgen(unchecked_return_type = "TaskSnapshot | null")]
     pub async fn task(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
         self.inner.request("task", &[("id", id.0.into())]).await.map_err(err)
     }
 
     /// Pause a task; its stored bytes are kept. Resolves with the snapshot.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot>")]
+    #[wasm_bindgen(unchecked_return_type = "TaskSnapshot")]
     pub async fn pause(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
         self.task_command("pause", &id).await
     }
 
     /// Resume a paused or failed task from its committed offset.
-    #[wasm_bindgen(unchecked_return_type = "Promise<TaskSnapshot>")]
+    #[wasm_bindgen(unchecked_return_type = "TaskSnapshot")]
     pub async fn resume(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
         self.task_command("resume", &id).await
     }
 
     /// Cancel a task and free its bytes. Resolves `true`, or `false` if it was
     /// already canceled.
-    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    #[wasm_bindgen(unchecked_return_type = "boolean")]
     pub async fn cancel(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
         self.inner.request("cancel", &[("id", id.0.into())]).await.map_err(err)
     }
 
     /// Forget an ended (completed, failed or canceled) task and free its bytes.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
-    pub async fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
         let id = task_id(&id)?;
         self.inner.request("remove", &[("id", id.0.clone().into())]).await.map_err(err)?;
         self.inner.active.borrow_mut().remove(&id.0);
-        Ok(JsValue::UNDEFINED)
+        Ok(())
     }
 
     /// The bytes of a completed download.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
+    #[wasm_bindgen(unchecked_return_type = "Blob")]
     pub async fn blob(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
         let snap = self.inner.request("task", &[("id", id.0.clone().into())]).await.map_err(err)?;
@@ -401,7 +401,7 @@ impl BackgroundSession {
         &self,
         #[wasm_bindgen(unchecked_param_type = "keyof SessionEventMap")] kind: &str,
         #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")] listener: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "boolean | AddEventListenerOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "boolean | AddEventListenerOptions")] options: Option<JsValue>,
     ) -> Result<(), JsValue> {
         self.call_target("addEventListener", kind, listener, options)
     }
@@ -412,7 +412,7 @@ impl BackgroundSession {
         &self,
         #[wasm_bindgen(unchecked_param_type = "keyof SessionEventMap")] kind: &str,
         #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")] listener: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "boolean | EventListenerOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "boolean | EventListenerOptions")] options: Option<JsValue>,
     ) -> Result<(), JsValue> {
         self.call_target("removeEventListener", kind, listener, options)
     }
@@ -440,9 +440,9 @@ impl BackgroundSession {
         Ok(snap)
     }
 
-    fn call_target(&self, method: &str, kind: &str, listener: JsValue, options: JsValue) -> Result<(), JsValue> {
+    fn call_target(&self, method: &str, kind: &str, listener: JsValue, options: Option<JsValue>) -> Result<(), JsValue> {
         let f: js_sys::Function = js::get(&self.inner.target, method).dyn_into()?;
-        f.call3(&self.inner.target, &kind.into(), &listener, &options)?;
+        f.call3(&self.inner.target, &kind.into(), &listener, &options.unwrap_or(JsValue::UNDEFINED))?;
         Ok(())
     }
 

@@ -33,4 +33,6 @@ pub mod store;
 mod worker;
 
 #[cfg(target_arch = "wasm32")]
+pub use client::BackgroundSession;
+#[cfg(target_arch = "wasm32")]
 pub use worker::testing;

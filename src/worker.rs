@@ -116,7 +116,7 @@ pub async fn worker_start() -> Result<(), JsValue> {
 
 /// Handle a service-worker event; the shim passes the promise to `event.waitUntil`.
 #[wasm_bindgen(js_name = workerHandle)]
-pub fn worker_handle(event: web_sys::ExtendableEvent) -> js_sys::Promise {
+pub fn worker_handle(#[wasm_bindgen(unchecked_param_type = "Event")] event: web_sys::ExtendableEvent) -> js_sys::Promise {
     future_to_promise(async move {
         let rt = runtime().await.map_err(|e| js::error_to_js(&e))?;
         match event.type_().as_str() {

@@ -1,0 +1,56 @@
+# longhaul: `make demo` and `make test` are all a newcomer needs; both install what
+# is missing first (tools/setup.sh, idempotent).
+SHELL := /bin/bash
+PORT ?= 8080
+TEST_PORT ?= 8091
+export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+DEVSERVER := target/release/devserver
+
+.PHONY: demo test bench setup build devserver test-native test-types test-browser test-e2e clean
+
+setup:
+	@bash tools/setup.sh
+
+build: setup
+	@bash tools/build-pkg.sh
+
+devserver: setup
+	@echo "==> building the devserver"
+	@cargo build --release -q -p longhaul-devserver
+
+## Build everything and serve the demo PWA and the devserver on 127.0.0.1:$(PORT).
+demo: build devserver
+	@echo "==> serving the demo; open the URL below (Ctrl-C stops it)"
+	@PORT=$(PORT) $(DEVSERVER) --root www --pkg pkg
+
+## Every test: native, type check, browser (Chromium and Firefox), end to end.
+test: build devserver test-native test-types test-browser test-e2e
+	@echo "==> all tests passed"
+
+test-native:
+	@echo "==> native tests (core and devserver)"
+	cargo test --workspace
+
+test-types:
+	@echo "==> type-checking the TypeScript declarations"
+	tsc -p tests/types
+
+# The browser tests fetch from a devserver on TEST_PORT (CORS), started here.
+test-browser:
+	@echo "==> browser tests (wasm-pack, headless Chromium then Firefox)"
+	@PORT=$(TEST_PORT) $(DEVSERVER) --root www --pkg pkg > target/devserver-test.log 2>&1 & pid=$$!; \
+	trap "kill $$pid 2>/dev/null" EXIT; \
+	for i in $$(seq 50); do grep -q "longhaul devserver" target/devserver-test.log && break; sleep 0.1; done; \
+	LONGHAUL_TEST_SERVER=http://127.0.0.1:$(TEST_PORT) wasm-pack --log-level warn test --headless --chrome && \
+	LONGHAUL_TEST_SERVER=http://127.0.0.1:$(TEST_PORT) wasm-pack --log-level warn test --headless --firefox
+
+test-e2e:
+	@echo "==> end-to-end tests (node --test, playwright-core and puppeteer-core)"
+	node --test --test-concurrency=1 tests/e2e/
+
+## Throughput, bytes fetched twice and size, in headless Chromium.
+bench: build devserver
+	node tests/bench/bench.mjs
+
+clean:
+	rm -rf pkg target/pkg-classic

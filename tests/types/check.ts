@@ -1,0 +1,38 @@
+// Compiled by `make test` (tsc --noEmit): the published declarations must describe
+// the API the README documents. Nothing here runs.
+import init, { BackgroundSession } from '../../pkg/longhaul.js';
+import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions } from '../../pkg/longhaul.js';
+
+async function usage(): Promise<void> {
+  await init();
+  const session: BackgroundSession = await BackgroundSession.open('downloads');
+  const id: string = session.identifier;
+  const opts: DownloadOptions = { headers: { 'X-Token': 'abc' }, description: 'a file' };
+  const snap: TaskSnapshot = await session.download('/files/a.bin?size=1M', opts);
+  await session.download(new URL('https://example.test/b'), { headers: [['X-A', '1']] });
+  const state: TaskState = snap.state;
+  const expected: number | null = snap.bytesExpected;
+  const received: number = snap.bytesReceived;
+  const code: ErrorCode | undefined = snap.error?.code;
+  const all: TaskSnapshot[] = await session.tasks();
+  const one: TaskSnapshot | null = await session.task(snap.id);
+  const paused: TaskSnapshot = await session.pause(snap.id);
+  const resumed: TaskSnapshot = await session.resume(snap.id);
+  const canceled: boolean = await session.cancel(snap.id);
+  await session.remove(snap.id);
+  const blob: Blob = await session.blob(snap.id);
+  session.addEventListener('progress', (e) => {
+    const s: TaskSnapshot = e.detail;
+    console.log(s.bytesReceived);
+  });
+  session.addEventListener('complete', (e) => console.log(e.detail.state === 'completed'));
+  session.close();
+  console.log(id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
+}
+
+// @ts-expect-error: the identifier must be a string
+BackgroundSession.open(42);
+// @ts-expect-error: unknown event names are refused
+async function badEvent(s: BackgroundSession) { s.addEventListener('finished', () => {}); }
+
+export { usage, badEvent };
