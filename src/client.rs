@@ -10,13 +10,11 @@
 //! ping is an event that extends the worker's life by a bounded amount, which is what
 //! keeps transfers going in browsers that stop idle workers after 30 s.
 
-use crate::core::task::TaskSnapshot;
 use crate::core::validate::SessionId;
-use crate::core::{ErrorCode, TaskError, TaskId, TaskState};
+use crate::core::{ErrorCode, TaskError, TaskId};
 use crate::js;
 use crate::store::Store;
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -75,7 +73,7 @@ struct Inner {
     registration: ServiceWorkerRegistration,
     channel: BroadcastChannel,
     on_event: RefCell<Option<Closure<dyn FnMut(MessageEvent)>>>,
-    active: RefCell<HashSet<String>>,
+    active: RefCell<Vec<String>>,
     ping: RefCell<Option<(JsValue, Closure<dyn FnMut()>)>>,
     store: RefCell<Option<Rc<Store>>>,
 }
@@ -138,28 +136,34 @@ impl Inner {
         port.set_onmessage(None);
         port.close();
         if ev.is_null() {
-            return Err(TaskError::new(ErrorCode::NoWorker, format!("the service worker did not answer {op:?} in time")));
+            return Err(TaskError::new(ErrorCode::NoWorker, format!("the service worker did not answer \"{op}\" in time")));
         }
         let data = js::get(&ev, "data");
         if js::get(&data, "ok").as_bool() == Some(true) {
             Ok(js::get(&data, "value"))
         } else {
             let e = js::get(&data, "error");
-            Err(serde_wasm_bindgen::from_value(e)
-                .unwrap_or_else(|_| TaskError::new(ErrorCode::Internal, "the worker sent an unreadable error")))
+            let code = js::get(&e, "code").as_string().and_then(|c| ErrorCode::parse(&c)).unwrap_or(ErrorCode::Internal);
+            let message = js::get(&e, "message").as_string().unwrap_or_else(|| "the worker sent an unreadable error".into());
+            Err(TaskError { code, message, status: js::get(&e, "status").as_f64().map(|s| s as u16) })
         }
     }
 
     /// Track which tasks are active (to ping while any is), from any snapshot seen.
     fn observe(self: &Rc<Self>, snap: &JsValue) {
-        let Ok(s) = serde_wasm_bindgen::from_value::<TaskSnapshot>(snap.clone()) else { return };
-        let busy = matches!(s.state, TaskState::Pending | TaskState::Running | TaskState::Waiting);
+        let (Some(id), Some(state)) = (js::get(snap, "id").as_string(), js::get(snap, "state").as_string()) else {
+            return;
+        };
+        let busy = matches!(state.as_str(), "pending" | "running" | "waiting");
         {
             let mut active = self.active.borrow_mut();
-            if busy {
-                active.insert(s.id);
-            } else {
-                active.remove(&s.id);
+            let known = active.iter().position(|a| *a == id);
+            match (busy, known) {
+                (true, None) => active.push(id),
+                (false, Some(i)) => {
+                    active.swap_remove(i);
+                }
+                _ => {}
             }
         }
         self.update_ping();
@@ -259,7 +263,7 @@ impl BackgroundSession {
             registration,
             channel,
             on_event: RefCell::new(None),
-            active: RefCell::new(HashSet::new()),
+            active: RefCell::new(Vec::new()),
             ping: RefCell::new(None),
             store: RefCell::new(None),
         });
@@ -308,7 +312,7 @@ impl BackgroundSession {
         };
         let base = js::get(&js::get(&js_sys::global(), "location"), "href").as_string().unwrap_or_default();
         let absolute = web_sys::Url::new_with_base(&url, &base)
-            .map_err(|_| err(TaskError::invalid(format!("{url:?} is not a valid URL"))))?
+            .map_err(|_| err(TaskError::invalid(format!("\"{url}\" is not a valid URL"))))?
             .href();
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let (headers, description) = if options.is_undefined() || options.is_null() {
@@ -370,7 +374,7 @@ impl BackgroundSession {
     pub async fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
         let id = task_id(&id)?;
         self.inner.request("remove", &[("id", id.0.clone().into())]).await.map_err(err)?;
-        self.inner.active.borrow_mut().remove(&id.0);
+        self.inner.active.borrow_mut().retain(|a| *a != id.0);
         Ok(())
     }
 
@@ -379,13 +383,15 @@ impl BackgroundSession {
     pub async fn blob(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
         let snap = self.inner.request("task", &[("id", id.0.clone().into())]).await.map_err(err)?;
-        let snap: Option<TaskSnapshot> = serde_wasm_bindgen::from_value(snap).ok().flatten();
-        let snap = snap.ok_or_else(|| err(TaskError::new(ErrorCode::NotFound, format!("no task {:?}", id.0))))?;
-        if snap.state != TaskState::Completed {
+        if snap.is_null() || snap.is_undefined() {
+            return Err(err(TaskError::new(ErrorCode::NotFound, format!("no task \"{}\"", id.0))));
+        }
+        if js::get(&snap, "state").as_string().as_deref() != Some("completed") {
             return Err(err(TaskError::new(ErrorCode::InvalidState, "only a completed download has a blob")));
         }
+        let received = js::get(&snap, "bytesReceived").as_f64().unwrap_or(0.0) as u64;
         let store = self.store().await.map_err(err)?;
-        let parts = store.read_chunks(&id, snap.bytes_received).await.map_err(err)?;
+        let parts = store.read_chunks(&id, received).await.map_err(err)?;
         let seq = js_sys::Array::new();
         for p in parts {
             seq.push(&p);

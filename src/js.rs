@@ -116,7 +116,7 @@ pub fn describe(v: &JsValue) -> String {
         let msg: String = e.message().into();
         return format!("{name}: {msg}");
     }
-    v.as_string().unwrap_or_else(|| format!("{v:?}"))
+    v.as_string().unwrap_or_else(|| String::from("an unknown error"))
 }
 
 /// `obj[key]`, or `undefined`.

@@ -84,7 +84,7 @@ impl BodyReader {
             .map_err(|e| failure(ErrorCode::Network, format!("the body broke off: {}", js::describe(&e)), true))?;
         if v.as_string().as_deref() == Some("stall") {
             let _ = self.reader.cancel();
-            return Err(failure(ErrorCode::Timeout, format!("no byte arrived for {} s", stall_ms / 1000.0), true));
+            return Err(failure(ErrorCode::Timeout, format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64), true));
         }
         if js::get(&v, "done").as_bool() == Some(true) {
             return Ok(None);

@@ -39,8 +39,8 @@ pub struct Store {
     db: Database,
 }
 
-fn storage_err(what: &str, e: impl std::fmt::Debug) -> TaskError {
-    TaskError::new(ErrorCode::Storage, format!("IndexedDB failed to {what}: {e:?}"))
+fn storage_err(what: &str, _e: idb::Error) -> TaskError {
+    TaskError::new(ErrorCode::Storage, format!("IndexedDB failed to {what}"))
 }
 
 fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
@@ -81,10 +81,10 @@ impl Store {
             match ev.database() {
                 Ok(db) => {
                     if let Err(e) = upgrade(&db, old) {
-                        js::warn(&format!("database upgrade failed: {e:?}"));
+                        js::warn(&format!("database upgrade failed: {e}"));
                     }
                 }
-                Err(e) => js::warn(&format!("database upgrade had no database: {e:?}")),
+                Err(_) => js::warn("database upgrade had no database"),
             }
         });
         let mut db = req.await.map_err(|e| storage_err("open", e))?;
@@ -145,7 +145,7 @@ impl Store {
             .into_iter()
             .map(|v| {
                 serde_wasm_bindgen::from_value::<TaskRecord>(v.clone())
-                    .map_err(|e| format!("task {:?}: {e}", js::get(&v, "id").as_string().unwrap_or_default()))
+                    .map_err(|e| format!("task \"{}\": {e}", js::get(&v, "id").as_string().unwrap_or_default()))
             })
             .collect())
     }
@@ -224,7 +224,7 @@ impl Store {
         let mut pos = 0u64;
         for (k, v) in keys.iter().zip(vals) {
             let off = js_sys::Reflect::get_u32(k, 1).ok().and_then(|o| o.as_f64()).unwrap_or(-1.0);
-            let bytes: js_sys::Uint8Array = v.dyn_into().map_err(|_| storage_err("read a chunk", "not bytes"))?;
+            let bytes: js_sys::Uint8Array = v.dyn_into().map_err(|_| TaskError::new(ErrorCode::Storage, "a stored chunk is not bytes"))?;
             if off != pos as f64 {
                 return Err(TaskError::new(ErrorCode::Storage, format!("stored bytes have a gap at {pos}")));
             }

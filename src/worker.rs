@@ -24,7 +24,6 @@ use crate::js;
 use crate::net::{self, BodyReader, NetFailure};
 use crate::store::Store;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -49,7 +48,7 @@ type Write = Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
 struct Runtime {
     engine: RefCell<Engine>,
     store: Store,
-    aborts: RefCell<HashMap<TaskId, (u64, AbortController)>>,
+    aborts: RefCell<Vec<(TaskId, u64, AbortController)>>,
     timer: RefCell<Option<js::Timer>>,
     idle: RefCell<Vec<js_sys::Function>>,
     channel: Option<BroadcastChannel>,
@@ -72,7 +71,7 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
     let rt = Rc::new(Runtime {
         engine: RefCell::new(engine),
         store,
-        aborts: RefCell::new(HashMap::new()),
+        aborts: RefCell::new(Vec::new()),
         timer: RefCell::new(None),
         idle: RefCell::new(Vec::new()),
         channel: BroadcastChannel::new(CHANNEL).ok(),
@@ -191,13 +190,9 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
         match out {
             Output::Fetch(req) => spawn_local(run_request(rt.clone(), req)),
             Output::Abort { task, gen } => {
-                let ctl = rt.aborts.borrow_mut().remove(&task);
-                match ctl {
-                    Some((g, c)) if g == gen => c.abort(),
-                    Some(other) => {
-                        rt.aborts.borrow_mut().insert(task, other);
-                    }
-                    None => {}
+                let mut aborts = rt.aborts.borrow_mut();
+                if let Some(i) = aborts.iter().position(|(t, g, _)| *t == task && *g == gen) {
+                    aborts.swap_remove(i).2.abort();
                 }
             }
             Output::Persist(rec) => writes.push(boxed(rt.store.put_task(&rec))),
@@ -248,14 +243,9 @@ async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
             return;
         }
     };
-    rt.aborts.borrow_mut().insert(req.task.clone(), (req.gen, ctl.clone()));
+    rt.aborts.borrow_mut().push((req.task.clone(), req.gen, ctl.clone()));
     let result = transfer(&rt, &req, &ctl).await;
-    {
-        let mut aborts = rt.aborts.borrow_mut();
-        if aborts.get(&req.task).is_some_and(|(g, _)| *g == req.gen) {
-            aborts.remove(&req.task);
-        }
-    }
+    rt.aborts.borrow_mut().retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
     if let Err(f) = result {
         rt.engine.borrow_mut().handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
     }
@@ -374,7 +364,7 @@ fn from_own_window(ev: &web_sys::ExtendableMessageEvent) -> bool {
 }
 
 fn url_parts(href: &str) -> Result<UrlParts, TaskError> {
-    let u = web_sys::Url::new(href).map_err(|_| TaskError::invalid(format!("{href:?} is not a valid absolute URL")))?;
+    let u = web_sys::Url::new(href).map_err(|_| TaskError::invalid(format!("\"{href}\" is not a valid absolute URL")))?;
     Ok(UrlParts { href: u.href(), protocol: u.protocol(), username: u.username(), password: u.password(), host: u.host() })
 }
 

@@ -20,7 +20,7 @@ use super::http::{decide, HeadDecision, ResponseHead};
 use super::retry::{RetryPolicy, Rng};
 use super::task::{TaskId, TaskRecord, TaskSnapshot, TaskState};
 use super::validate::SessionId;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -175,7 +175,7 @@ impl Engine {
     fn slot_of(&mut self, session: &SessionId, id: &TaskId) -> Result<&mut Slot, TaskError> {
         match self.tasks.get_mut(id) {
             Some(s) if &s.rec.session == session => Ok(s),
-            _ => Err(TaskError::new(ErrorCode::NotFound, format!("no task {:?} in session {:?}", id.0, session.as_str()))),
+            _ => Err(TaskError::new(ErrorCode::NotFound, format!("no task \"{}\" in session \"{}\"", id.0, session.as_str()))),
         }
     }
 
@@ -243,9 +243,14 @@ impl Engine {
 
     /// Start pending tasks while their hosts have room. Called after every input.
     pub fn schedule(&mut self, now: f64) {
-        let mut busy: HashMap<String, usize> = HashMap::new();
+        // Few hosts are ever busy at once: a small vector beats another map type
+        // (each map type costs kilobytes of wasm).
+        let mut busy: Vec<(String, usize)> = Vec::new();
         for s in self.tasks.values().filter(|s| s.active) {
-            *busy.entry(s.rec.url.host.clone()).or_default() += 1;
+            match busy.iter_mut().find(|(h, _)| *h == s.rec.url.host) {
+                Some((_, n)) => *n += 1,
+                None => busy.push((s.rec.url.host.clone(), 1)),
+            }
         }
         let mut pending: Vec<(f64, TaskId)> = self
             .tasks
@@ -256,9 +261,15 @@ impl Engine {
         pending.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         for (_, id) in pending {
             let Some(host) = self.tasks.get(&id).map(|s| s.rec.url.host.clone()) else { continue };
-            let n = busy.entry(host).or_default();
-            if *n < self.config.max_connections_per_host {
-                *n += 1;
+            let i = match busy.iter().position(|(h, _)| *h == host) {
+                Some(i) => i,
+                None => {
+                    busy.push((host, 0));
+                    busy.len() - 1
+                }
+            };
+            if busy[i].1 < self.config.max_connections_per_host {
+                busy[i].1 += 1;
                 self.start(&id, now);
             }
         }

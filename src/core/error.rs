@@ -59,6 +59,29 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Every code, for parsing and documentation.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidInput,
+        ErrorCode::Network,
+        ErrorCode::HttpStatus,
+        ErrorCode::Timeout,
+        ErrorCode::NotResumable,
+        ErrorCode::Quota,
+        ErrorCode::Storage,
+        ErrorCode::Canceled,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidState,
+        ErrorCode::NoWorker,
+        ErrorCode::Internal,
+    ];
+
+    /// The code whose string is `s`.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -105,3 +128,19 @@ impl fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_strings_and_serde() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+            let quoted = format!("{:?}", c.as_str());
+            let via_serde: ErrorCode = serde::de::Deserialize::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(c.as_str())).unwrap();
+            assert_eq!(via_serde, c, "{quoted}");
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
+    }
+}

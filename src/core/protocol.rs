@@ -108,7 +108,7 @@ impl RawCommand {
                     description: validate::description(self.description.clone())?,
                 })
             }
-            other => return Err(TaskError::invalid(format!("unknown operation {other:?}"))),
+            other => return Err(TaskError::invalid(format!("unknown operation \"{other}\""))),
         };
         Ok((session, cmd))
     }

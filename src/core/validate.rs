@@ -72,7 +72,7 @@ impl HttpUrl {
     pub fn from_parts(p: UrlParts) -> Result<HttpUrl, TaskError> {
         if p.protocol != "http:" && p.protocol != "https:" {
             return Err(TaskError::invalid(format!(
-                "only http and https URLs can be downloaded, not {:?}",
+                "only http and https URLs can be downloaded, not \"{}\"",
                 p.protocol.trim_end_matches(':')
             )));
         }
@@ -113,14 +113,14 @@ impl HeaderList {
         let mut out = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             if name.is_empty() || !name.bytes().all(is_token_byte) {
-                return Err(TaskError::invalid(format!("{name:?} is not a valid header name")));
+                return Err(TaskError::invalid(format!("\"{name}\" is not a valid header name")));
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(TaskError::invalid(format!("the value of header {name:?} contains CR, LF or NUL")));
+                return Err(TaskError::invalid(format!("the value of header \"{name}\" contains CR, LF or NUL")));
             }
             let lower = name.to_ascii_lowercase();
             if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-") {
-                return Err(TaskError::invalid(format!("header {name:?} cannot be set by a page")));
+                return Err(TaskError::invalid(format!("header \"{name}\" cannot be set by a page")));
             }
             total += lower.len() + value.len();
             if total > MAX_HEADER_BYTES {

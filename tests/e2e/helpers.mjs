@@ -395,3 +395,53 @@ export async function openBypassingWorker(context, origin, p = '/manifest.webman
 }
 
 export const fmtMiB = (n) => `${(n / MiB).toFixed(3)} MiB (${n} bytes)`;
+
+/**
+ * Collect console messages of the context's pages and service workers (Playwright),
+ * to attach to a failure. Returns the array it fills.
+ */
+export function collectConsole(context) {
+  const lines = [];
+  const push = (src) => (m) => lines.push(`[${src} ${m.type()}] ${m.text().slice(0, 500)}`);
+  const onPage = (p) => {
+    p.on('console', push('page'));
+    p.on('pageerror', (e) => lines.push(`[pageerror] ${e.message}`));
+  };
+  context.pages().forEach(onPage);
+  context.on('page', onPage);
+  const onWorker = (w) => { lines.push(`[serviceworker started] ${w.url()}`); w.on('console', push('sw')); };
+  context.serviceWorkers().forEach(onWorker);
+  context.on('serviceworker', onWorker);
+  return lines;
+}
+
+/** Run `fn`; on failure add the collected console lines to the error message. */
+export async function withConsole(lines, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    if (lines.length) e.message += `\n--- browser console (last 40 lines) ---\n${lines.slice(-40).join('\n')}`;
+    throw e;
+  }
+}
+
+/**
+ * Assert that the bytes stored for task `id` (hashed in `page` from `session.blob(id)`)
+ * equal the source file's (hashed in node). Returns the hash.
+ */
+export async function assertSameBytes(assert, page, server, filePath, size, id, label = 'the page') {
+  const snap = await task(page, id);
+  const got = await pageSha(page, id);
+  const want = await sourceSha(server.origin, filePath, size);
+  assert.equal(got.length, want.length,
+    `${label}: stored ${got.length} bytes, the source has ${want.length}; snapshot ${JSON.stringify(snap)}`);
+  assert.equal(got.sha, want.sha,
+    `${label}: SHA-256 of the stored bytes differs from the source's; snapshot ${JSON.stringify(snap)}; log:\n${fmtLog(await server.log(filePath))}`);
+  return got.sha;
+}
+
+/** The `N` of a `Range: bytes=N-` header value, or null. */
+export function rangeStart(range) {
+  const m = /^bytes=(\d+)-$/.exec(range ?? '');
+  return m ? Number(m[1]) : null;
+}

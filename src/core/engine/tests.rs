@@ -2,6 +2,7 @@
 //! the stored bytes with the source's.
 
 use super::*;
+use std::collections::HashMap;
 use crate::core::task::TaskKind;
 use crate::core::validate::{HeaderList, HttpUrl};
 
