@@ -19,7 +19,9 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{BroadcastChannel, EventTarget, MessageChannel, MessageEvent, ServiceWorkerRegistration};
+use web_sys::{
+    BroadcastChannel, EventTarget, MessageChannel, MessageEvent, ServiceWorkerRegistration,
+};
 
 /// How often an open page pings the worker while tasks are active.
 pub const PING_MS: f64 = 20_000.0;
@@ -67,14 +69,18 @@ export interface SessionEventMap {
 }
 "#;
 
+type EventHandler = Closure<dyn FnMut(MessageEvent)>;
+/// A running `setInterval`: its id and its callback.
+type Interval = (JsValue, Closure<dyn FnMut()>);
+
 struct Inner {
     id: SessionId,
     target: EventTarget,
     registration: ServiceWorkerRegistration,
     channel: BroadcastChannel,
-    on_event: RefCell<Option<Closure<dyn FnMut(MessageEvent)>>>,
+    on_event: RefCell<Option<EventHandler>>,
     active: RefCell<Vec<String>>,
-    ping: RefCell<Option<(JsValue, Closure<dyn FnMut()>)>>,
+    ping: RefCell<Option<Interval>>,
     store: RefCell<Option<Rc<Store>>>,
 }
 
@@ -92,24 +98,28 @@ async fn ready_registration() -> Result<ServiceWorkerRegistration, TaskError> {
     let no_worker = |m: &str| TaskError::new(ErrorCode::NoWorker, m.to_owned());
     let nav = js::get(&js_sys::global(), "navigator");
     let container = js::get(&nav, "serviceWorker");
-    let container: web_sys::ServiceWorkerContainer =
-        container.dyn_into().map_err(|_| no_worker("service workers are not available here (an insecure origin?)"))?;
-    let ready = container.ready().map_err(|_| no_worker("navigator.serviceWorker.ready failed"))?;
+    let container: web_sys::ServiceWorkerContainer = container
+        .dyn_into()
+        .map_err(|_| no_worker("service workers are not available here (an insecure origin?)"))?;
+    let ready = container
+        .ready()
+        .map_err(|_| no_worker("navigator.serviceWorker.ready failed"))?;
     let (timeout, _clear) = js::timeout(READY_TIMEOUT_MS, JsValue::NULL);
     let v = JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&ready, &timeout)))
         .await
         .map_err(|e| no_worker(&js::describe(&e)))?;
     v.dyn_into::<ServiceWorkerRegistration>().map_err(|_| {
-        no_worker("no service worker became active: register one that loads longhaul (see the README)")
+        no_worker(
+            "no service worker became active: register one that loads longhaul (see the README)",
+        )
     })
 }
 
 impl Inner {
     async fn request(&self, op: &str, fields: &[(&str, JsValue)]) -> Result<JsValue, TaskError> {
-        let worker = self
-            .registration
-            .active()
-            .ok_or_else(|| TaskError::new(ErrorCode::NoWorker, "the service worker is not active"))?;
+        let worker = self.registration.active().ok_or_else(|| {
+            TaskError::new(ErrorCode::NoWorker, "the service worker is not active")
+        })?;
         let msg = js_sys::Object::new();
         let set = |k: &str, v: &JsValue| {
             let _ = js_sys::Reflect::set(&msg, &k.into(), v);
@@ -120,7 +130,8 @@ impl Inner {
         for (k, v) in fields {
             set(k, v);
         }
-        let channel = MessageChannel::new().map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))?;
+        let channel = MessageChannel::new()
+            .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))?;
         let port = channel.port1();
         let reply = js_sys::Promise::new(&mut |resolve, _| {
             port.set_onmessage(Some(&resolve));
@@ -136,22 +147,37 @@ impl Inner {
         port.set_onmessage(None);
         port.close();
         if ev.is_null() {
-            return Err(TaskError::new(ErrorCode::NoWorker, format!("the service worker did not answer \"{op}\" in time")));
+            return Err(TaskError::new(
+                ErrorCode::NoWorker,
+                format!("the service worker did not answer \"{op}\" in time"),
+            ));
         }
         let data = js::get(&ev, "data");
         if js::get(&data, "ok").as_bool() == Some(true) {
             Ok(js::get(&data, "value"))
         } else {
             let e = js::get(&data, "error");
-            let code = js::get(&e, "code").as_string().and_then(|c| ErrorCode::parse(&c)).unwrap_or(ErrorCode::Internal);
-            let message = js::get(&e, "message").as_string().unwrap_or_else(|| "the worker sent an unreadable error".into());
-            Err(TaskError { code, message, status: js::get(&e, "status").as_f64().map(|s| s as u16) })
+            let code = js::get(&e, "code")
+                .as_string()
+                .and_then(|c| ErrorCode::parse(&c))
+                .unwrap_or(ErrorCode::Internal);
+            let message = js::get(&e, "message")
+                .as_string()
+                .unwrap_or_else(|| "the worker sent an unreadable error".into());
+            Err(TaskError {
+                code,
+                message,
+                status: js::get(&e, "status").as_f64().map(|s| s as u16),
+            })
         }
     }
 
     /// Track which tasks are active (to ping while any is), from any snapshot seen.
     fn observe(self: &Rc<Self>, snap: &JsValue) {
-        let (Some(id), Some(state)) = (js::get(snap, "id").as_string(), js::get(snap, "state").as_string()) else {
+        let (Some(id), Some(state)) = (
+            js::get(snap, "id").as_string(),
+            js::get(snap, "state").as_string(),
+        ) else {
             return;
         };
         let busy = matches!(state.as_str(), "pending" | "running" | "waiting");
@@ -194,7 +220,9 @@ impl Inner {
 
     fn stop_ping(&self) {
         if let Some((id, _cb)) = self.ping.borrow_mut().take() {
-            if let Ok(f) = js::get(&js_sys::global(), "clearInterval").dyn_into::<js_sys::Function>() {
+            if let Ok(f) =
+                js::get(&js_sys::global(), "clearInterval").dyn_into::<js_sys::Function>()
+            {
                 let _ = f.call1(&JsValue::NULL, &id);
             }
         }
@@ -222,14 +250,17 @@ fn header_pairs(h: &JsValue) -> Result<js_sys::Array, JsValue> {
     if h.is_undefined() || h.is_null() {
         return Ok(out);
     }
-    let bad = || js::type_error("options.headers must be an object of strings, an array of [name, value] pairs or a Headers");
-    let entries: js_sys::Array = if h.is_instance_of::<web_sys::Headers>() || js_sys::Array::is_array(h) {
-        js_sys::Array::from(h)
-    } else if h.is_object() {
-        js_sys::Object::entries(h.unchecked_ref())
-    } else {
-        return Err(bad());
+    let bad = || {
+        js::type_error("options.headers must be an object of strings, an array of [name, value] pairs or a Headers")
     };
+    let entries: js_sys::Array =
+        if h.is_instance_of::<web_sys::Headers>() || js_sys::Array::is_array(h) {
+            js_sys::Array::from(h)
+        } else if h.is_object() {
+            js_sys::Object::entries(h.unchecked_ref())
+        } else {
+            return Err(bad());
+        };
     for e in entries.iter() {
         let pair = e.dyn_into::<js_sys::Array>().map_err(|_| bad())?;
         let (k, v) = (pair.get(0), pair.get(1));
@@ -252,11 +283,15 @@ impl BackgroundSession {
         #[wasm_bindgen(unchecked_optional_param_type = "SessionConfig")] config: Option<JsValue>,
     ) -> Result<BackgroundSession, JsValue> {
         let _ = config;
-        let id = identifier.as_string().ok_or_else(|| js::type_error("the session identifier must be a string"))?;
+        let id = identifier
+            .as_string()
+            .ok_or_else(|| js::type_error("the session identifier must be a string"))?;
         let id = SessionId::parse(&id).map_err(|e| js::type_error(&e.message))?;
         let registration = ready_registration().await.map_err(err)?;
-        let channel = BroadcastChannel::new(crate::worker::CHANNEL).map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
-        let target = EventTarget::new().map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
+        let channel = BroadcastChannel::new(crate::worker::CHANNEL)
+            .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
+        let target = EventTarget::new()
+            .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
         let inner = Rc::new(Inner {
             id,
             target,
@@ -274,7 +309,9 @@ impl BackgroundSession {
             if js::get(&data, "session").as_string().as_deref() != Some(inner.id.as_str()) {
                 return;
             }
-            let Some(kind) = js::get(&data, "type").as_string() else { return };
+            let Some(kind) = js::get(&data, "type").as_string() else {
+                return;
+            };
             let snap = js::get(&data, "snapshot");
             inner.observe(&snap);
             let init = web_sys::CustomEventInit::new();
@@ -283,7 +320,9 @@ impl BackgroundSession {
                 let _ = inner.target.dispatch_event(&event);
             }
         });
-        inner.channel.set_onmessage(Some(on_event.as_ref().unchecked_ref()));
+        inner
+            .channel
+            .set_onmessage(Some(on_event.as_ref().unchecked_ref()));
         *inner.on_event.borrow_mut() = Some(on_event);
         inner.request("open", &[]).await.map_err(err)?;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
@@ -308,9 +347,12 @@ impl BackgroundSession {
         let url = if let Some(u) = url.dyn_ref::<web_sys::Url>() {
             u.href()
         } else {
-            url.as_string().ok_or_else(|| js::type_error("the URL must be a string or a URL"))?
+            url.as_string()
+                .ok_or_else(|| js::type_error("the URL must be a string or a URL"))?
         };
-        let base = js::get(&js::get(&js_sys::global(), "location"), "href").as_string().unwrap_or_default();
+        let base = js::get(&js::get(&js_sys::global(), "location"), "href")
+            .as_string()
+            .unwrap_or_default();
         let absolute = web_sys::Url::new_with_base(&url, &base)
             .map_err(|_| err(TaskError::invalid(format!("\"{url}\" is not a valid URL"))))?
             .href();
@@ -328,7 +370,14 @@ impl BackgroundSession {
         };
         let snap = self
             .inner
-            .request("download", &[("url", absolute.into()), ("headers", headers.into()), ("description", description)])
+            .request(
+                "download",
+                &[
+                    ("url", absolute.into()),
+                    ("headers", headers.into()),
+                    ("description", description),
+                ],
+            )
             .await
             .map_err(err)?;
         self.inner.observe(&snap);
@@ -345,49 +394,86 @@ impl BackgroundSession {
 
     /// One task, or `null`.
     #[wasm_bindgen(unchecked_return_type = "TaskSnapshot | null")]
-    pub async fn task(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn task(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
-        self.inner.request("task", &[("id", id.0.into())]).await.map_err(err)
+        self.inner
+            .request("task", &[("id", id.0.into())])
+            .await
+            .map_err(err)
     }
 
     /// Pause a task; its stored bytes are kept. Resolves with the snapshot.
     #[wasm_bindgen(unchecked_return_type = "TaskSnapshot")]
-    pub async fn pause(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn pause(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
         self.task_command("pause", &id).await
     }
 
     /// Resume a paused or failed task from its committed offset.
     #[wasm_bindgen(unchecked_return_type = "TaskSnapshot")]
-    pub async fn resume(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn resume(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
         self.task_command("resume", &id).await
     }
 
     /// Cancel a task and free its bytes. Resolves `true`, or `false` if it was
     /// already canceled.
     #[wasm_bindgen(unchecked_return_type = "boolean")]
-    pub async fn cancel(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn cancel(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
-        self.inner.request("cancel", &[("id", id.0.into())]).await.map_err(err)
+        self.inner
+            .request("cancel", &[("id", id.0.into())])
+            .await
+            .map_err(err)
     }
 
     /// Forget an ended (completed, failed or canceled) task and free its bytes.
-    pub async fn remove(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+    pub async fn remove(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<(), JsValue> {
         let id = task_id(&id)?;
-        self.inner.request("remove", &[("id", id.0.clone().into())]).await.map_err(err)?;
+        self.inner
+            .request("remove", &[("id", id.0.clone().into())])
+            .await
+            .map_err(err)?;
         self.inner.active.borrow_mut().retain(|a| *a != id.0);
         Ok(())
     }
 
     /// The bytes of a completed download.
     #[wasm_bindgen(unchecked_return_type = "Blob")]
-    pub async fn blob(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn blob(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
-        let snap = self.inner.request("task", &[("id", id.0.clone().into())]).await.map_err(err)?;
+        let snap = self
+            .inner
+            .request("task", &[("id", id.0.clone().into())])
+            .await
+            .map_err(err)?;
         if snap.is_null() || snap.is_undefined() {
-            return Err(err(TaskError::new(ErrorCode::NotFound, format!("no task \"{}\"", id.0))));
+            return Err(err(TaskError::new(
+                ErrorCode::NotFound,
+                format!("no task \"{}\"", id.0),
+            )));
         }
         if js::get(&snap, "state").as_string().as_deref() != Some("completed") {
-            return Err(err(TaskError::new(ErrorCode::InvalidState, "only a completed download has a blob")));
+            return Err(err(TaskError::new(
+                ErrorCode::InvalidState,
+                "only a completed download has a blob",
+            )));
         }
         let received = js::get(&snap, "bytesReceived").as_f64().unwrap_or(0.0) as u64;
         let store = self.store().await.map_err(err)?;
@@ -406,8 +492,10 @@ impl BackgroundSession {
     pub fn add_event_listener(
         &self,
         #[wasm_bindgen(unchecked_param_type = "keyof SessionEventMap")] kind: &str,
-        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")] listener: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "boolean | AddEventListenerOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")]
+        listener: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "boolean | AddEventListenerOptions")]
+        options: Option<JsValue>,
     ) -> Result<(), JsValue> {
         self.call_target("addEventListener", kind, listener, options)
     }
@@ -417,8 +505,10 @@ impl BackgroundSession {
     pub fn remove_event_listener(
         &self,
         #[wasm_bindgen(unchecked_param_type = "keyof SessionEventMap")] kind: &str,
-        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")] listener: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "boolean | EventListenerOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent<TaskSnapshot>) => void")]
+        listener: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "boolean | EventListenerOptions")]
+        options: Option<JsValue>,
     ) -> Result<(), JsValue> {
         self.call_target("removeEventListener", kind, listener, options)
     }
@@ -441,14 +531,29 @@ impl BackgroundSession {
 impl BackgroundSession {
     async fn task_command(&self, op: &str, id: &JsValue) -> Result<JsValue, JsValue> {
         let id = task_id(id)?;
-        let snap = self.inner.request(op, &[("id", id.0.into())]).await.map_err(err)?;
+        let snap = self
+            .inner
+            .request(op, &[("id", id.0.into())])
+            .await
+            .map_err(err)?;
         self.inner.observe(&snap);
         Ok(snap)
     }
 
-    fn call_target(&self, method: &str, kind: &str, listener: JsValue, options: Option<JsValue>) -> Result<(), JsValue> {
+    fn call_target(
+        &self,
+        method: &str,
+        kind: &str,
+        listener: JsValue,
+        options: Option<JsValue>,
+    ) -> Result<(), JsValue> {
         let f: js_sys::Function = js::get(&self.inner.target, method).dyn_into()?;
-        f.call3(&self.inner.target, &kind.into(), &listener, &options.unwrap_or(JsValue::UNDEFINED))?;
+        f.call3(
+            &self.inner.target,
+            &kind.into(),
+            &listener,
+            &options.unwrap_or(JsValue::UNDEFINED),
+        )?;
         Ok(())
     }
 

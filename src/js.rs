@@ -88,7 +88,8 @@ impl Drop for Timer {
 
 /// Serialize to a plain JS value: `None` as `null`, maps as objects.
 pub fn to_js<T: Serialize>(v: &T) -> JsValue {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap_or(JsValue::NULL)
 }
 
 /// A JS `Error` (or `TypeError` for bad input types) carrying `code`, and `status` if any.
@@ -116,7 +117,8 @@ pub fn describe(v: &JsValue) -> String {
         let msg: String = e.message().into();
         return format!("{name}: {msg}");
     }
-    v.as_string().unwrap_or_else(|| String::from("an unknown error"))
+    v.as_string()
+        .unwrap_or_else(|| String::from("an unknown error"))
 }
 
 /// `obj[key]`, or `undefined`.

@@ -21,16 +21,24 @@ pub struct NetFailure {
 }
 
 fn failure(code: ErrorCode, msg: String, retryable: bool) -> NetFailure {
-    NetFailure { error: TaskError::new(code, msg), retryable }
+    NetFailure {
+        error: TaskError::new(code, msg),
+        retryable,
+    }
 }
 
 /// Start `req`; resolves when the head arrives.
 pub async fn start(req: &FetchRequest, ctl: &AbortController) -> Result<Response, NetFailure> {
-    let headers = Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
+    let headers =
+        Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
     for (k, v) in &req.headers {
-        headers
-            .append(k, v)
-            .map_err(|e| failure(ErrorCode::InvalidInput, format!("header {k}: {}", js::describe(&e)), false))?;
+        headers.append(k, v).map_err(|e| {
+            failure(
+                ErrorCode::InvalidInput,
+                format!("header {k}: {}", js::describe(&e)),
+                false,
+            )
+        })?;
     }
     let init = RequestInit::new();
     init.set_method("GET");
@@ -41,8 +49,15 @@ pub async fn start(req: &FetchRequest, ctl: &AbortController) -> Result<Response
         .map_err(|e| failure(ErrorCode::InvalidInput, js::describe(&e), false))?;
     let resp = JsFuture::from(js::global_fetch(&request))
         .await
-        .map_err(|e| failure(ErrorCode::Network, format!("the request failed: {}", js::describe(&e)), true))?;
-    resp.dyn_into::<Response>().map_err(|_| failure(ErrorCode::Internal, "fetch gave no Response".into(), false))
+        .map_err(|e| {
+            failure(
+                ErrorCode::Network,
+                format!("the request failed: {}", js::describe(&e)),
+                true,
+            )
+        })?;
+    resp.dyn_into::<Response>()
+        .map_err(|_| failure(ErrorCode::Internal, "fetch gave no Response".into(), false))
 }
 
 /// The parts of a response head the resume rules read.
@@ -69,7 +84,10 @@ impl BodyReader {
     /// The reader of `resp`'s body (`None` if it has none).
     pub fn new(resp: &Response) -> Option<BodyReader> {
         let body = resp.body()?;
-        let reader = body.get_reader().dyn_into::<web_sys::ReadableStreamDefaultReader>().ok()?;
+        let reader = body
+            .get_reader()
+            .dyn_into::<web_sys::ReadableStreamDefaultReader>()
+            .ok()?;
         Some(BodyReader { reader })
     }
 
@@ -79,12 +97,20 @@ impl BodyReader {
         let read = self.reader.read();
         let (timeout, _clear) = js::timeout(stall_ms, JsValue::from_str("stall"));
         let raced = js_sys::Promise::race(&js_sys::Array::of2(&read, &timeout));
-        let v = JsFuture::from(raced)
-            .await
-            .map_err(|e| failure(ErrorCode::Network, format!("the body broke off: {}", js::describe(&e)), true))?;
+        let v = JsFuture::from(raced).await.map_err(|e| {
+            failure(
+                ErrorCode::Network,
+                format!("the body broke off: {}", js::describe(&e)),
+                true,
+            )
+        })?;
         if v.as_string().as_deref() == Some("stall") {
             let _ = self.reader.cancel();
-            return Err(failure(ErrorCode::Timeout, format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64), true));
+            return Err(failure(
+                ErrorCode::Timeout,
+                format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64),
+                true,
+            ));
         }
         if js::get(&v, "done").as_bool() == Some(true) {
             return Ok(None);
@@ -92,7 +118,13 @@ impl BodyReader {
         js::get(&v, "value")
             .dyn_into::<js_sys::Uint8Array>()
             .map(Some)
-            .map_err(|_| failure(ErrorCode::Internal, "the body gave something other than bytes".into(), false))
+            .map_err(|_| {
+                failure(
+                    ErrorCode::Internal,
+                    "the body gave something other than bytes".into(),
+                    false,
+                )
+            })
     }
 
     /// Stop reading.

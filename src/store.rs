@@ -21,7 +21,9 @@
 
 use crate::core::{ErrorCode, TaskError, TaskId, TaskRecord};
 use crate::js;
-use idb::{Database, DatabaseEvent, Factory, KeyPath, KeyRange, ObjectStoreParams, Query, TransactionMode};
+use idb::{
+    Database, DatabaseEvent, Factory, KeyPath, KeyRange, ObjectStoreParams, Query, TransactionMode,
+};
 use std::future::{Future, IntoFuture};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -75,7 +77,9 @@ impl Store {
     /// Open (creating or upgrading) the database.
     pub async fn open() -> Result<Store, TaskError> {
         let factory = Factory::new().map_err(|e| storage_err("find indexedDB", e))?;
-        let mut req = factory.open(DB_NAME, Some(DB_VERSION)).map_err(|e| storage_err("open", e))?;
+        let mut req = factory
+            .open(DB_NAME, Some(DB_VERSION))
+            .map_err(|e| storage_err("open", e))?;
         req.on_upgrade_needed(|ev| {
             let old = ev.old_version().unwrap_or(0);
             match ev.database() {
@@ -97,12 +101,17 @@ impl Store {
     }
 
     fn tx(&self, stores: &[&str], mode: TransactionMode) -> Result<idb::Transaction, TaskError> {
-        self.db.transaction(stores, mode).map_err(|e| storage_err("start a transaction", e))
+        self.db
+            .transaction(stores, mode)
+            .map_err(|e| storage_err("start a transaction", e))
     }
 
     /// The completion of `tx`, as a future created now (so its listeners are in place
     /// before any event can fire). `Quota` if the browser refused the bytes.
-    fn commit(tx: idb::Transaction, what: &'static str) -> impl std::future::Future<Output = Result<(), TaskError>> {
+    fn commit(
+        tx: idb::Transaction,
+        what: &'static str,
+    ) -> impl std::future::Future<Output = Result<(), TaskError>> {
         let raw: web_sys::IdbTransaction = tx.into();
         let done = idb::Transaction::from(raw.clone()).into_future();
         async move {
@@ -111,9 +120,15 @@ impl Store {
                 _ => {
                     let name = raw.error().map(|e| e.name()).unwrap_or_default();
                     if name == "QuotaExceededError" {
-                        Err(TaskError::new(ErrorCode::Quota, "the browser's storage quota is exhausted"))
+                        Err(TaskError::new(
+                            ErrorCode::Quota,
+                            "the browser's storage quota is exhausted",
+                        ))
                     } else {
-                        Err(TaskError::new(ErrorCode::Storage, format!("IndexedDB could not {what} ({name})")))
+                        Err(TaskError::new(
+                            ErrorCode::Storage,
+                            format!("IndexedDB could not {what} ({name})"),
+                        ))
                     }
                 }
             }
@@ -123,11 +138,15 @@ impl Store {
     /// Record that a session exists.
     pub async fn put_session(&self, id: &str, now: f64) -> Result<(), TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
-        let store = tx.object_store(SESSIONS).map_err(|e| storage_err("open sessions", e))?;
+        let store = tx
+            .object_store(SESSIONS)
+            .map_err(|e| storage_err("open sessions", e))?;
         let obj = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&obj, &"id".into(), &id.into());
         let _ = js_sys::Reflect::set(&obj, &"createdAt".into(), &now.into());
-        store.put(&obj, None).map_err(|e| storage_err("store a session", e))?;
+        store
+            .put(&obj, None)
+            .map_err(|e| storage_err("store a session", e))?;
         Self::commit(tx, "store a session").await
     }
 
@@ -135,7 +154,9 @@ impl Store {
     /// their key, so one corrupt record never hides the others.
     pub async fn load_tasks(&self) -> Result<Vec<Result<TaskRecord, String>>, TaskError> {
         let tx = self.tx(&[TASKS], TransactionMode::ReadOnly)?;
-        let store = tx.object_store(TASKS).map_err(|e| storage_err("open tasks", e))?;
+        let store = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
         let all = store
             .get_all(None, None)
             .map_err(|e| storage_err("read tasks", e))?
@@ -144,17 +165,28 @@ impl Store {
         Ok(all
             .into_iter()
             .map(|v| {
-                serde_wasm_bindgen::from_value::<TaskRecord>(v.clone())
-                    .map_err(|e| format!("task \"{}\": {e}", js::get(&v, "id").as_string().unwrap_or_default()))
+                serde_wasm_bindgen::from_value::<TaskRecord>(v.clone()).map_err(|e| {
+                    format!(
+                        "task \"{}\": {e}",
+                        js::get(&v, "id").as_string().unwrap_or_default()
+                    )
+                })
             })
             .collect())
     }
 
     /// Write a record. The transaction is created now; the future tells its end.
-    pub fn put_task(&self, rec: &TaskRecord) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
+    pub fn put_task(
+        &self,
+        rec: &TaskRecord,
+    ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let tx = self.tx(&[TASKS], TransactionMode::ReadWrite)?;
-        let store = tx.object_store(TASKS).map_err(|e| storage_err("open tasks", e))?;
-        store.put(&js::to_js(rec), None).map_err(|e| storage_err("store a task", e))?;
+        let store = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
+        store
+            .put(&js::to_js(rec), None)
+            .map_err(|e| storage_err("store a task", e))?;
         Ok(Self::commit(tx, "store a task"))
     }
 
@@ -168,40 +200,74 @@ impl Store {
         drop_from: Option<u64>,
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
-        let chunks = tx.object_store(CHUNKS).map_err(|e| storage_err("open chunks", e))?;
-        let tasks = tx.object_store(TASKS).map_err(|e| storage_err("open tasks", e))?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        let tasks = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
         if let Some(from) = drop_from {
-            chunks.delete(chunk_range(&rec.id, from, None)?).map_err(|e| storage_err("drop chunks", e))?;
+            chunks
+                .delete(chunk_range(&rec.id, from, None)?)
+                .map_err(|e| storage_err("drop chunks", e))?;
         }
-        chunks.put(bytes, Some(&chunk_key(&rec.id, offset))).map_err(|e| storage_err("store a chunk", e))?;
-        tasks.put(&js::to_js(rec), None).map_err(|e| storage_err("store a task", e))?;
+        chunks
+            .put(bytes, Some(&chunk_key(&rec.id, offset)))
+            .map_err(|e| storage_err("store a chunk", e))?;
+        tasks
+            .put(&js::to_js(rec), None)
+            .map_err(|e| storage_err("store a task", e))?;
         Ok(Self::commit(tx, "store a chunk"))
     }
 
     /// Write `rec` and delete every stored byte of its task.
-    pub fn drop_bytes(&self, rec: &TaskRecord) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
+    pub fn drop_bytes(
+        &self,
+        rec: &TaskRecord,
+    ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
-        let chunks = tx.object_store(CHUNKS).map_err(|e| storage_err("open chunks", e))?;
-        let tasks = tx.object_store(TASKS).map_err(|e| storage_err("open tasks", e))?;
-        chunks.delete(chunk_range(&rec.id, 0, None)?).map_err(|e| storage_err("drop chunks", e))?;
-        tasks.put(&js::to_js(rec), None).map_err(|e| storage_err("store a task", e))?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        let tasks = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
+        chunks
+            .delete(chunk_range(&rec.id, 0, None)?)
+            .map_err(|e| storage_err("drop chunks", e))?;
+        tasks
+            .put(&js::to_js(rec), None)
+            .map_err(|e| storage_err("store a task", e))?;
         Ok(Self::commit(tx, "free a task's bytes"))
     }
 
     /// Delete a task's record and bytes.
-    pub fn forget(&self, id: &TaskId) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
+    pub fn forget(
+        &self,
+        id: &TaskId,
+    ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
-        let chunks = tx.object_store(CHUNKS).map_err(|e| storage_err("open chunks", e))?;
-        let tasks = tx.object_store(TASKS).map_err(|e| storage_err("open tasks", e))?;
-        chunks.delete(chunk_range(id, 0, None)?).map_err(|e| storage_err("drop chunks", e))?;
-        tasks.delete(Query::from(JsValue::from_str(&id.0))).map_err(|e| storage_err("delete a task", e))?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        let tasks = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
+        chunks
+            .delete(chunk_range(id, 0, None)?)
+            .map_err(|e| storage_err("drop chunks", e))?;
+        tasks
+            .delete(Query::from(JsValue::from_str(&id.0)))
+            .map_err(|e| storage_err("delete a task", e))?;
         Ok(Self::commit(tx, "delete a task"))
     }
 
     /// One task record, if stored and readable.
     pub async fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>, TaskError> {
         let tx = self.tx(&[TASKS], TransactionMode::ReadOnly)?;
-        let store = tx.object_store(TASKS).map_err(|e| storage_err("open tasks", e))?;
+        let store = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
         let v = store
             .get(Query::from(JsValue::from_str(&id.0)))
             .map_err(|e| storage_err("read a task", e))?
@@ -212,28 +278,55 @@ impl Store {
 
     /// The stored chunks of `id` below `upto`, in offset order, checked to tile
     /// `[0, upto)` exactly.
-    pub async fn read_chunks(&self, id: &TaskId, upto: u64) -> Result<Vec<js_sys::Uint8Array>, TaskError> {
+    pub async fn read_chunks(
+        &self,
+        id: &TaskId,
+        upto: u64,
+    ) -> Result<Vec<js_sys::Uint8Array>, TaskError> {
         let tx = self.tx(&[CHUNKS], TransactionMode::ReadOnly)?;
-        let store = tx.object_store(CHUNKS).map_err(|e| storage_err("open chunks", e))?;
+        let store = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
         let range = chunk_range(id, 0, Some(upto))?;
-        let keys_req = store.get_all_keys(Some(range.clone()), None).map_err(|e| storage_err("read chunk keys", e))?;
-        let vals_req = store.get_all(Some(range), None).map_err(|e| storage_err("read chunks", e))?;
-        let keys = keys_req.await.map_err(|e| storage_err("read chunk keys", e))?;
+        let keys_req = store
+            .get_all_keys(Some(range.clone()), None)
+            .map_err(|e| storage_err("read chunk keys", e))?;
+        let vals_req = store
+            .get_all(Some(range), None)
+            .map_err(|e| storage_err("read chunks", e))?;
+        let keys = keys_req
+            .await
+            .map_err(|e| storage_err("read chunk keys", e))?;
         let vals = vals_req.await.map_err(|e| storage_err("read chunks", e))?;
         let mut out = Vec::with_capacity(vals.len());
         let mut pos = 0u64;
         for (k, v) in keys.iter().zip(vals) {
-            let off = js_sys::Reflect::get_u32(k, 1).ok().and_then(|o| o.as_f64()).unwrap_or(-1.0);
-            let bytes: js_sys::Uint8Array = v.dyn_into().map_err(|_| TaskError::new(ErrorCode::Storage, "a stored chunk is not bytes"))?;
+            let off = js_sys::Reflect::get_u32(k, 1)
+                .ok()
+                .and_then(|o| o.as_f64())
+                .unwrap_or(-1.0);
+            let bytes: js_sys::Uint8Array = v
+                .dyn_into()
+                .map_err(|_| TaskError::new(ErrorCode::Storage, "a stored chunk is not bytes"))?;
             if off != pos as f64 {
-                return Err(TaskError::new(ErrorCode::Storage, format!("stored bytes have a gap at {pos}")));
+                return Err(TaskError::new(
+                    ErrorCode::Storage,
+                    format!("stored bytes have a gap at {pos}"),
+                ));
             }
             let len = u64::from(bytes.length()).min(upto - pos);
-            out.push(if len < u64::from(bytes.length()) { bytes.subarray(0, len as u32) } else { bytes });
+            out.push(if len < u64::from(bytes.length()) {
+                bytes.subarray(0, len as u32)
+            } else {
+                bytes
+            });
             pos += len;
         }
         if pos != upto {
-            return Err(TaskError::new(ErrorCode::Storage, format!("only {pos} of {upto} bytes are stored")));
+            return Err(TaskError::new(
+                ErrorCode::Storage,
+                format!("only {pos} of {upto} bytes are stored"),
+            ));
         }
         Ok(out)
     }

@@ -115,7 +115,9 @@ pub async fn worker_start() -> Result<(), JsValue> {
 
 /// Handle a service-worker event; the shim passes the promise to `event.waitUntil`.
 #[wasm_bindgen(js_name = workerHandle)]
-pub fn worker_handle(#[wasm_bindgen(unchecked_param_type = "Event")] event: web_sys::ExtendableEvent) -> js_sys::Promise {
+pub fn worker_handle(
+    #[wasm_bindgen(unchecked_param_type = "Event")] event: web_sys::ExtendableEvent,
+) -> js_sys::Promise {
     future_to_promise(async move {
         let rt = runtime().await.map_err(|e| js::error_to_js(&e))?;
         match event.type_().as_str() {
@@ -202,7 +204,11 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
                 if let Some(ch) = &rt.channel {
                     let msg = js_sys::Object::new();
                     let _ = js_sys::Reflect::set(&msg, &"type".into(), &kind.as_str().into());
-                    let _ = js_sys::Reflect::set(&msg, &"session".into(), &snap.session.as_str().into());
+                    let _ = js_sys::Reflect::set(
+                        &msg,
+                        &"session".into(),
+                        &snap.session.as_str().into(),
+                    );
                     let _ = js_sys::Reflect::set(&msg, &"snapshot".into(), &js::to_js(&snap));
                     let _ = ch.post_message(&msg);
                 }
@@ -238,16 +244,24 @@ async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
         Ok(c) => c,
         Err(e) => {
             let err = TaskError::new(ErrorCode::Internal, js::describe(&e));
-            rt.engine.borrow_mut().handle_failure(&req.task, req.gen, err, false, js::now());
+            rt.engine
+                .borrow_mut()
+                .handle_failure(&req.task, req.gen, err, false, js::now());
             pump(&rt).spawn();
             return;
         }
     };
-    rt.aborts.borrow_mut().push((req.task.clone(), req.gen, ctl.clone()));
+    rt.aborts
+        .borrow_mut()
+        .push((req.task.clone(), req.gen, ctl.clone()));
     let result = transfer(&rt, &req, &ctl).await;
-    rt.aborts.borrow_mut().retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
+    rt.aborts
+        .borrow_mut()
+        .retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
     if let Err(f) = result {
-        rt.engine.borrow_mut().handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
+        rt.engine
+            .borrow_mut()
+            .handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
     }
     pump(&rt).spawn();
 }
@@ -266,14 +280,24 @@ fn concat(parts: &[js_sys::Uint8Array], len: u32) -> js_sys::Uint8Array {
 }
 
 fn storage_failure(e: TaskError) -> NetFailure {
-    NetFailure { error: e, retryable: false }
+    NetFailure {
+        error: e,
+        retryable: false,
+    }
 }
 
 /// One request: head, then the body in committed chunks.
-async fn transfer(rt: &Rc<Runtime>, req: &FetchRequest, ctl: &AbortController) -> Result<(), NetFailure> {
+async fn transfer(
+    rt: &Rc<Runtime>,
+    req: &FetchRequest,
+    ctl: &AbortController,
+) -> Result<(), NetFailure> {
     let resp = net::start(req, ctl).await?;
     let head = net::head(&resp);
-    let decision = rt.engine.borrow_mut().handle_head(&req.task, req.gen, &head, js::now());
+    let decision = rt
+        .engine
+        .borrow_mut()
+        .handle_head(&req.task, req.gen, &head, js::now());
     pump(rt).spawn();
     let Body::StreamAt(offset) = decision else {
         if let Some(body) = resp.body() {
@@ -282,7 +306,9 @@ async fn transfer(rt: &Rc<Runtime>, req: &FetchRequest, ctl: &AbortController) -
         return Ok(());
     };
     let Some(reader) = BodyReader::new(&resp) else {
-        rt.engine.borrow_mut().handle_body_end(&req.task, req.gen, js::now());
+        rt.engine
+            .borrow_mut()
+            .handle_body_end(&req.task, req.gen, js::now());
         return Ok(());
     };
     let mut pos = offset;
@@ -302,17 +328,25 @@ async fn transfer(rt: &Rc<Runtime>, req: &FetchRequest, ctl: &AbortController) -
             let bytes = concat(&parts, buffered);
             parts.clear();
             let new_pos = pos + u64::from(buffered);
-            let rec = rt.engine.borrow_mut().commit_record(&req.task, req.gen, new_pos, now);
+            let rec = rt
+                .engine
+                .borrow_mut()
+                .commit_record(&req.task, req.gen, new_pos, now);
             let Some(rec) = rec else {
                 reader.cancel();
                 return Ok(());
             };
-            let write = rt.store.write_chunk(&rec, pos, &bytes, drop_from.take()).map_err(storage_failure)?;
+            let write = rt
+                .store
+                .write_chunk(&rec, pos, &bytes, drop_from.take())
+                .map_err(storage_failure)?;
             write.await.map_err(storage_failure)?;
             pos = new_pos;
             buffered = 0;
             last_commit = js::now();
-            rt.engine.borrow_mut().handle_committed(&req.task, req.gen, pos, last_commit);
+            rt.engine
+                .borrow_mut()
+                .handle_committed(&req.task, req.gen, pos, last_commit);
             pump(rt).spawn();
             if !rt.engine.borrow().is_current(&req.task, req.gen) {
                 reader.cancel();
@@ -320,7 +354,9 @@ async fn transfer(rt: &Rc<Runtime>, req: &FetchRequest, ctl: &AbortController) -
             }
         }
         if done {
-            rt.engine.borrow_mut().handle_body_end(&req.task, req.gen, js::now());
+            rt.engine
+                .borrow_mut()
+                .handle_body_end(&req.task, req.gen, js::now());
             return Ok(());
         }
     }
@@ -357,15 +393,26 @@ async fn on_message(rt: &Rc<Runtime>, ev: web_sys::ExtendableMessageEvent) {
 /// Commands are accepted only from window clients of the worker's own origin.
 fn from_own_window(ev: &web_sys::ExtendableMessageEvent) -> bool {
     let Some(src) = ev.source() else { return false };
-    let Some(client) = src.dyn_ref::<web_sys::WindowClient>() else { return false };
-    let origin = js::get(&js::get(&js_sys::global(), "location"), "origin").as_string().unwrap_or_default();
+    let Some(client) = src.dyn_ref::<web_sys::WindowClient>() else {
+        return false;
+    };
+    let origin = js::get(&js::get(&js_sys::global(), "location"), "origin")
+        .as_string()
+        .unwrap_or_default();
     let url = client.url();
     !origin.is_empty() && (url == origin || url.starts_with(&format!("{origin}/")))
 }
 
 fn url_parts(href: &str) -> Result<UrlParts, TaskError> {
-    let u = web_sys::Url::new(href).map_err(|_| TaskError::invalid(format!("\"{href}\" is not a valid absolute URL")))?;
-    Ok(UrlParts { href: u.href(), protocol: u.protocol(), username: u.username(), password: u.password(), host: u.host() })
+    let u = web_sys::Url::new(href)
+        .map_err(|_| TaskError::invalid(format!("\"{href}\" is not a valid absolute URL")))?;
+    Ok(UrlParts {
+        href: u.href(),
+        protocol: u.protocol(),
+        username: u.username(),
+        password: u.password(),
+        host: u.host(),
+    })
 }
 
 async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> {
@@ -391,7 +438,10 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         Command::Pause(id) => apply(rt, |e| e.pause(&session, &id, now)).await?,
         Command::Resume(id) => apply(rt, |e| e.resume(&session, &id, now)).await?,
         Command::Cancel(id) => {
-            let changed = apply(rt, |e| e.cancel(&session, &id, now).map(|(_, changed)| changed)).await?;
+            let changed = apply(rt, |e| {
+                e.cancel(&session, &id, now).map(|(_, changed)| changed)
+            })
+            .await?;
             changed
         }
         Command::Remove(id) => {
@@ -413,7 +463,11 @@ async fn apply<T: serde::Serialize>(
     Ok(js::to_js(&v))
 }
 
-fn new_record(session: SessionId, url: crate::core::validate::HttpUrl, d: protocol::Download) -> TaskRecord {
+fn new_record(
+    session: SessionId,
+    url: crate::core::validate::HttpUrl,
+    d: protocol::Download,
+) -> TaskRecord {
     TaskRecord {
         id: TaskId(js::random_uuid()),
         session,
@@ -447,7 +501,11 @@ pub mod testing {
     }
 
     /// Run any command (`op` with string `fields` such as `id`) and return its JS result.
-    pub async fn run(session: &str, op: &str, fields: &[(&str, &str)]) -> Result<JsValue, TaskError> {
+    pub async fn run(
+        session: &str,
+        op: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<JsValue, TaskError> {
         let rt = runtime().await?;
         let obj = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&obj, &"longhaul".into(), &1.into());
@@ -470,7 +528,12 @@ pub mod testing {
     pub async fn bytes(id: &str) -> Result<Vec<u8>, TaskError> {
         let rt = runtime().await?;
         let id = TaskId(id.into());
-        let upto = rt.engine.borrow().record(&id).map(|r| r.bytes_received).unwrap_or(0);
+        let upto = rt
+            .engine
+            .borrow()
+            .record(&id)
+            .map(|r| r.bytes_received)
+            .unwrap_or(0);
         let parts = rt.store.read_chunks(&id, upto).await?;
         Ok(parts.iter().flat_map(|p| p.to_vec()).collect())
     }

@@ -17,7 +17,13 @@ async fn open_err(id: JsValue) -> JsValue {
 
 #[wasm_bindgen_test]
 async fn bad_identifiers_reject_with_a_type_error() {
-    for id in [JsValue::from(""), JsValue::from(42), JsValue::NULL, JsValue::UNDEFINED, JsValue::from("x".repeat(1025))] {
+    for id in [
+        JsValue::from(""),
+        JsValue::from(42),
+        JsValue::NULL,
+        JsValue::UNDEFINED,
+        JsValue::from("x".repeat(1025)),
+    ] {
         let e = open_err(id.clone()).await;
         assert!(e.is_instance_of::<js_sys::TypeError>(), "{id:?} gave {e:?}");
         let code = js_sys::Reflect::get(&e, &"code".into()).unwrap();

@@ -20,7 +20,10 @@ fn record(id: &str) -> TaskRecord {
         id: TaskId(id.into()),
         session: SessionId::parse("store-test").unwrap(),
         kind: TaskKind::Download,
-        url: HttpUrl { href: "http://h.test/x".into(), host: "h.test".into() },
+        url: HttpUrl {
+            href: "http://h.test/x".into(),
+            host: "h.test".into(),
+        },
         headers: HeaderList::default(),
         description: "d".into(),
         state: TaskState::Running,
@@ -47,19 +50,42 @@ async fn chunks_and_offsets_commit_together_and_tile() {
     let mut rec = record(&id);
     for (i, fill) in [1u8, 2, 3].into_iter().enumerate() {
         rec.bytes_received = (i as u64 + 1) * 10;
-        store.write_chunk(&rec, i as u64 * 10, &bytes(fill, 10), None).unwrap().await.unwrap();
+        store
+            .write_chunk(&rec, i as u64 * 10, &bytes(fill, 10), None)
+            .unwrap()
+            .await
+            .unwrap();
     }
     let loaded = store.task(&rec.id).await.unwrap().unwrap();
     assert_eq!(loaded, rec, "the record round-trips exactly");
-    let all: Vec<u8> = store.read_chunks(&rec.id, 30).await.unwrap().iter().flat_map(|c| c.to_vec()).collect();
+    let all: Vec<u8> = store
+        .read_chunks(&rec.id, 30)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.to_vec())
+        .collect();
     assert_eq!(all, [vec![1; 10], vec![2; 10], vec![3; 10]].concat());
 
     // A new attempt resuming at 10 with a longer chunk drops the stale ones first.
     rec.bytes_received = 25;
-    store.write_chunk(&rec, 10, &bytes(9, 15), Some(10)).unwrap().await.unwrap();
-    let all: Vec<u8> = store.read_chunks(&rec.id, 25).await.unwrap().iter().flat_map(|c| c.to_vec()).collect();
+    store
+        .write_chunk(&rec, 10, &bytes(9, 15), Some(10))
+        .unwrap()
+        .await
+        .unwrap();
+    let all: Vec<u8> = store
+        .read_chunks(&rec.id, 25)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.to_vec())
+        .collect();
     assert_eq!(all, [vec![1; 10], vec![9; 15]].concat());
-    assert!(store.read_chunks(&rec.id, 30).await.is_err(), "bytes beyond the offset are gone");
+    assert!(
+        store.read_chunks(&rec.id, 30).await.is_err(),
+        "bytes beyond the offset are gone"
+    );
 
     store.forget(&rec.id).unwrap().await.unwrap();
     assert!(store.task(&rec.id).await.unwrap().is_none());
@@ -72,11 +98,20 @@ async fn a_download_completes_with_the_source_bytes() {
     let url = format!("{}{path}?size=3M", server());
     let id = testing::download("sw-tests", &url).await.unwrap();
     testing::idle().await.unwrap();
-    let snap = testing::run("sw-tests", "task", &[("id", &id)]).await.unwrap();
-    assert_eq!(get(&snap, "state").as_string().as_deref(), Some("completed"), "{snap:?}");
+    let snap = testing::run("sw-tests", "task", &[("id", &id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&snap, "state").as_string().as_deref(),
+        Some("completed"),
+        "{snap:?}"
+    );
     assert_eq!(get(&snap, "bytesExpected").as_f64(), Some(3.0 * 1048576.0));
     let stored = testing::bytes(&id).await.unwrap();
-    assert!(stored == fetch_bytes(&url).await, "stored bytes differ from the source");
+    assert!(
+        stored == fetch_bytes(&url).await,
+        "stored bytes differ from the source"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -87,41 +122,91 @@ async fn pause_then_resume_continues_with_a_range_request() {
     let mut received = 0.0;
     for _ in 0..100 {
         sleep(100).await;
-        let snap = testing::run("sw-tests", "task", &[("id", &id)]).await.unwrap();
+        let snap = testing::run("sw-tests", "task", &[("id", &id)])
+            .await
+            .unwrap();
         received = get(&snap, "bytesReceived").as_f64().unwrap_or(0.0);
         if received >= 1048576.0 {
             break;
         }
     }
     assert!(received >= 1048576.0, "no progress");
-    let paused = testing::run("sw-tests", "pause", &[("id", &id)]).await.unwrap();
+    let paused = testing::run("sw-tests", "pause", &[("id", &id)])
+        .await
+        .unwrap();
     assert_eq!(get(&paused, "state").as_string().as_deref(), Some("paused"));
     let at = get(&paused, "bytesReceived").as_f64().unwrap();
     sleep(300).await;
-    let still = testing::run("sw-tests", "task", &[("id", &id)]).await.unwrap();
-    assert_eq!(get(&still, "bytesReceived").as_f64(), Some(at), "nothing is committed while paused");
-    testing::run("sw-tests", "resume", &[("id", &id)]).await.unwrap();
+    let still = testing::run("sw-tests", "task", &[("id", &id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&still, "bytesReceived").as_f64(),
+        Some(at),
+        "nothing is committed while paused"
+    );
+    testing::run("sw-tests", "resume", &[("id", &id)])
+        .await
+        .unwrap();
     testing::idle().await.unwrap();
-    let done = testing::run("sw-tests", "task", &[("id", &id)]).await.unwrap();
-    assert_eq!(get(&done, "state").as_string().as_deref(), Some("completed"), "{done:?}");
+    let done = testing::run("sw-tests", "task", &[("id", &id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&done, "state").as_string().as_deref(),
+        Some("completed"),
+        "{done:?}"
+    );
     assert!(testing::bytes(&id).await.unwrap() == fetch_bytes(&url).await);
-    let ranges: Vec<String> = log(&path).await.iter().filter_map(|e| get(e, "range").as_string()).collect();
-    assert_eq!(ranges, vec![format!("bytes={}-", at as u64)], "one resume, from the committed offset");
+    let ranges: Vec<String> = log(&path)
+        .await
+        .iter()
+        .filter_map(|e| get(e, "range").as_string())
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![format!("bytes={}-", at as u64)],
+        "one resume, from the committed offset"
+    );
 }
 
 #[wasm_bindgen_test]
 async fn cancel_frees_bytes_and_a_second_cancel_says_so() {
-    let url = format!("{}/files/{}.bin?size=8M&rate=2M", server(), unique("sw-cancel"));
+    let url = format!(
+        "{}/files/{}.bin?size=8M&rate=2M",
+        server(),
+        unique("sw-cancel")
+    );
     let id = testing::download("sw-tests", &url).await.unwrap();
     sleep(800).await;
-    assert_eq!(testing::run("sw-tests", "cancel", &[("id", &id)]).await.unwrap(), JsValue::TRUE);
-    assert_eq!(testing::run("sw-tests", "cancel", &[("id", &id)]).await.unwrap(), JsValue::FALSE);
+    assert_eq!(
+        testing::run("sw-tests", "cancel", &[("id", &id)])
+            .await
+            .unwrap(),
+        JsValue::TRUE
+    );
+    assert_eq!(
+        testing::run("sw-tests", "cancel", &[("id", &id)])
+            .await
+            .unwrap(),
+        JsValue::FALSE
+    );
     let store = Store::open().await.unwrap();
-    assert!(store.read_chunks(&TaskId(id.clone()), 1).await.is_err(), "bytes freed");
-    let err = testing::run("sw-tests", "pause", &[("id", &id)]).await.unwrap_err();
+    assert!(
+        store.read_chunks(&TaskId(id.clone()), 1).await.is_err(),
+        "bytes freed"
+    );
+    let err = testing::run("sw-tests", "pause", &[("id", &id)])
+        .await
+        .unwrap_err();
     assert_eq!(err.code.as_str(), "invalid-state");
-    testing::run("sw-tests", "remove", &[("id", &id)]).await.unwrap();
-    assert!(testing::run("sw-tests", "task", &[("id", &id)]).await.unwrap().is_null());
+    testing::run("sw-tests", "remove", &[("id", &id)])
+        .await
+        .unwrap();
+    assert!(testing::run("sw-tests", "task", &[("id", &id)])
+        .await
+        .unwrap()
+        .is_null());
 }
 
 #[wasm_bindgen_test]
@@ -130,24 +215,38 @@ async fn a_404_fails_at_once_with_its_status() {
     let url = format!("{}/no-such-file-{}", server(), unique("x"));
     let id = testing::download("sw-tests", &url).await.unwrap();
     testing::idle().await.unwrap();
-    let snap = testing::run("sw-tests", "task", &[("id", &id)]).await.unwrap();
+    let snap = testing::run("sw-tests", "task", &[("id", &id)])
+        .await
+        .unwrap();
     assert_eq!(get(&snap, "state").as_string().as_deref(), Some("failed"));
     let err = get(&snap, "error");
-    assert_eq!(get(&err, "code").as_string().as_deref(), Some("http-status"));
+    assert_eq!(
+        get(&err, "code").as_string().as_deref(),
+        Some("http-status")
+    );
     assert_eq!(get(&err, "status").as_f64(), Some(404.0));
 }
 
 #[wasm_bindgen_test]
 async fn bad_input_is_refused_before_anything_is_stored() {
-    let before = js_sys::Array::from(&testing::run("sw-tests-bad", "tasks", &[]).await.unwrap()).length();
-    for url in ["ftp://h.test/x", "https://u:p@h.test/x", "not a url", "javascript:alert(1)"] {
+    let before =
+        js_sys::Array::from(&testing::run("sw-tests-bad", "tasks", &[]).await.unwrap()).length();
+    for url in [
+        "ftp://h.test/x",
+        "https://u:p@h.test/x",
+        "not a url",
+        "javascript:alert(1)",
+    ] {
         let err = testing::download("sw-tests-bad", url).await.unwrap_err();
         assert_eq!(err.code.as_str(), "invalid-input", "{url}");
     }
     let err = testing::run("", "tasks", &[]).await.unwrap_err();
     assert_eq!(err.code.as_str(), "invalid-input");
-    let err = testing::run("sw-tests-bad", "pause", &[("id", "no-such-task")]).await.unwrap_err();
+    let err = testing::run("sw-tests-bad", "pause", &[("id", "no-such-task")])
+        .await
+        .unwrap_err();
     assert_eq!(err.code.as_str(), "not-found");
-    let after = js_sys::Array::from(&testing::run("sw-tests-bad", "tasks", &[]).await.unwrap()).length();
+    let after =
+        js_sys::Array::from(&testing::run("sw-tests-bad", "tasks", &[]).await.unwrap()).length();
     assert_eq!(before, after);
 }

@@ -35,7 +35,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_connections_per_host: 6, retry: RetryPolicy::default(), progress_interval_ms: 100.0 }
+        EngineConfig {
+            max_connections_per_host: 6,
+            retry: RetryPolicy::default(),
+            progress_interval_ms: 100.0,
+        }
     }
 }
 
@@ -125,7 +129,12 @@ pub struct Engine {
 impl Engine {
     /// A new engine; `seed` feeds the jitter.
     pub fn new(config: EngineConfig, seed: u64) -> Engine {
-        Engine { config, tasks: BTreeMap::new(), out: VecDeque::new(), rng: Rng::new(seed) }
+        Engine {
+            config,
+            tasks: BTreeMap::new(),
+            out: VecDeque::new(),
+            rng: Rng::new(seed),
+        }
     }
 
     /// The configuration.
@@ -139,7 +148,15 @@ impl Engine {
         if rec.state == TaskState::Running {
             rec.state = TaskState::Pending;
         }
-        self.tasks.insert(rec.id.clone(), Slot { rec, gen: 0, active: false, last_progress: f64::NEG_INFINITY });
+        self.tasks.insert(
+            rec.id.clone(),
+            Slot {
+                rec,
+                gen: 0,
+                active: false,
+                last_progress: f64::NEG_INFINITY,
+            },
+        );
     }
 
     /// Accept a new task (already validated). It starts as soon as the host has room.
@@ -149,21 +166,44 @@ impl Engine {
         rec.updated_at = now;
         let snap = rec.snapshot();
         self.out.push_back(Output::Persist(rec.clone()));
-        self.out.push_back(Output::Event(EventKind::StateChange, snap.clone()));
-        self.tasks.insert(rec.id.clone(), Slot { rec, gen: 0, active: false, last_progress: f64::NEG_INFINITY });
+        self.out
+            .push_back(Output::Event(EventKind::StateChange, snap.clone()));
+        self.tasks.insert(
+            rec.id.clone(),
+            Slot {
+                rec,
+                gen: 0,
+                active: false,
+                last_progress: f64::NEG_INFINITY,
+            },
+        );
         self.schedule(now);
-        self.tasks.get(&TaskId(snap.id.clone())).map_or(snap, |s| s.rec.snapshot())
+        self.tasks
+            .get(&TaskId(snap.id.clone()))
+            .map_or(snap, |s| s.rec.snapshot())
     }
 
     /// The snapshot of one task of `session`.
     pub fn get(&self, session: &SessionId, id: &TaskId) -> Option<TaskSnapshot> {
-        self.tasks.get(id).filter(|s| &s.rec.session == session).map(|s| s.rec.snapshot())
+        self.tasks
+            .get(id)
+            .filter(|s| &s.rec.session == session)
+            .map(|s| s.rec.snapshot())
     }
 
     /// The snapshots of every task of `session`, oldest first.
     pub fn list(&self, session: &SessionId) -> Vec<TaskSnapshot> {
-        let mut v: Vec<_> = self.tasks.values().filter(|s| &s.rec.session == session).map(|s| &s.rec).collect();
-        v.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        let mut v: Vec<_> = self
+            .tasks
+            .values()
+            .filter(|s| &s.rec.session == session)
+            .map(|s| &s.rec)
+            .collect();
+        v.sort_by(|a, b| {
+            a.created_at
+                .total_cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         v.into_iter().map(TaskRecord::snapshot).collect()
     }
 
@@ -175,12 +215,20 @@ impl Engine {
     fn slot_of(&mut self, session: &SessionId, id: &TaskId) -> Result<&mut Slot, TaskError> {
         match self.tasks.get_mut(id) {
             Some(s) if &s.rec.session == session => Ok(s),
-            _ => Err(TaskError::new(ErrorCode::NotFound, format!("no task \"{}\" in session \"{}\"", id.0, session.as_str()))),
+            _ => Err(TaskError::new(
+                ErrorCode::NotFound,
+                format!("no task \"{}\" in session \"{}\"", id.0, session.as_str()),
+            )),
         }
     }
 
     /// Pause a task: its request is aborted, its bytes are kept.
-    pub fn pause(&mut self, session: &SessionId, id: &TaskId, now: f64) -> Result<TaskSnapshot, TaskError> {
+    pub fn pause(
+        &mut self,
+        session: &SessionId,
+        id: &TaskId,
+        now: f64,
+    ) -> Result<TaskSnapshot, TaskError> {
         let state = self.slot_of(session, id)?.rec.state;
         match state {
             TaskState::Paused => {}
@@ -195,7 +243,12 @@ impl Engine {
     }
 
     /// Resume a paused or failed task from its committed offset.
-    pub fn resume(&mut self, session: &SessionId, id: &TaskId, now: f64) -> Result<TaskSnapshot, TaskError> {
+    pub fn resume(
+        &mut self,
+        session: &SessionId,
+        id: &TaskId,
+        now: f64,
+    ) -> Result<TaskSnapshot, TaskError> {
         let state = self.slot_of(session, id)?.rec.state;
         match state {
             TaskState::Paused | TaskState::Failed => {
@@ -213,7 +266,12 @@ impl Engine {
 
     /// Cancel a task and free its bytes. Returns whether anything changed: canceling
     /// a canceled task is a no-op that says so.
-    pub fn cancel(&mut self, session: &SessionId, id: &TaskId, now: f64) -> Result<(TaskSnapshot, bool), TaskError> {
+    pub fn cancel(
+        &mut self,
+        session: &SessionId,
+        id: &TaskId,
+        now: f64,
+    ) -> Result<(TaskSnapshot, bool), TaskError> {
         let state = self.slot_of(session, id)?.rec.state;
         match state {
             TaskState::Canceled => Ok((self.snapshot(id), false)),
@@ -233,7 +291,10 @@ impl Engine {
         if !state.is_final() {
             return Err(TaskError::new(
                 ErrorCode::InvalidState,
-                format!("cannot remove a {} task; cancel it first", state_name(state)),
+                format!(
+                    "cannot remove a {} task; cancel it first",
+                    state_name(state)
+                ),
             ));
         }
         self.tasks.remove(id);
@@ -260,7 +321,9 @@ impl Engine {
             .collect();
         pending.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         for (_, id) in pending {
-            let Some(host) = self.tasks.get(&id).map(|s| s.rec.url.host.clone()) else { continue };
+            let Some(host) = self.tasks.get(&id).map(|s| s.rec.url.host.clone()) else {
+                continue;
+            };
             let i = match busy.iter().position(|(h, _)| *h == host) {
                 Some(i) => i,
                 None => {
@@ -276,7 +339,9 @@ impl Engine {
     }
 
     fn start(&mut self, id: &TaskId, now: f64) {
-        let Some(s) = self.tasks.get_mut(id) else { return };
+        let Some(s) = self.tasks.get_mut(id) else {
+            return;
+        };
         if s.rec.bytes_received > 0 && s.rec.bytes_expected == Some(s.rec.bytes_received) {
             // Every byte was committed before the worker died: nothing to fetch.
             self.finish(id, now);
@@ -295,20 +360,34 @@ impl Engine {
             headers.push(("range".into(), r));
             headers.push(("if-range".into(), ir));
         }
-        let req = FetchRequest { task: id.clone(), gen: s.gen, url: s.rec.url.href.clone(), headers, offset: s.rec.bytes_received };
+        let req = FetchRequest {
+            task: id.clone(),
+            gen: s.gen,
+            url: s.rec.url.href.clone(),
+            headers,
+            offset: s.rec.bytes_received,
+        };
         self.out.push_back(Output::Fetch(req));
         self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
     }
 
     fn current(&mut self, id: &TaskId, gen: u64) -> Option<&mut Slot> {
-        self.tasks.get_mut(id).filter(|s| s.gen == gen && s.active && s.rec.state == TaskState::Running)
+        self.tasks
+            .get_mut(id)
+            .filter(|s| s.gen == gen && s.active && s.rec.state == TaskState::Running)
     }
 
     /// A response head arrived for request `gen` of task `id`.
     pub fn handle_head(&mut self, id: &TaskId, gen: u64, head: &ResponseHead, now: f64) -> Body {
-        let Some(s) = self.current(id, gen) else { return Body::Discard };
+        let Some(s) = self.current(id, gen) else {
+            return Body::Discard;
+        };
         match decide(&s.rec.resume_point(), head, now) {
-            HeadDecision::Stream { offset, restart, rep } => {
+            HeadDecision::Stream {
+                offset,
+                restart,
+                rep,
+            } => {
                 if restart {
                     s.rec.bytes_received = 0;
                     s.rec.etag = rep.etag;
@@ -329,11 +408,15 @@ impl Engine {
                 s.rec.etag = None;
                 s.rec.last_modified = None;
                 s.rec.bytes_expected = None;
-                let err = TaskError::new(ErrorCode::NotResumable, format!("cannot resume: {reason}"));
+                let err =
+                    TaskError::new(ErrorCode::NotResumable, format!("cannot resume: {reason}"));
                 self.retry_or_fail(id, err, Some(0.0), now);
                 Body::Discard
             }
-            HeadDecision::Retry { status, retry_after_ms } => {
+            HeadDecision::Retry {
+                status,
+                retry_after_ms,
+            } => {
                 self.retry_or_fail(id, TaskError::http(status), retry_after_ms, now);
                 Body::Discard
             }
@@ -346,7 +429,13 @@ impl Engine {
 
     /// The record to write together with a chunk that brings the committed offset to
     /// `new_offset`, or `None` if request `gen` no longer owns the task (drop the chunk).
-    pub fn commit_record(&mut self, id: &TaskId, gen: u64, new_offset: u64, now: f64) -> Option<TaskRecord> {
+    pub fn commit_record(
+        &mut self,
+        id: &TaskId,
+        gen: u64,
+        new_offset: u64,
+        now: f64,
+    ) -> Option<TaskRecord> {
         let s = self.current(id, gen)?;
         let mut rec = s.rec.clone();
         rec.bytes_received = new_offset;
@@ -357,14 +446,19 @@ impl Engine {
     /// A chunk and its record committed: the task now holds `new_offset` bytes.
     pub fn handle_committed(&mut self, id: &TaskId, gen: u64, new_offset: u64, now: f64) {
         let interval = self.config.progress_interval_ms;
-        let Some(s) = self.current(id, gen) else { return };
+        let Some(s) = self.current(id, gen) else {
+            return;
+        };
         s.rec.bytes_received = new_offset;
         s.rec.updated_at = now;
         s.rec.attempts = 0;
         s.rec.error = None;
         if let Some(expected) = s.rec.bytes_expected {
             if new_offset > expected {
-                let e = TaskError::new(ErrorCode::NotResumable, "the server sent more bytes than it declared");
+                let e = TaskError::new(
+                    ErrorCode::NotResumable,
+                    "the server sent more bytes than it declared",
+                );
                 self.fail(id, e, now);
                 return;
             }
@@ -382,10 +476,15 @@ impl Engine {
 
     /// The body of request `gen` ended normally (after its last chunk committed).
     pub fn handle_body_end(&mut self, id: &TaskId, gen: u64, now: f64) {
-        let Some(s) = self.current(id, gen) else { return };
+        let Some(s) = self.current(id, gen) else {
+            return;
+        };
         match s.rec.bytes_expected {
             Some(e) if s.rec.bytes_received < e => {
-                let err = TaskError::new(ErrorCode::Network, "the body ended before its declared length");
+                let err = TaskError::new(
+                    ErrorCode::Network,
+                    "the body ended before its declared length",
+                );
                 self.retry_or_fail(id, err, None, now);
             }
             _ => self.finish(id, now),
@@ -394,7 +493,14 @@ impl Engine {
 
     /// Request `gen` failed. `retryable` failures (network, stall) are retried with
     /// backoff; others end the task.
-    pub fn handle_failure(&mut self, id: &TaskId, gen: u64, err: TaskError, retryable: bool, now: f64) {
+    pub fn handle_failure(
+        &mut self,
+        id: &TaskId,
+        gen: u64,
+        err: TaskError,
+        retryable: bool,
+        now: f64,
+    ) {
         if self.current(id, gen).is_none() {
             return;
         }
@@ -410,7 +516,9 @@ impl Engine {
         let due: Vec<TaskId> = self
             .tasks
             .values()
-            .filter(|s| s.rec.state == TaskState::Waiting && s.rec.retry_at.is_none_or(|t| t <= now))
+            .filter(|s| {
+                s.rec.state == TaskState::Waiting && s.rec.retry_at.is_none_or(|t| t <= now)
+            })
             .map(|s| s.rec.id.clone())
             .collect();
         for id in due {
@@ -421,7 +529,9 @@ impl Engine {
 
     /// Whether request `gen` still owns task `id` (the shell stops reading otherwise).
     pub fn is_current(&self, id: &TaskId, gen: u64) -> bool {
-        self.tasks.get(id).is_some_and(|s| s.gen == gen && s.active && s.rec.state == TaskState::Running)
+        self.tasks
+            .get(id)
+            .is_some_and(|s| s.gen == gen && s.active && s.rec.state == TaskState::Running)
     }
 
     /// The next output for the shell.
@@ -440,25 +550,40 @@ impl Engine {
 
     /// Whether any task still has work to do (pending, running or waiting).
     pub fn has_work(&self) -> bool {
-        self.tasks
-            .values()
-            .any(|s| matches!(s.rec.state, TaskState::Pending | TaskState::Running | TaskState::Waiting))
+        self.tasks.values().any(|s| {
+            matches!(
+                s.rec.state,
+                TaskState::Pending | TaskState::Running | TaskState::Waiting
+            )
+        })
     }
 
     fn snapshot(&self, id: &TaskId) -> TaskSnapshot {
-        self.tasks.get(id).map(|s| s.rec.snapshot()).unwrap_or_else(|| unreachable_snapshot(id))
+        self.tasks
+            .get(id)
+            .map(|s| s.rec.snapshot())
+            .unwrap_or_else(|| unreachable_snapshot(id))
     }
 
     fn stop_request(&mut self, id: &TaskId) {
         if let Some(s) = self.tasks.get_mut(id) {
             if s.active {
                 s.active = false;
-                self.out.push_back(Output::Abort { task: id.clone(), gen: s.gen });
+                self.out.push_back(Output::Abort {
+                    task: id.clone(),
+                    gen: s.gen,
+                });
             }
         }
     }
 
-    fn set_state(&mut self, id: &TaskId, state: TaskState, now: f64, f: impl FnOnce(&mut TaskRecord)) {
+    fn set_state(
+        &mut self,
+        id: &TaskId,
+        state: TaskState,
+        now: f64,
+        f: impl FnOnce(&mut TaskRecord),
+    ) {
         self.change(id, state, now, f, false);
     }
 
@@ -472,8 +597,17 @@ impl Engine {
         );
     }
 
-    fn change(&mut self, id: &TaskId, state: TaskState, now: f64, f: impl FnOnce(&mut TaskRecord), drop_bytes: bool) {
-        let Some(s) = self.tasks.get_mut(id) else { return };
+    fn change(
+        &mut self,
+        id: &TaskId,
+        state: TaskState,
+        now: f64,
+        f: impl FnOnce(&mut TaskRecord),
+        drop_bytes: bool,
+    ) {
+        let Some(s) = self.tasks.get_mut(id) else {
+            return;
+        };
         if state != TaskState::Running {
             s.active = false;
         }
@@ -482,8 +616,13 @@ impl Engine {
         f(&mut s.rec);
         let rec = s.rec.clone();
         let snap = rec.snapshot();
-        self.out.push_back(if drop_bytes { Output::PersistAndDropBytes(rec) } else { Output::Persist(rec) });
-        self.out.push_back(Output::Event(EventKind::StateChange, snap.clone()));
+        self.out.push_back(if drop_bytes {
+            Output::PersistAndDropBytes(rec)
+        } else {
+            Output::Persist(rec)
+        });
+        self.out
+            .push_back(Output::Event(EventKind::StateChange, snap.clone()));
         if state.is_final() {
             self.out.push_back(Output::Event(EventKind::Complete, snap));
         }
@@ -511,8 +650,16 @@ impl Engine {
         self.schedule(now);
     }
 
-    fn retry_or_fail(&mut self, id: &TaskId, err: TaskError, retry_after_ms: Option<f64>, now: f64) {
-        let Some(attempts) = self.tasks.get(id).map(|s| s.rec.attempts) else { return };
+    fn retry_or_fail(
+        &mut self,
+        id: &TaskId,
+        err: TaskError,
+        retry_after_ms: Option<f64>,
+        now: f64,
+    ) {
+        let Some(attempts) = self.tasks.get(id).map(|s| s.rec.attempts) else {
+            return;
+        };
         let u = self.rng.next_f64();
         match self.config.retry.delay_ms(attempts, retry_after_ms, u) {
             Some(delay) => {
@@ -545,7 +692,10 @@ fn state_name(s: TaskState) -> &'static str {
 }
 
 fn invalid_state(cmd: &str, s: TaskState) -> TaskError {
-    TaskError::new(ErrorCode::InvalidState, format!("cannot {cmd} a {} task", state_name(s)))
+    TaskError::new(
+        ErrorCode::InvalidState,
+        format!("cannot {cmd} a {} task", state_name(s)),
+    )
 }
 
 fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {

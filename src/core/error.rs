@@ -103,7 +103,11 @@ pub struct TaskError {
 impl TaskError {
     /// A new error without a status.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        TaskError { code, message: message.into(), status: None }
+        TaskError {
+            code,
+            message: message.into(),
+            status: None,
+        }
     }
 
     /// An `invalid-input` error.
@@ -138,7 +142,11 @@ mod tests {
         for c in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
             let quoted = format!("{:?}", c.as_str());
-            let via_serde: ErrorCode = serde::de::Deserialize::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(c.as_str())).unwrap();
+            let via_serde: ErrorCode =
+                serde::de::Deserialize::deserialize(serde::de::value::StrDeserializer::<
+                    serde::de::value::Error,
+                >::new(c.as_str()))
+                .unwrap();
             assert_eq!(via_serde, c, "{quoted}");
         }
         assert_eq!(ErrorCode::parse("nope"), None);

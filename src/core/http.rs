@@ -53,20 +53,30 @@ impl ContentRange {
         let rest = v.trim().strip_prefix("bytes ")?.trim_start();
         let (range, complete) = rest.split_once('/')?;
         if range == "*" {
-            return Some(ContentRange::Unsatisfied { complete: parse_num(complete)? });
+            return Some(ContentRange::Unsatisfied {
+                complete: parse_num(complete)?,
+            });
         }
         let (a, b) = range.split_once('-')?;
         let (first, last) = (parse_num(a)?, parse_num(b)?);
         if last < first {
             return None;
         }
-        let complete = if complete == "*" { None } else { Some(parse_num(complete)?) };
+        let complete = if complete == "*" {
+            None
+        } else {
+            Some(parse_num(complete)?)
+        };
         if let Some(c) = complete {
             if last >= c {
                 return None;
             }
         }
-        Some(ContentRange::Bytes { first, last, complete })
+        Some(ContentRange::Bytes {
+            first,
+            last,
+            complete,
+        })
     }
 }
 
@@ -120,7 +130,8 @@ impl ResumePoint {
         if self.offset == 0 {
             return None;
         }
-        self.if_range().map(|v| (format!("bytes={}-", self.offset), v.to_owned()))
+        self.if_range()
+            .map(|v| (format!("bytes={}-", self.offset), v.to_owned()))
     }
 }
 
@@ -174,11 +185,23 @@ fn representation(head: &ResponseHead, total: Option<u64>) -> Representation {
         .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
     if encoded {
         // Ranges would be ranges of the encoded bytes, which fetch never shows us.
-        return Representation { total: None, etag: None, last_modified: None };
+        return Representation {
+            total: None,
+            etag: None,
+            last_modified: None,
+        };
     }
     let etag = head.etag.clone().filter(|e| is_strong_etag(e));
-    let last_modified = if etag.is_none() { head.last_modified.clone() } else { None };
-    Representation { total, etag, last_modified }
+    let last_modified = if etag.is_none() {
+        head.last_modified.clone()
+    } else {
+        None
+    };
+    Representation {
+        total,
+        etag,
+        last_modified,
+    }
 }
 
 /// Decide what to do with a response to a request made from `resume`
@@ -188,7 +211,10 @@ pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDec
     match head.status {
         200 => {
             if head.content_length.is_some_and(|n| n > MAX_SAFE) {
-                return HeadDecision::Fail(TaskError::new(ErrorCode::NotResumable, "the Content-Length exceeds 2^53"));
+                return HeadDecision::Fail(TaskError::new(
+                    ErrorCode::NotResumable,
+                    "the Content-Length exceeds 2^53",
+                ));
             }
             HeadDecision::Stream {
                 offset: 0,
@@ -203,46 +229,81 @@ pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDec
                     "the server sent a 206 with a missing or malformed Content-Range",
                 ));
             };
-            let ContentRange::Bytes { first, last, complete } = cr else {
-                return HeadDecision::Fail(TaskError::new(ErrorCode::NotResumable, "a 206 without a byte range"));
+            let ContentRange::Bytes {
+                first,
+                last,
+                complete,
+            } = cr
+            else {
+                return HeadDecision::Fail(TaskError::new(
+                    ErrorCode::NotResumable,
+                    "a 206 without a byte range",
+                ));
             };
             let want = if asked_range { resume.offset } else { 0 };
             if first != want {
-                return HeadDecision::Restart { reason: "the 206 does not start at the committed offset" };
+                return HeadDecision::Restart {
+                    reason: "the 206 does not start at the committed offset",
+                };
             }
             let Some(total) = complete else {
-                return HeadDecision::Restart { reason: "the 206 does not give the complete length" };
+                return HeadDecision::Restart {
+                    reason: "the 206 does not give the complete length",
+                };
             };
             if last + 1 != total {
-                return HeadDecision::Restart { reason: "the 206 does not run to the end" };
+                return HeadDecision::Restart {
+                    reason: "the 206 does not run to the end",
+                };
             }
             if asked_range {
                 if resume.expected.is_some_and(|e| e != total) {
-                    return HeadDecision::Restart { reason: "the complete length changed" };
+                    return HeadDecision::Restart {
+                        reason: "the complete length changed",
+                    };
                 }
                 if let (Some(old), Some(new)) = (&resume.etag, &head.etag) {
                     if old != new {
-                        return HeadDecision::Restart { reason: "the ETag changed" };
+                        return HeadDecision::Restart {
+                            reason: "the ETag changed",
+                        };
                     }
                 }
             }
             let rep = representation(head, Some(total));
-            if rep.etag.is_none() && rep.last_modified.is_none() && asked_range && head.etag.is_some() {
-                return HeadDecision::Restart { reason: "the 206 carries a weak validator" };
+            if rep.etag.is_none()
+                && rep.last_modified.is_none()
+                && asked_range
+                && head.etag.is_some()
+            {
+                return HeadDecision::Restart {
+                    reason: "the 206 carries a weak validator",
+                };
             }
-            HeadDecision::Stream { offset: want, restart: !asked_range, rep }
+            HeadDecision::Stream {
+                offset: want,
+                restart: !asked_range,
+                rep,
+            }
         }
         416 => match head.content_range.as_deref().and_then(ContentRange::parse) {
             Some(ContentRange::Unsatisfied { complete })
-                if asked_range && complete == resume.offset && resume.expected.is_none_or(|e| e == complete) =>
+                if asked_range
+                    && complete == resume.offset
+                    && resume.expected.is_none_or(|e| e == complete) =>
             {
                 HeadDecision::AlreadyComplete
             }
-            _ => HeadDecision::Restart { reason: "416: the stored bytes do not fit the resource" },
+            _ => HeadDecision::Restart {
+                reason: "416: the stored bytes do not fit the resource",
+            },
         },
         408 | 429 | 500..=599 => HeadDecision::Retry {
             status: head.status,
-            retry_after_ms: head.retry_after.as_deref().and_then(|v| retry_after_ms(v, now_ms)),
+            retry_after_ms: head
+                .retry_after
+                .as_deref()
+                .and_then(|v| retry_after_ms(v, now_ms)),
         },
         s => HeadDecision::Fail(TaskError::http(s)),
     }
@@ -256,7 +317,10 @@ pub fn retry_after_ms(v: &str, now_ms: f64) -> Option<f64> {
         return Some(secs as f64 * 1000.0);
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    let ms = when.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as f64;
+    let ms = when
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as f64;
     Some((ms - now_ms).max(0.0))
 }
 
@@ -268,8 +332,22 @@ mod tests {
     fn content_range_table() {
         use ContentRange::*;
         let cases: &[(&str, Option<ContentRange>)] = &[
-            ("bytes 0-99/100", Some(Bytes { first: 0, last: 99, complete: Some(100) })),
-            ("bytes 10-19/*", Some(Bytes { first: 10, last: 19, complete: None })),
+            (
+                "bytes 0-99/100",
+                Some(Bytes {
+                    first: 0,
+                    last: 99,
+                    complete: Some(100),
+                }),
+            ),
+            (
+                "bytes 10-19/*",
+                Some(Bytes {
+                    first: 10,
+                    last: 19,
+                    complete: None,
+                }),
+            ),
             ("bytes */500", Some(Unsatisfied { complete: 500 })),
             ("bytes 5-4/100", None),
             ("bytes 0-100/100", None),
@@ -288,7 +366,12 @@ mod tests {
     }
 
     fn rp(offset: u64, expected: Option<u64>, etag: Option<&str>) -> ResumePoint {
-        ResumePoint { offset, expected, etag: etag.map(Into::into), last_modified: None }
+        ResumePoint {
+            offset,
+            expected,
+            etag: etag.map(Into::into),
+            last_modified: None,
+        }
     }
 
     fn head(status: u16, cr: Option<&str>, etag: Option<&str>, len: Option<u64>) -> ResponseHead {
@@ -306,34 +389,173 @@ mod tests {
     #[test]
     fn range_headers() {
         assert_eq!(rp(0, None, Some(E)).range_headers(), None);
-        assert_eq!(rp(5, Some(10), Some(E)).range_headers(), Some(("bytes=5-".into(), E.into())));
-        assert_eq!(rp(5, Some(10), None).range_headers(), None, "no validator: no resume");
-        let lm = ResumePoint { offset: 5, last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()), ..Default::default() };
-        assert_eq!(lm.range_headers().map(|h| h.1), Some("Thu, 01 Jan 2026 00:00:00 GMT".into()));
+        assert_eq!(
+            rp(5, Some(10), Some(E)).range_headers(),
+            Some(("bytes=5-".into(), E.into()))
+        );
+        assert_eq!(
+            rp(5, Some(10), None).range_headers(),
+            None,
+            "no validator: no resume"
+        );
+        let lm = ResumePoint {
+            offset: 5,
+            last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            lm.range_headers().map(|h| h.1),
+            Some("Thu, 01 Jan 2026 00:00:00 GMT".into())
+        );
     }
 
     #[test]
     fn decisions_table() {
         use HeadDecision::*;
-        let rep = |t: Option<u64>, e: Option<&str>| Representation { total: t, etag: e.map(Into::into), last_modified: None };
+        let rep = |t: Option<u64>, e: Option<&str>| Representation {
+            total: t,
+            etag: e.map(Into::into),
+            last_modified: None,
+        };
         let cases: Vec<(&str, ResumePoint, ResponseHead, HeadDecision)> = vec![
-            ("fresh 200", rp(0, None, None), head(200, None, Some(E), Some(100)), Stream { offset: 0, restart: true, rep: rep(Some(100), Some(E)) }),
-            ("weak etag dropped", rp(0, None, None), head(200, None, Some("W/\"x\""), Some(100)), Stream { offset: 0, restart: true, rep: rep(Some(100), None) }),
-            ("resume 206", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-99/100"), Some(E), Some(60)), Stream { offset: 40, restart: false, rep: rep(Some(100), Some(E)) }),
-            ("200 to a range: start over", rp(40, Some(100), Some(E)), head(200, None, Some(E), Some(100)), Stream { offset: 0, restart: true, rep: rep(Some(100), Some(E)) }),
-            ("206 at the wrong offset", rp(40, Some(100), Some(E)), head(206, Some("bytes 0-99/100"), Some(E), None), Restart { reason: "the 206 does not start at the committed offset" }),
-            ("206 new length", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-119/120"), Some(E), None), Restart { reason: "the complete length changed" }),
-            ("206 new etag", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-99/100"), Some("\"v2\""), None), Restart { reason: "the ETag changed" }),
-            ("206 short", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-49/100"), Some(E), None), Restart { reason: "the 206 does not run to the end" }),
-            ("206 unknown length", rp(40, Some(100), Some(E)), head(206, Some("bytes 40-99/*"), Some(E), None), Restart { reason: "the 206 does not give the complete length" }),
-            ("416 complete", rp(100, Some(100), Some(E)), head(416, Some("bytes */100"), None, None), AlreadyComplete),
-            ("416 changed", rp(100, Some(100), Some(E)), head(416, Some("bytes */50"), None, None), Restart { reason: "416: the stored bytes do not fit the resource" }),
-            ("416 garbage", rp(100, Some(100), Some(E)), head(416, None, None, None), Restart { reason: "416: the stored bytes do not fit the resource" }),
-            ("503", rp(0, None, None), head(503, None, None, None), Retry { status: 503, retry_after_ms: None }),
-            ("429", rp(0, None, None), head(429, None, None, None), Retry { status: 429, retry_after_ms: None }),
-            ("404", rp(0, None, None), head(404, None, None, None), Fail(TaskError::http(404))),
-            ("410", rp(0, None, None), head(410, None, None, None), Fail(TaskError::http(410))),
-            ("403", rp(0, None, None), head(403, None, None, None), Fail(TaskError::http(403))),
+            (
+                "fresh 200",
+                rp(0, None, None),
+                head(200, None, Some(E), Some(100)),
+                Stream {
+                    offset: 0,
+                    restart: true,
+                    rep: rep(Some(100), Some(E)),
+                },
+            ),
+            (
+                "weak etag dropped",
+                rp(0, None, None),
+                head(200, None, Some("W/\"x\""), Some(100)),
+                Stream {
+                    offset: 0,
+                    restart: true,
+                    rep: rep(Some(100), None),
+                },
+            ),
+            (
+                "resume 206",
+                rp(40, Some(100), Some(E)),
+                head(206, Some("bytes 40-99/100"), Some(E), Some(60)),
+                Stream {
+                    offset: 40,
+                    restart: false,
+                    rep: rep(Some(100), Some(E)),
+                },
+            ),
+            (
+                "200 to a range: start over",
+                rp(40, Some(100), Some(E)),
+                head(200, None, Some(E), Some(100)),
+                Stream {
+                    offset: 0,
+                    restart: true,
+                    rep: rep(Some(100), Some(E)),
+                },
+            ),
+            (
+                "206 at the wrong offset",
+                rp(40, Some(100), Some(E)),
+                head(206, Some("bytes 0-99/100"), Some(E), None),
+                Restart {
+                    reason: "the 206 does not start at the committed offset",
+                },
+            ),
+            (
+                "206 new length",
+                rp(40, Some(100), Some(E)),
+                head(206, Some("bytes 40-119/120"), Some(E), None),
+                Restart {
+                    reason: "the complete length changed",
+                },
+            ),
+            (
+                "206 new etag",
+                rp(40, Some(100), Some(E)),
+                head(206, Some("bytes 40-99/100"), Some("\"v2\""), None),
+                Restart {
+                    reason: "the ETag changed",
+                },
+            ),
+            (
+                "206 short",
+                rp(40, Some(100), Some(E)),
+                head(206, Some("bytes 40-49/100"), Some(E), None),
+                Restart {
+                    reason: "the 206 does not run to the end",
+                },
+            ),
+            (
+                "206 unknown length",
+                rp(40, Some(100), Some(E)),
+                head(206, Some("bytes 40-99/*"), Some(E), None),
+                Restart {
+                    reason: "the 206 does not give the complete length",
+                },
+            ),
+            (
+                "416 complete",
+                rp(100, Some(100), Some(E)),
+                head(416, Some("bytes */100"), None, None),
+                AlreadyComplete,
+            ),
+            (
+                "416 changed",
+                rp(100, Some(100), Some(E)),
+                head(416, Some("bytes */50"), None, None),
+                Restart {
+                    reason: "416: the stored bytes do not fit the resource",
+                },
+            ),
+            (
+                "416 garbage",
+                rp(100, Some(100), Some(E)),
+                head(416, None, None, None),
+                Restart {
+                    reason: "416: the stored bytes do not fit the resource",
+                },
+            ),
+            (
+                "503",
+                rp(0, None, None),
+                head(503, None, None, None),
+                Retry {
+                    status: 503,
+                    retry_after_ms: None,
+                },
+            ),
+            (
+                "429",
+                rp(0, None, None),
+                head(429, None, None, None),
+                Retry {
+                    status: 429,
+                    retry_after_ms: None,
+                },
+            ),
+            (
+                "404",
+                rp(0, None, None),
+                head(404, None, None, None),
+                Fail(TaskError::http(404)),
+            ),
+            (
+                "410",
+                rp(0, None, None),
+                head(410, None, None, None),
+                Fail(TaskError::http(410)),
+            ),
+            (
+                "403",
+                rp(0, None, None),
+                head(403, None, None, None),
+                Fail(TaskError::http(403)),
+            ),
         ];
         for (name, r, h, want) in cases {
             assert_eq!(decide(&r, &h, 0.0), want, "{name}");
@@ -342,9 +564,21 @@ mod tests {
 
     #[test]
     fn malformed_content_range_is_refused() {
-        for cr in [None, Some("bytes 50-40/100"), Some("bytes 40-99/18014398509481984"), Some("bytes */100")] {
-            let d = decide(&rp(40, Some(100), Some(E)), &head(206, cr, Some(E), None), 0.0);
-            assert!(matches!(d, HeadDecision::Fail(ref e) if e.code == ErrorCode::NotResumable), "{cr:?}: {d:?}");
+        for cr in [
+            None,
+            Some("bytes 50-40/100"),
+            Some("bytes 40-99/18014398509481984"),
+            Some("bytes */100"),
+        ] {
+            let d = decide(
+                &rp(40, Some(100), Some(E)),
+                &head(206, cr, Some(E), None),
+                0.0,
+            );
+            assert!(
+                matches!(d, HeadDecision::Fail(ref e) if e.code == ErrorCode::NotResumable),
+                "{cr:?}: {d:?}"
+            );
         }
     }
 
@@ -352,7 +586,9 @@ mod tests {
     fn encoded_bodies_are_not_resumable() {
         let mut h = head(200, None, Some(E), Some(10));
         h.content_encoding = Some("gzip".into());
-        let HeadDecision::Stream { rep, .. } = decide(&rp(0, None, None), &h, 0.0) else { panic!() };
+        let HeadDecision::Stream { rep, .. } = decide(&rp(0, None, None), &h, 0.0) else {
+            panic!()
+        };
         assert_eq!(rep, Representation::default());
     }
 
@@ -363,7 +599,13 @@ mod tests {
         assert_eq!(retry_after_ms("-5", 0.0), None);
         // 2026-01-01T00:00:10Z is 10 s after now.
         let now = 1_767_225_600_000.0;
-        assert_eq!(retry_after_ms("Thu, 01 Jan 2026 00:00:10 GMT", now), Some(10_000.0));
-        assert_eq!(retry_after_ms("Wed, 31 Dec 2025 00:00:00 GMT", now), Some(0.0));
+        assert_eq!(
+            retry_after_ms("Thu, 01 Jan 2026 00:00:10 GMT", now),
+            Some(10_000.0)
+        );
+        assert_eq!(
+            retry_after_ms("Wed, 31 Dec 2025 00:00:00 GMT", now),
+            Some(0.0)
+        );
     }
 }

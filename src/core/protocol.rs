@@ -79,13 +79,18 @@ impl RawCommand {
     /// Validate into a session and a command.
     pub fn validate(self) -> Result<(SessionId, Command), TaskError> {
         if self.longhaul != PROTOCOL {
-            return Err(TaskError::invalid(format!("protocol {} is not spoken here (expected {PROTOCOL})", self.longhaul)));
+            return Err(TaskError::invalid(format!(
+                "protocol {} is not spoken here (expected {PROTOCOL})",
+                self.longhaul
+            )));
         }
         let session = SessionId::parse(&self.session)?;
         let id = || -> Result<TaskId, TaskError> {
             match self.id.as_deref() {
                 Some(s) if !s.is_empty() && s.len() <= 128 => Ok(TaskId(s.to_owned())),
-                _ => Err(TaskError::invalid("a task id (a non-empty string) is required")),
+                _ => Err(TaskError::invalid(
+                    "a task id (a non-empty string) is required",
+                )),
             }
         };
         let cmd = match self.op.as_str() {
@@ -98,7 +103,11 @@ impl RawCommand {
             "cancel" => Command::Cancel(id()?),
             "remove" => Command::Remove(id()?),
             "download" => {
-                let url = self.url.clone().filter(|u| !u.is_empty()).ok_or_else(|| TaskError::invalid("a URL is required"))?;
+                let url = self
+                    .url
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| TaskError::invalid("a URL is required"))?;
                 if url.len() > 64 * 1024 {
                     return Err(TaskError::invalid("the URL is longer than 64 KiB"));
                 }
@@ -135,7 +144,10 @@ mod tests {
     fn commands_validate() {
         assert_eq!(raw("tasks").validate().unwrap().1, Command::Tasks);
         let mut c = raw("pause");
-        assert_eq!(c.clone().validate().unwrap_err().code, ErrorCode::InvalidInput);
+        assert_eq!(
+            c.clone().validate().unwrap_err().code,
+            ErrorCode::InvalidInput
+        );
         c.id = Some("t1".into());
         assert_eq!(c.validate().unwrap().1, Command::Pause(TaskId("t1".into())));
         assert!(raw("explode").validate().is_err());
@@ -153,7 +165,9 @@ mod tests {
         assert!(d.clone().validate().is_err(), "no URL");
         d.url = Some("https://a.test/f".into());
         d.headers = vec![("X-A".into(), "1".into())];
-        let (_, Command::Download(dl)) = d.clone().validate().unwrap() else { panic!() };
+        let (_, Command::Download(dl)) = d.clone().validate().unwrap() else {
+            panic!()
+        };
         assert_eq!(dl.headers.pairs(), &[("x-a".into(), "1".into())]);
         d.headers = vec![("X-A".into(), "1\r\nX-B: 2".into())];
         assert!(d.validate().is_err());

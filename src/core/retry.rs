@@ -22,7 +22,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 8, base_delay_ms: 1_000.0, max_delay_ms: 60_000.0, jitter: 0.2 }
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay_ms: 1_000.0,
+            max_delay_ms: 60_000.0,
+            jitter: 0.2,
+        }
     }
 }
 
@@ -35,7 +40,9 @@ impl RetryPolicy {
         }
         let base = match retry_after_ms {
             Some(ms) => ms.min(self.max_delay_ms),
-            None => (self.base_delay_ms * 2f64.powi(attempts.min(30) as i32)).min(self.max_delay_ms),
+            None => {
+                (self.base_delay_ms * 2f64.powi(attempts.min(30) as i32)).min(self.max_delay_ms)
+            }
         };
         let factor = 1.0 + self.jitter * (2.0 * u - 1.0);
         Some((base * factor).max(0.0))
@@ -69,7 +76,10 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_ends() {
-        let p = RetryPolicy { jitter: 0.0, ..Default::default() };
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..Default::default()
+        };
         let d: Vec<_> = (0..8).map(|a| p.delay_ms(a, None, 0.5).unwrap()).collect();
         assert_eq!(d, vec![1e3, 2e3, 4e3, 8e3, 16e3, 32e3, 60e3, 60e3]);
         assert_eq!(p.delay_ms(8, None, 0.5), None);
@@ -81,7 +91,10 @@ mod tests {
         assert_eq!(p.delay_ms(0, Some(3_600_000.0), 0.5), Some(60_000.0));
         let lo = p.delay_ms(0, Some(10_000.0), 0.0).unwrap();
         let hi = p.delay_ms(0, Some(10_000.0), 0.999_999).unwrap();
-        assert!((8_000.0..=8_001.0).contains(&lo) && (11_999.0..=12_000.0).contains(&hi), "{lo} {hi}");
+        assert!(
+            (8_000.0..=8_001.0).contains(&lo) && (11_999.0..=12_000.0).contains(&hi),
+            "{lo} {hi}"
+        );
     }
 
     #[test]

@@ -41,7 +41,10 @@ pub enum TaskState {
 impl TaskState {
     /// Completed, failed or canceled.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Completed | TaskState::Failed | TaskState::Canceled)
+        matches!(
+            self,
+            TaskState::Completed | TaskState::Failed | TaskState::Canceled
+        )
     }
 }
 

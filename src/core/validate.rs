@@ -32,7 +32,9 @@ impl SessionId {
             )));
         }
         if s.chars().any(char::is_control) {
-            return Err(TaskError::invalid("the session identifier contains control characters"));
+            return Err(TaskError::invalid(
+                "the session identifier contains control characters",
+            ));
         }
         Ok(SessionId(s.to_owned()))
     }
@@ -84,17 +86,38 @@ impl HttpUrl {
         if p.host.is_empty() {
             return Err(TaskError::invalid("the URL has no host"));
         }
-        Ok(HttpUrl { href: p.href, host: p.host })
+        Ok(HttpUrl {
+            href: p.href,
+            host: p.host,
+        })
     }
 }
 
 /// Request headers a page may not set: the browser forbids them, or longhaul sets
 /// them itself to resume (`range`, `if-range`).
 const FORBIDDEN_HEADERS: &[&str] = &[
-    "accept-charset", "accept-encoding", "access-control-request-headers",
-    "access-control-request-method", "connection", "content-length", "cookie", "cookie2",
-    "date", "dnt", "expect", "host", "keep-alive", "origin", "referer", "te", "trailer",
-    "transfer-encoding", "upgrade", "via", "range", "if-range",
+    "accept-charset",
+    "accept-encoding",
+    "access-control-request-headers",
+    "access-control-request-method",
+    "connection",
+    "content-length",
+    "cookie",
+    "cookie2",
+    "date",
+    "dnt",
+    "expect",
+    "host",
+    "keep-alive",
+    "origin",
+    "referer",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "via",
+    "range",
+    "if-range",
 ];
 
 /// Validated request headers: token names, no CR/LF/NUL in values, no forbidden names,
@@ -107,24 +130,38 @@ impl HeaderList {
     /// Validate a list of `(name, value)` pairs.
     pub fn parse(pairs: Vec<(String, String)>) -> Result<HeaderList, TaskError> {
         if pairs.len() > MAX_HEADERS {
-            return Err(TaskError::invalid(format!("{} headers given; at most {MAX_HEADERS}", pairs.len())));
+            return Err(TaskError::invalid(format!(
+                "{} headers given; at most {MAX_HEADERS}",
+                pairs.len()
+            )));
         }
         let mut total = 0usize;
         let mut out = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             if name.is_empty() || !name.bytes().all(is_token_byte) {
-                return Err(TaskError::invalid(format!("\"{name}\" is not a valid header name")));
+                return Err(TaskError::invalid(format!(
+                    "\"{name}\" is not a valid header name"
+                )));
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(TaskError::invalid(format!("the value of header \"{name}\" contains CR, LF or NUL")));
+                return Err(TaskError::invalid(format!(
+                    "the value of header \"{name}\" contains CR, LF or NUL"
+                )));
             }
             let lower = name.to_ascii_lowercase();
-            if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-") {
-                return Err(TaskError::invalid(format!("header \"{name}\" cannot be set by a page")));
+            if FORBIDDEN_HEADERS.contains(&lower.as_str())
+                || lower.starts_with("proxy-")
+                || lower.starts_with("sec-")
+            {
+                return Err(TaskError::invalid(format!(
+                    "header \"{name}\" cannot be set by a page"
+                )));
             }
             total += lower.len() + value.len();
             if total > MAX_HEADER_BYTES {
-                return Err(TaskError::invalid(format!("the headers exceed {MAX_HEADER_BYTES} bytes")));
+                return Err(TaskError::invalid(format!(
+                    "the headers exceed {MAX_HEADER_BYTES} bytes"
+                )));
             }
             out.push((lower, value.trim().to_owned()));
         }
@@ -148,7 +185,9 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 pub fn description(s: Option<String>) -> Result<String, TaskError> {
     let s = s.unwrap_or_default();
     if s.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(TaskError::invalid(format!("the description exceeds {MAX_DESCRIPTION_CHARS} characters")));
+        return Err(TaskError::invalid(format!(
+            "the description exceeds {MAX_DESCRIPTION_CHARS} characters"
+        )));
     }
     Ok(s)
 }
@@ -181,7 +220,8 @@ mod tests {
 
     #[test]
     fn urls() {
-        let ok = HttpUrl::from_parts(parts("https://a.test/x", "https:", "", "", "a.test")).unwrap();
+        let ok =
+            HttpUrl::from_parts(parts("https://a.test/x", "https:", "", "", "a.test")).unwrap();
         assert_eq!(ok.host, "a.test");
         assert!(HttpUrl::from_parts(parts("http://a:81/", "http:", "", "", "a:81")).is_ok());
         let cases = [
@@ -200,7 +240,10 @@ mod tests {
     #[test]
     fn headers() {
         let h = |n: &str, v: &str| vec![(n.to_owned(), v.to_owned())];
-        assert_eq!(HeaderList::parse(h("X-Token", " abc ")).unwrap().pairs(), &[("x-token".into(), "abc".into())]);
+        assert_eq!(
+            HeaderList::parse(h("X-Token", " abc ")).unwrap().pairs(),
+            &[("x-token".into(), "abc".into())]
+        );
         for (n, v) in [
             ("X-A", "a\r\nInjected: 1"),
             ("X-A", "a\nb"),
@@ -216,7 +259,9 @@ mod tests {
             assert!(HeaderList::parse(h(n, v)).is_err(), "{n}: {v}");
         }
         assert!(HeaderList::parse(h("X-Big", &"v".repeat(MAX_HEADER_BYTES))).is_err());
-        let many: Vec<_> = (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "v".into())).collect();
+        let many: Vec<_> = (0..=MAX_HEADERS)
+            .map(|i| (format!("x-{i}"), "v".into()))
+            .collect();
         assert!(HeaderList::parse(many).is_err());
     }
 

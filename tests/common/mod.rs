@@ -25,7 +25,11 @@ extern "C" {
 
 /// GET `url` straight, without longhaul, and return the body.
 pub async fn fetch_bytes(url: &str) -> Vec<u8> {
-    let resp: web_sys::Response = JsFuture::from(fetch_str(url)).await.unwrap().dyn_into().unwrap();
+    let resp: web_sys::Response = JsFuture::from(fetch_str(url))
+        .await
+        .unwrap()
+        .dyn_into()
+        .unwrap();
     let buf = JsFuture::from(resp.array_buffer().unwrap()).await.unwrap();
     js_sys::Uint8Array::new(&buf).to_vec()
 }
@@ -33,7 +37,11 @@ pub async fn fetch_bytes(url: &str) -> Vec<u8> {
 /// The devserver's log entries for `path`, as JS objects.
 pub async fn log(path: &str) -> Vec<JsValue> {
     let resp: web_sys::Response =
-        JsFuture::from(fetch_str(&format!("{}/__log?path={path}", server()))).await.unwrap().dyn_into().unwrap();
+        JsFuture::from(fetch_str(&format!("{}/__log?path={path}", server())))
+            .await
+            .unwrap()
+            .dyn_into()
+            .unwrap();
     let v = JsFuture::from(resp.json().unwrap()).await.unwrap();
     js_sys::Array::from(&v).iter().collect()
 }

@@ -2,9 +2,9 @@
 //! the stored bytes with the source's.
 
 use super::*;
-use std::collections::HashMap;
 use crate::core::task::TaskKind;
 use crate::core::validate::{HeaderList, HttpUrl};
+use std::collections::HashMap;
 
 const CHUNK: usize = 1000;
 
@@ -17,8 +17,13 @@ struct Resource {
 
 impl Resource {
     fn new(len: usize, version: u8) -> Resource {
-        let bytes = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(version)).collect();
-        Resource { bytes, etag: format!("\"v{version}\"") }
+        let bytes = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(version))
+            .collect();
+        Resource {
+            bytes,
+            etag: format!("\"v{version}\""),
+        }
     }
 }
 
@@ -46,7 +51,10 @@ fn rec(id: &str, host: &str) -> TaskRecord {
         id: TaskId(id.into()),
         session: SessionId::parse("s").unwrap(),
         kind: TaskKind::Download,
-        url: HttpUrl { href: format!("http://{host}/{id}"), host: host.into() },
+        url: HttpUrl {
+            href: format!("http://{host}/{id}"),
+            host: host.into(),
+        },
         headers: HeaderList::default(),
         description: String::new(),
         state: TaskState::Pending,
@@ -109,13 +117,22 @@ impl Sim {
     /// Serve request `f` from `res` with `fault`, as the shell would.
     fn serve(&mut self, f: &FetchRequest, res: &Resource, fault: Fault) {
         self.now += 10.0;
-        let header = |n: &str| f.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let header = |n: &str| {
+            f.headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+        };
         let len = res.bytes.len() as u64;
         let (status, start) = match (fault, header("range")) {
             (Fault::Status(s), _) => (s, 0),
             (Fault::IgnoreRange, _) | (_, None) => (200, 0),
             (_, Some(r)) => {
-                let from: u64 = r.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+                let from: u64 = r
+                    .trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse()
+                    .unwrap();
                 if header("if-range").as_deref() != Some(res.etag.as_str()) {
                     (200, 0)
                 } else if from >= len {
@@ -151,7 +168,12 @@ impl Sim {
         let mut first = true;
         for piece in body[..limit].chunks(CHUNK) {
             self.now += 1.0;
-            let Some(r) = self.e.commit_record(&f.task, f.gen, pos + piece.len() as u64, self.now) else { return };
+            let Some(r) = self
+                .e
+                .commit_record(&f.task, f.gen, pos + piece.len() as u64, self.now)
+            else {
+                return;
+            };
             let store = self.chunks.entry(f.task.clone()).or_default();
             if first {
                 store.retain(|&k, _| k < pos);
@@ -186,7 +208,11 @@ impl Sim {
             if k >= upto {
                 break;
             }
-            assert_eq!(k, out.len() as u64, "chunks must tile without gaps or overlaps");
+            assert_eq!(
+                k,
+                out.len() as u64,
+                "chunks must tile without gaps or overlaps"
+            );
             out.extend_from_slice(v);
         }
         out.truncate(upto as usize);
@@ -215,7 +241,11 @@ fn a_download_completes_with_events() {
     assert_eq!(sim.state("a"), TaskState::Completed);
     assert_eq!(sim.stored(&id("a")), res.bytes);
     assert_eq!(sim.persisted[&id("a")].state, TaskState::Completed);
-    let kinds: Vec<_> = sim.events.iter().map(|(k, s)| (k.as_str(), s.state)).collect();
+    let kinds: Vec<_> = sim
+        .events
+        .iter()
+        .map(|(k, s)| (k.as_str(), s.state))
+        .collect();
     assert_eq!(kinds.first(), Some(&("statechange", TaskState::Pending)));
     assert!(kinds.contains(&("statechange", TaskState::Running)));
     assert!(kinds.contains(&("progress", TaskState::Running)));
@@ -230,8 +260,15 @@ fn progress_events_are_rate_limited() {
     let f = sim.drain();
     sim.serve(&f[0], &res, Fault::None);
     sim.drain();
-    let n = sim.events.iter().filter(|(k, _)| *k == EventKind::Progress).count();
-    assert!((1..=2).contains(&n), "{n} progress events for 100 ms of commits");
+    let n = sim
+        .events
+        .iter()
+        .filter(|(k, _)| *k == EventKind::Progress)
+        .count();
+    assert!(
+        (1..=2).contains(&n),
+        "{n} progress events for 100 ms of commits"
+    );
 }
 
 #[test]
@@ -247,7 +284,9 @@ fn a_reset_resumes_with_range_and_if_range() {
     sim.wait();
     let f = sim.drain();
     assert_eq!(f.len(), 1);
-    assert!(f[0].headers.contains(&("range".into(), "bytes=4000-".into())));
+    assert!(f[0]
+        .headers
+        .contains(&("range".into(), "bytes=4000-".into())));
     assert!(f[0].headers.contains(&("if-range".into(), "\"v1\"".into())));
     sim.serve(&f[0], &res, Fault::None);
     sim.drain();
@@ -305,7 +344,9 @@ fn a_restart_after_a_crash_resumes_from_the_persisted_offset() {
     sim2.e.restore(crashed);
     sim2.e.schedule(sim2.now);
     let f = sim2.drain();
-    assert!(f[0].headers.contains(&("range".into(), "bytes=6000-".into())));
+    assert!(f[0]
+        .headers
+        .contains(&("range".into(), "bytes=6000-".into())));
     sim2.serve(&f[0], &res, Fault::None);
     sim2.drain();
     assert_eq!(sim2.stored(&id("a")), res.bytes);
@@ -360,7 +401,9 @@ fn pause_resume_cancel_remove() {
     assert_eq!(err.code, ErrorCode::InvalidState);
     sim.e.resume(&sid(), &id("a"), sim.now).unwrap();
     let f = sim.drain();
-    assert!(f[0].headers.contains(&("range".into(), "bytes=2000-".into())));
+    assert!(f[0]
+        .headers
+        .contains(&("range".into(), "bytes=2000-".into())));
     // Pausing while running aborts that request; its late callbacks change nothing.
     sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
     sim.drain();
@@ -386,8 +429,14 @@ fn commands_for_other_sessions_are_refused() {
     let mut sim = Sim::new();
     sim.e.add(rec("a", "h"), sim.now);
     let other = SessionId::parse("other").unwrap();
-    assert_eq!(sim.e.pause(&other, &id("a"), sim.now).unwrap_err().code, ErrorCode::NotFound);
-    assert_eq!(sim.e.cancel(&other, &id("zzz"), sim.now).unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        sim.e.pause(&other, &id("a"), sim.now).unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        sim.e.cancel(&other, &id("zzz"), sim.now).unwrap_err().code,
+        ErrorCode::NotFound
+    );
     assert!(sim.e.list(&other).is_empty());
     assert_eq!(sim.e.list(&sid()).len(), 1);
 }
@@ -402,7 +451,10 @@ fn status_errors_fail_or_retry() {
     sim.drain();
     let s = sim.e.get(&sid(), &id("a")).unwrap();
     assert_eq!(s.state, TaskState::Failed);
-    assert_eq!(s.error.as_ref().map(|e| (e.code, e.status)), Some((ErrorCode::HttpStatus, Some(404))));
+    assert_eq!(
+        s.error.as_ref().map(|e| (e.code, e.status)),
+        Some((ErrorCode::HttpStatus, Some(404)))
+    );
 
     sim.e.add(rec("b", "h"), sim.now);
     let mut f = sim.drain();
@@ -428,7 +480,10 @@ fn stale_callbacks_are_ignored() {
     sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
     sim.e.resume(&sid(), &id("a"), sim.now).unwrap();
     sim.drain();
-    assert!(sim.e.commit_record(&id("a"), f[0].gen, 10, sim.now).is_none());
+    assert!(sim
+        .e
+        .commit_record(&id("a"), f[0].gen, 10, sim.now)
+        .is_none());
     sim.e.handle_body_end(&id("a"), f[0].gen, sim.now);
     assert_eq!(sim.state("a"), TaskState::Running);
 }
