@@ -55,11 +55,64 @@ struct Runtime {
 }
 
 thread_local! {
+    static EVICTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
     static STARTING: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
 }
 
+/// The Web Lock that marks the one worker owning every task of the origin.
+pub const OWNER_LOCK: &str = "longhaul:owner";
+
+/// Take ownership of the origin's tasks from any older worker (an update activating
+/// while the old version still runs transfers): steal the owner lock and hold it for
+/// the worker's life. The worker it was stolen from sees its request rejected and
+/// stops at once ([`evict`]), so two versions never write the same task. Resolves
+/// once the lock is held (at once where Web Locks are missing).
+async fn claim_ownership() {
+    let locks = js::get(&js::get(&js_sys::global(), "navigator"), "locks");
+    let Ok(request) = js::get(&locks, "request").dyn_into::<js_sys::Function>() else {
+        return;
+    };
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"steal".into(), &true.into());
+    let mut granted_tx = None;
+    let granted = js_sys::Promise::new(&mut |resolve, _| granted_tx = Some(resolve));
+    let hold = Closure::once_into_js(move |_lock: JsValue| -> js_sys::Promise {
+        if let Some(resolve) = granted_tx {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+        js_sys::Promise::new(&mut |_, _| {}) // never settles: held until the worker dies
+    });
+    let Ok(held) = request.call3(&locks, &OWNER_LOCK.into(), &opts, &hold) else {
+        return;
+    };
+    if let Ok(held) = held.dyn_into::<js_sys::Promise>() {
+        // One closure for the worker's whole life: leaking it is the point.
+        let on_lost = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| evict());
+        let _ = held.catch(&on_lost);
+        on_lost.forget();
+    }
+    let _ = JsFuture::from(granted).await;
+}
+
+/// A newer worker took over: abort every request and write nothing more.
+fn evict() {
+    EVICTED.with(|e| e.set(true));
+    js::warn("a newer service worker took over the transfers; this one stops");
+    if let Some(rt) = RUNTIME.with(|r| r.borrow().clone()) {
+        for (_, _, ctl) in rt.aborts.borrow_mut().drain(..) {
+            ctl.abort();
+        }
+        *rt.timer.borrow_mut() = None;
+    }
+}
+
+fn evicted() -> bool {
+    EVICTED.with(|e| e.get())
+}
+
 async fn start() -> Result<Rc<Runtime>, TaskError> {
+    claim_ownership().await;
     let store = Store::open().await?;
     let mut engine = Engine::new(EngineConfig::default(), js::random_seed());
     for rec in store.load_tasks().await? {
@@ -186,6 +239,9 @@ fn boxed<F: Future<Output = Result<(), TaskError>> + 'static>(r: Result<F, TaskE
 /// and in order; the returned writes say when they end.
 fn pump(rt: &Rc<Runtime>) -> Writes {
     let mut writes = Vec::new();
+    if evicted() {
+        return Writes(writes);
+    }
     loop {
         let out = rt.engine.borrow_mut().poll_output();
         let Some(out) = out else { break };
@@ -332,7 +388,7 @@ async fn transfer(
                 .engine
                 .borrow_mut()
                 .commit_record(&req.task, req.gen, new_pos, now);
-            let Some(rec) = rec else {
+            let Some(rec) = rec.filter(|_| !evicted()) else {
                 reader.cancel();
                 return Ok(());
             };
@@ -419,6 +475,12 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
     let raw: RawCommand = serde_wasm_bindgen::from_value(data)
         .map_err(|e| TaskError::invalid(format!("a malformed command: {e}")))?;
     let (session, cmd) = raw.validate()?;
+    if evicted() {
+        return Err(TaskError::new(
+            ErrorCode::NoWorker,
+            "this service worker was replaced by a newer one",
+        ));
+    }
     let now = js::now();
     let value = match cmd {
         Command::Open => {
