@@ -13,8 +13,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::faults::{self, BadContentRange, FaultState, FileFaults, Step};
 use crate::http::{percent_decode, Request};
-use crate::reply::{Body, Reply};
+use crate::reply::{Body, Cut, Reply};
 
 /// `Last-Modified` of every generated file: 2026-01-01 00:00:00 GMT.
 pub const LAST_MODIFIED_UNIX: u64 = 1_767_225_600;
@@ -51,6 +52,25 @@ pub fn seed(name: &[u8], size: u64) -> u64 {
 /// Strong entity tag (with quotes) of a generated file.
 pub fn etag(seed: u64, size: u64) -> String {
     format!("\"{seed:016x}-{size}\"")
+}
+
+/// Size of version `version` (1, 2, …) of a file rotated by `etag=rotate`
+/// with `grow=<grow>`: `size + grow * (version - 1)`. `None` on overflow.
+pub fn version_size(size: u64, grow: u64, version: u64) -> Option<u64> {
+    grow.checked_mul(version.saturating_sub(1))
+        .and_then(|extra| size.checked_add(extra))
+}
+
+/// Seed of version `version` (1, 2, …) of a rotated file whose size is now
+/// `size`: `seed(name, size) ^ splitmix64(version)`, so every version has
+/// other bytes, even at an unchanged size.
+pub fn version_seed(name: &[u8], size: u64, version: u64) -> u64 {
+    seed(name, size) ^ splitmix64(version)
+}
+
+/// Strong entity tag of version `version` of a rotated file.
+pub fn version_etag(seed: u64, size: u64, version: u64) -> String {
+    format!("\"{seed:016x}-{size}-r{version}\"")
 }
 
 /// Block `k` of the file with `seed`, as bytes.
@@ -181,29 +201,115 @@ pub fn if_range_allows(value: &str, etag: &str, last_modified: SystemTime) -> bo
     httpdate::parse_http_date(value).is_ok_and(|t| t == last_modified)
 }
 
-/// Handles `GET`/`HEAD /files/<name>`; `raw_name` is still percent-encoded.
-pub fn handle(req: &Request, raw_name: &str) -> Reply {
+/// Name, size and rate of a `/files/` request, or the 4xx answer.
+fn file_params(req: &Request, raw_name: &str) -> Result<(Vec<u8>, u64, Option<u64>), Reply> {
     let name = match percent_decode(raw_name) {
         Some(n) if !n.is_empty() => n,
-        _ => return Reply::text(404, "not found: a file name is needed after /files/\n"),
+        _ => {
+            return Err(Reply::text(
+                404,
+                "not found: a file name is needed after /files/\n",
+            ))
+        }
     };
     let Some(size) = req.query_param("size").as_deref().and_then(parse_amount) else {
-        return Reply::text(
+        return Err(Reply::text(
             400,
             "missing or invalid size (e.g. size=1048576 or size=10M)\n",
-        );
+        ));
     };
     let rate = match req.query_param("rate") {
         None => None,
         Some(r) => match parse_amount(&r) {
             Some(r) if r > 0 => Some(r),
-            _ => return Reply::text(400, "invalid rate (bytes per second, e.g. rate=2M)\n"),
+            _ => {
+                return Err(Reply::text(
+                    400,
+                    "invalid rate (bytes per second, e.g. rate=2M)\n",
+                ))
+            }
         },
     };
-    let seed = seed(&name, size);
-    let tag = etag(seed, size);
+    Ok((name, size, rate))
+}
+
+/// Handles `GET`/`HEAD /files/<name>`; `raw_name` is still percent-encoded.
+/// Fault switches are not looked at (see [`handle_with_faults`]).
+pub fn handle(req: &Request, raw_name: &str) -> Reply {
+    match file_params(req, raw_name) {
+        Ok((name, size, rate)) => serve(req, &name, size, rate, None, &FileFaults::default()).0,
+        Err(reply) => reply,
+    }
+}
+
+/// Handles `GET`/`HEAD /files/<name>` with the fault switches of its query
+/// string, counting them in `state`. Without any switch the answer is the
+/// same as [`handle`]'s.
+pub fn handle_with_faults(req: &Request, raw_name: &str, state: &FaultState) -> Reply {
+    let (name, size, rate) = match file_params(req, raw_name) {
+        Ok(p) => p,
+        Err(reply) => return reply,
+    };
+    let f = match FileFaults::parse(req) {
+        Ok(f) => f,
+        Err(msg) => return Reply::text(400, &format!("{msg}\n")),
+    };
+    if !f.any() {
+        return serve(req, &name, size, rate, None, &f).0;
+    }
+    let key = faults::key(req);
+    state.with_key(&key, |ks| {
+        let (reply, applied) = match ks.begin(&f, &key) {
+            Step::Clean => serve(req, &name, size, rate, None, &FileFaults::default()),
+            Step::Redirect(n) => (faults::redirect_reply(req, n), vec!["redirect"]),
+            Step::Status(code) => (
+                faults::status_reply(code, f.retry_after.as_ref()),
+                vec!["status"],
+            ),
+            Step::Fail => (
+                faults::status_reply(503, f.retry_after.as_ref()),
+                vec!["fail_rate"],
+            ),
+            Step::Serve { version } => serve(req, &name, size, rate, version, &f),
+        };
+        ks.finish(!applied.is_empty());
+        if applied.is_empty() {
+            reply
+        } else {
+            reply.faulted(applied.join("+"))
+        }
+    })
+}
+
+/// Builds the answer for the file `name` of `size` bytes (or its rotated
+/// `version`), applying the body switches of `f` that fit this request.
+/// Returns the reply and the names of the switches applied.
+fn serve(
+    req: &Request,
+    name: &[u8],
+    size: u64,
+    rate: Option<u64>,
+    version: Option<u64>,
+    f: &FileFaults,
+) -> (Reply, Vec<&'static str>) {
+    let mut applied = Vec::new();
+    let (size, seed, tag) = match version {
+        None => {
+            let seed = seed(name, size);
+            (size, seed, etag(seed, size))
+        }
+        Some(v) => {
+            let Some(size) = version_size(size, f.grow, v) else {
+                let msg = "invalid grow: the size of the next version overflows\n";
+                return (Reply::text(400, msg), applied);
+            };
+            let seed = version_seed(name, size, v);
+            applied.push("etag");
+            (size, seed, version_etag(seed, size, v))
+        }
+    };
     let modified = last_modified();
-    let decision = match req.header("range") {
+    let mut decision = match req.header("range") {
         Some(_) if req.header_count("range") > 1 => RangeDecision::Full,
         Some(range) => match req.header("if-range") {
             Some(ir) if !if_range_allows(ir, &tag, modified) => RangeDecision::Full,
@@ -211,6 +317,10 @@ pub fn handle(req: &Request, raw_name: &str) -> Reply {
         },
         None => RangeDecision::Full,
     };
+    if f.ignore_range && decision != RangeDecision::Full {
+        decision = RangeDecision::Full;
+        applied.push("ignore_range");
+    }
     let base = |status| {
         Reply::new(status)
             .header("ETag", tag.clone())
@@ -224,18 +334,71 @@ pub fn handle(req: &Request, raw_name: &str) -> Reply {
         len,
         rate,
     };
-    match decision {
+    let partial = |start: u64, end: u64, content_range: Option<String>| {
+        let reply = base(206).header("Content-Type", "application/octet-stream");
+        let reply = match content_range {
+            Some(cr) => reply.header("Content-Range", cr),
+            None => reply,
+        };
+        reply.body(body(start, end - start + 1))
+    };
+    let mut reply = match decision {
         RangeDecision::Full => base(200)
             .header("Content-Type", "application/octet-stream")
             .body(body(0, size)),
-        RangeDecision::Partial { start, end } => base(206)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Range", format!("bytes {start}-{end}/{size}"))
-            .body(body(start, end - start + 1)),
+        RangeDecision::Partial { start, end } => {
+            match bad_content_range(f.bad_content_range, start, end, size) {
+                Some((start, content_range)) => {
+                    applied.push("bad_content_range");
+                    partial(start, end, content_range)
+                }
+                None => partial(start, end, Some(format!("bytes {start}-{end}/{size}"))),
+            }
+        }
         RangeDecision::Unsatisfiable => {
             base(416).header("Content-Range", format!("bytes */{size}"))
         }
+    };
+    let len = reply.body.byte_len();
+    if req.method != "HEAD" {
+        if let Some(n) = f.reset.filter(|n| *n < len) {
+            reply.cut = Some(Cut::Reset(n));
+            applied.push("reset");
+        } else if let Some(n) = f.stall.filter(|n| *n < len) {
+            reply.cut = Some(Cut::Stall(n));
+            applied.push("stall");
+        }
     }
+    (reply, applied)
+}
+
+/// For a 206 of `start..=end` of a `size`-byte file under
+/// `bad_content_range=kind`: the first byte actually sent and the
+/// `Content-Range` value (`None`: no header). `None` overall when the kind
+/// does not apply (no switch, or `wrong_start` at position 0).
+pub fn bad_content_range(
+    kind: Option<BadContentRange>,
+    start: u64,
+    end: u64,
+    size: u64,
+) -> Option<(u64, Option<String>)> {
+    let over = |n: u64| n.saturating_add(faults::JS_SAFE_LIMIT + 1);
+    let header = match kind? {
+        BadContentRange::Garbage => "bytes x-y/z".to_string(),
+        BadContentRange::Overflow => {
+            format!("bytes {}-{}/{}", over(start), over(end), over(size))
+        }
+        BadContentRange::Inverted => format!("bytes {}-{start}/{size}", end.saturating_add(1)),
+        BadContentRange::Missing => return Some((start, None)),
+        BadContentRange::WrongStart => {
+            if start == 0 {
+                return None;
+            }
+            let early = start.saturating_sub(faults::WRONG_START_SHIFT);
+            return Some((early, Some(format!("bytes {early}-{end}/{size}"))));
+        }
+    };
+    Some((start, Some(header)))
 }
 
 #[cfg(test)]
@@ -370,5 +533,67 @@ mod tests {
         assert_ne!(etag(seed(b"alpha", 64), 64), etag(seed(b"beta", 64), 64));
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn rotated_versions_differ_and_grow() {
+        let name = b"rot.bin";
+        assert_eq!(version_size(1000, 100, 1), Some(1000));
+        assert_eq!(version_size(1000, 100, 3), Some(1200));
+        assert_eq!(version_size(1000, 0, 9), Some(1000));
+        assert_eq!(version_size(u64::MAX, 1, 2), None);
+        for grow in [0u64, 100] {
+            // Each version differs from the plain file and from the others.
+            let mut seen_tags = vec![etag(seed(name, 1000), 1000)];
+            let mut seen_bytes = vec![whole(name, 1000)];
+            for v in 1..=3 {
+                let size = version_size(1000, grow, v).unwrap_or(0);
+                let s = version_seed(name, size, v);
+                let tag = version_etag(s, size, v);
+                let mut bytes = vec![0; size as usize];
+                fill(s, 0, &mut bytes);
+                assert_eq!(bytes.len() as u64, 1000 + grow * (v - 1));
+                assert!(!seen_tags.contains(&tag), "{tag} repeats");
+                // Not just longer: the common prefix differs too.
+                for old in &seen_bytes {
+                    let n = old.len().min(bytes.len());
+                    assert_ne!(old[..n], bytes[..n], "grow {grow} v{v}");
+                }
+                seen_tags.push(tag);
+                seen_bytes.push(bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_content_range_kinds() {
+        use BadContentRange::*;
+        let big = 1u64 << 53;
+        assert_eq!(bad_content_range(None, 5, 9, 100), None);
+        assert_eq!(
+            bad_content_range(Some(Garbage), 5, 9, 100),
+            Some((5, Some("bytes x-y/z".into())))
+        );
+        assert_eq!(
+            bad_content_range(Some(Overflow), 5, 9, 100),
+            Some((
+                5,
+                Some(format!("bytes {}-{}/{}", big + 6, big + 10, big + 101))
+            ))
+        );
+        assert_eq!(
+            bad_content_range(Some(Inverted), 5, 9, 100),
+            Some((5, Some("bytes 10-5/100".into())))
+        );
+        assert_eq!(bad_content_range(Some(Missing), 5, 9, 100), Some((5, None)));
+        assert_eq!(
+            bad_content_range(Some(WrongStart), 5000, 5999, 10_000),
+            Some((4000, Some("bytes 4000-5999/10000".into())))
+        );
+        assert_eq!(
+            bad_content_range(Some(WrongStart), 300, 999, 1000),
+            Some((0, Some("bytes 0-999/1000".into())))
+        );
+        assert_eq!(bad_content_range(Some(WrongStart), 0, 9, 100), None);
     }
 }

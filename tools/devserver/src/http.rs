@@ -83,7 +83,9 @@ impl Request {
     }
 }
 
-fn decode_query_part(s: &str) -> Option<String> {
+/// Decodes one side of a `key=value` query pair: `+` is a space, then `%XX`
+/// escapes. `None` when malformed or not UTF-8.
+pub fn decode_query_part(s: &str) -> Option<String> {
     let spaced = s.replace('+', " ");
     String::from_utf8(percent_decode(&spaced)?).ok()
 }
@@ -173,6 +175,47 @@ impl Connection {
             len -= take as u64;
         }
         Ok(())
+    }
+
+    /// Reads exactly `len` bytes of request body and appends them to `out`.
+    pub fn read_body_into(&mut self, mut len: u64, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        while len > 0 {
+            if self.buf.is_empty() {
+                self.fill()?;
+            }
+            let take = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            out.extend_from_slice(&self.buf[..take]);
+            self.buf.drain(..take);
+            len -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Keeps the connection open without sending anything until the client
+    /// goes away (EOF or error) or `limit` passes; whatever it sends is
+    /// dropped. Used by the `stall` fault.
+    pub fn stall(&mut self, limit: std::time::Duration) {
+        let _ = self
+            .stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(250)));
+        let began = std::time::Instant::now();
+        let mut chunk = [0u8; 16 * 1024];
+        while began.elapsed() < limit {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => return,
+            }
+        }
     }
 
     /// Ends the connection after a final response: stops sending, then
@@ -270,15 +313,35 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
         204 => "No Content",
         206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
         416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Unknown",
     }
 }
@@ -291,6 +354,18 @@ pub fn render_head(
     content_length: Option<u64>,
     keep_alive: bool,
 ) -> Vec<u8> {
+    render_head_with(status, headers, content_length, keep_alive, true)
+}
+
+/// [`render_head`], leaving out `Access-Control-Expose-Headers` unless
+/// `expose` is set.
+pub fn render_head_with(
+    status: u16,
+    headers: &[(&str, String)],
+    content_length: Option<u64>,
+    keep_alive: bool,
+    expose: bool,
+) -> Vec<u8> {
     let mut s = format!("HTTP/1.1 {} {}\r\n", status, reason(status));
     let mut push = |name: &str, value: &str| {
         s.push_str(name);
@@ -300,7 +375,9 @@ pub fn render_head(
     };
     push("Date", &httpdate::fmt_http_date(SystemTime::now()));
     push("Access-Control-Allow-Origin", "*");
-    push("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+    if expose {
+        push("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+    }
     for (name, value) in headers {
         push(name, value);
     }
@@ -392,5 +469,9 @@ mod tests {
         assert!(text.ends_with("Connection: keep-alive\r\n\r\n"));
         let none = render_head(204, &[], None, false);
         assert!(!String::from_utf8_lossy(&none).contains("\r\nContent-Length:"));
+        let hidden = render_head_with(200, &[], Some(0), true, false);
+        let hidden = String::from_utf8_lossy(&hidden);
+        assert!(!hidden.contains("Access-Control-Expose-Headers"));
+        assert!(hidden.contains("\r\nAccess-Control-Allow-Origin: *\r\n"));
     }
 }

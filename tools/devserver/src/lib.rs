@@ -19,31 +19,43 @@
 //! 3. [`reply::send`] writes the head and streams the body, recording each
 //!    written byte in the request log entry.
 //!
+//! Uploads to the sink ([`sink`]) read their body in step 1 instead of
+//! dropping it. Fault switches ([`faults`]) in a `/files/` query string
+//! are decided in step 2 against per-URL counters; a reply may carry a
+//! [`reply::Cut`], after which step 3 resets or stalls the connection.
+//!
 //! Every response carries permissive CORS headers, so pages on any origin
-//! (and service workers) can read them. Nothing a client sends can make the
-//! server panic: client errors become 4xx, I/O errors end the connection.
+//! (and service workers) can read them. An optional second listener (the
+//! *CORS origin*, see [`serve_origins`]) serves the same routes with the
+//! same log, fault counters and sink, for cross-origin tests. Nothing a
+//! client sends can make the server panic: client errors become 4xx, I/O
+//! errors end the connection.
 //!
 //! See `README.md` next to `Cargo.toml` for the routes and log format.
 
 #![forbid(unsafe_code)]
 
+pub mod faults;
 pub mod files;
 pub mod http;
 pub mod log;
 pub mod reply;
+pub mod sink;
 pub mod static_files;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use faults::FaultState;
 use http::{Connection, ReadError, Request};
 use log::{Log, Tracker};
-use reply::Reply;
+use reply::{Cut, Reply};
+use sink::{Sinks, Upload};
 
 /// How long a connection may sit idle, or block on a write, before it is
 /// dropped.
@@ -70,20 +82,78 @@ impl Default for Config {
     }
 }
 
-/// State shared by all connections.
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The main listener (`PORT`).
+    Main,
+    /// The second origin (`--cors-port`): the same routes, and `expose=0`
+    /// hides `Access-Control-Expose-Headers`.
+    Cors,
+}
+
+/// What routes may look at or change.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub log: &'a Log,
+    pub faults: &'a FaultState,
+    pub sinks: &'a Sinks,
+    pub origin: Origin,
+}
+
+/// State shared by all connections, on both origins.
 struct Shared {
     config: Config,
     log: Log,
+    faults: FaultState,
+    sinks: Sinks,
     next_conn: AtomicU64,
+}
+
+impl Shared {
+    fn new(config: Config) -> Self {
+        Shared {
+            config,
+            log: Log::default(),
+            faults: FaultState::default(),
+            sinks: Sinks::default(),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    fn ctx(&self, origin: Origin) -> Ctx<'_> {
+        Ctx {
+            config: &self.config,
+            log: &self.log,
+            faults: &self.faults,
+            sinks: &self.sinks,
+            origin,
+        }
+    }
 }
 
 /// Serves `listener` forever, one thread per connection.
 pub fn serve(listener: TcpListener, config: Config) {
-    let shared = Arc::new(Shared {
-        config,
-        log: Log::default(),
-        next_conn: AtomicU64::new(1),
-    });
+    serve_origins(listener, None, config);
+}
+
+/// Serves `main` and, if given, `cors` (a second origin) forever. Both
+/// share one request log, one set of fault counters and one sink.
+pub fn serve_origins(main: TcpListener, cors: Option<TcpListener>, config: Config) {
+    let shared = Arc::new(Shared::new(config));
+    if let Some(cors) = cors {
+        let shared = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name("devserver-cors".into())
+            .spawn(move || accept_loop(&cors, Origin::Cors, &shared));
+        if let Err(e) = spawned {
+            eprintln!("devserver: cannot start the cors origin: {e}");
+        }
+    }
+    accept_loop(&main, Origin::Main, &shared);
+}
+
+fn accept_loop(listener: &TcpListener, origin: Origin, shared: &Arc<Shared>) {
     loop {
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
@@ -93,12 +163,12 @@ pub fn serve(listener: TcpListener, config: Config) {
                 continue;
             }
         };
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(shared);
         let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         // If no thread can be spawned the stream is dropped (closed).
         let _ = thread::Builder::new()
             .name(format!("conn-{conn_id}"))
-            .spawn(move || handle_connection(stream, conn_id, &shared));
+            .spawn(move || handle_connection(stream, conn_id, origin, &shared));
     }
 }
 
@@ -113,7 +183,29 @@ pub fn spawn(config: Config) -> io::Result<SocketAddr> {
     Ok(addr)
 }
 
-fn handle_connection(stream: TcpStream, conn_id: u64, shared: &Shared) {
+/// Like [`spawn`], with a second origin on another port of `127.0.0.1`.
+/// Returns the main and the CORS origin's addresses.
+pub fn spawn_with_cors(config: Config) -> io::Result<(SocketAddr, SocketAddr)> {
+    let main = TcpListener::bind(("127.0.0.1", 0))?;
+    let cors = TcpListener::bind(("127.0.0.1", 0))?;
+    let addrs = (main.local_addr()?, cors.local_addr()?);
+    thread::Builder::new()
+        .name("devserver".into())
+        .spawn(move || serve_origins(main, Some(cors), config))?;
+    Ok(addrs)
+}
+
+/// What happens to a connection after a response.
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Close it gracefully.
+    Close,
+    /// Drop it at once (after a `reset` or `stall`).
+    Drop,
+}
+
+fn handle_connection(stream: TcpStream, conn_id: u64, origin: Origin, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
@@ -135,37 +227,85 @@ fn handle_connection(stream: TcpStream, conn_id: u64, shared: &Shared) {
                 return;
             }
         };
-        match respond(&mut conn, &req, conn_id, shared) {
-            Ok(true) => continue,
-            Ok(false) => return conn.close_gracefully(),
-            Err(_) => return,
+        match respond(&mut conn, &req, conn_id, origin, shared) {
+            Ok(Next::KeepAlive) => continue,
+            Ok(Next::Close) => return conn.close_gracefully(),
+            Ok(Next::Drop) | Err(_) => return,
         }
     }
 }
 
-/// Answers one request; `Ok(true)` if the connection stays open.
+/// On the CORS origin: `Err` if `expose` has a bad value, else whether
+/// `Access-Control-Expose-Headers` is sent.
+fn expose_choice(req: &Request, origin: Origin) -> Result<bool, String> {
+    if origin != Origin::Cors {
+        return Ok(true);
+    }
+    match faults::param(req, "expose")?.as_deref() {
+        None | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(_) => Err("invalid expose: 0 or 1".into()),
+    }
+}
+
+/// Answers one request and says what to do with the connection next.
 fn respond(
     conn: &mut Connection,
     req: &Request,
     conn_id: u64,
+    origin: Origin,
     shared: &Shared,
-) -> io::Result<bool> {
-    let reply = match read_body(conn, req) {
-        Ok(()) => route(req, &shared.config, &shared.log),
-        Err(ReadError::Closed) => return Ok(false),
-        Err(ReadError::Bad(status)) => Reply::text(status, "bad request body\n").closing(),
+) -> io::Result<Next> {
+    let ctx = shared.ctx(origin);
+    let expose = expose_choice(req, origin);
+    let mut reply = match &expose {
+        Ok(_) if sink::is_upload(req) => {
+            match sink::upload(conn, req, &shared.faults, &shared.sinks) {
+                Upload::Reply(reply) => reply,
+                Upload::Gone => return Ok(Next::Close),
+                Upload::Reset => {
+                    // Nothing is answered: status 0 in the log.
+                    shared
+                        .log
+                        .record_fault(conn_id, req, 0, Some("reset".into()));
+                    return Ok(Next::Drop);
+                }
+            }
+        }
+        _ => match read_body(conn, req) {
+            Ok(()) => match &expose {
+                Ok(_) => route_with(req, &ctx),
+                Err(msg) => Reply::text(400, &format!("{msg}\n")),
+            },
+            Err(ReadError::Closed) => return Ok(Next::Close),
+            Err(ReadError::Bad(status)) => Reply::text(status, "bad request body\n").closing(),
+        },
     };
+    if expose == Ok(false) {
+        reply.expose_headers = false;
+    }
     let keep_alive = !req.wants_close() && !reply.close;
-    let entry = (!is_log_route(&req.path)).then(|| shared.log.record(conn_id, req, reply.status));
+    let head_only = req.method == "HEAD";
+    let cut = if head_only { None } else { reply.cut };
+    let fault = reply.fault.take();
+    let entry = (!is_log_route(&req.path))
+        .then(|| shared.log.record_fault(conn_id, req, reply.status, fault));
     let tracker = Tracker::new(&shared.log, entry);
-    reply::send(
-        conn.stream(),
-        reply,
-        req.method == "HEAD",
-        keep_alive,
-        &tracker,
-    )?;
-    Ok(keep_alive)
+    reply::send(conn.stream(), reply, head_only, keep_alive, &tracker)?;
+    Ok(match cut {
+        None if keep_alive => Next::KeepAlive,
+        None => Next::Close,
+        Some(Cut::Reset(_)) => {
+            // std has no stable SO_LINGER, so this is a plain close (FIN):
+            // the client sees the body end before Content-Length.
+            let _ = conn.stream().shutdown(Shutdown::Both);
+            Next::Drop
+        }
+        Some(Cut::Stall(_)) => {
+            conn.stall(faults::STALL_LIMIT);
+            Next::Drop
+        }
+    })
 }
 
 /// Reads and drops the request body, answering `Expect: 100-continue`.
@@ -193,18 +333,38 @@ fn is_log_route(path: &str) -> bool {
     path == "/__log" || path.starts_with("/__log/")
 }
 
-/// Decides the reply to a request.
+/// Decides the reply to a request, on the main origin, with fault
+/// counters and a sink of its own (so `fault_times` and the sink do not
+/// carry over between calls). The server itself uses [`route_with`].
 pub fn route(req: &Request, config: &Config, log: &Log) -> Reply {
+    route_with(
+        req,
+        &Ctx {
+            config,
+            log,
+            faults: &FaultState::default(),
+            sinks: &Sinks::default(),
+            origin: Origin::Main,
+        },
+    )
+}
+
+/// Decides the reply to a request (uploads to the sink excepted: their
+/// body is read by [`sink::upload`]).
+pub fn route_with(req: &Request, ctx: &Ctx) -> Reply {
     if req.method == "OPTIONS" {
         return preflight(req);
     }
     if is_log_route(&req.path) {
-        return log::handle(req, log);
+        return log::handle(req, ctx.log);
+    }
+    if let Some(name) = sink::raw_name(&req.path) {
+        return sink::handle(req, name, ctx.sinks);
     }
     match req.method.as_str() {
         "GET" | "HEAD" => match req.path.strip_prefix("/files/") {
-            Some(name) => files::handle(req, name),
-            None => static_files::handle(&req.path, config),
+            Some(name) => files::handle_with_faults(req, name, ctx.faults),
+            None => static_files::handle(&req.path, ctx.config),
         },
         _ => Reply::text(405, "method not allowed\n").header("Allow", "GET, HEAD, OPTIONS"),
     }

@@ -42,6 +42,8 @@ pub struct Entry {
     pub range: Option<String>,
     pub if_range: Option<String>,
     pub status: u16,
+    /// Fault switch(es) applied to the response, if any.
+    pub fault: Option<String>,
     bytes_sent: AtomicU64,
     complete: AtomicBool,
 }
@@ -72,11 +74,13 @@ impl Entry {
         json_opt(out, self.if_range.as_deref());
         let _ = write!(
             out,
-            ",\"status\":{},\"bytes_sent\":{},\"complete\":{}}}",
+            ",\"status\":{},\"bytes_sent\":{},\"complete\":{},\"fault\":",
             self.status,
             self.bytes_sent(),
             self.complete()
         );
+        json_opt(out, self.fault.as_deref());
+        out.push('}');
     }
 }
 
@@ -140,6 +144,18 @@ impl Log {
 
     /// Adds an entry for `req` answered with `status`.
     pub fn record(&self, conn: u64, req: &Request, status: u16) -> Arc<Entry> {
+        self.record_fault(conn, req, status, None)
+    }
+
+    /// Adds an entry for `req` answered with `status`, naming the fault
+    /// switch(es) applied to the response.
+    pub fn record_fault(
+        &self,
+        conn: u64,
+        req: &Request,
+        status: u16,
+        fault: Option<String>,
+    ) -> Arc<Entry> {
         let t_ms = self.start.elapsed().as_millis() as u64;
         let mut inner = self.lock();
         let entry = Arc::new(Entry {
@@ -152,6 +168,7 @@ impl Log {
             range: req.header("range").map(str::to_string),
             if_range: req.header("if-range").map(str::to_string),
             status,
+            fault,
             bytes_sent: AtomicU64::new(0),
             complete: AtomicBool::new(false),
         });
@@ -337,6 +354,26 @@ mod tests {
         assert_eq!(log.to_json(None), "[\n]\n");
         // Sequence numbers keep counting after a clear.
         assert_eq!(log.record(2, &req("GET / HTTP/1.1\r\n\r\n"), 200).seq, 3);
+    }
+
+    #[test]
+    fn fault_field_is_last() {
+        let log = Log::default();
+        log.record(1, &req("GET /a HTTP/1.1\r\n\r\n"), 200);
+        let f = log.record_fault(
+            1,
+            &req("GET /f HTTP/1.1\r\n\r\n"),
+            503,
+            Some("fail_rate".into()),
+        );
+        assert_eq!(f.fault.as_deref(), Some("fail_rate"));
+        let a = log.to_json(Some(&["/a"]));
+        assert!(a.contains(r#""complete":false,"fault":null}"#), "{a}");
+        let f = log.to_json(Some(&["/f"]));
+        assert!(
+            f.contains(r#""status":503,"bytes_sent":0,"complete":false,"fault":"fail_rate"}"#),
+            "{f}"
+        );
     }
 
     #[test]

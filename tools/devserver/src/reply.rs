@@ -9,11 +9,12 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::files;
-use crate::http::render_head;
+use crate::http::render_head_with;
 use crate::log::Tracker;
 
 /// Size of the buffers bodies are produced and written in.
@@ -26,6 +27,8 @@ pub const THROTTLE_SLICE: u64 = 16 * 1024;
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
+    /// Bytes shared with a store (the upload sink), not copied.
+    Shared(Arc<Vec<u8>>),
     /// `len` bytes of the generated file with `seed`, from `start`,
     /// optionally throttled to `rate` bytes per second.
     Generated {
@@ -46,7 +49,27 @@ impl Body {
         match self {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
+            Body::Shared(b) => b.len() as u64,
             Body::Generated { len, .. } | Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// Where a faulted body stops (see [`crate::faults`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// After this many body bytes, close the connection at once.
+    Reset(u64),
+    /// After this many body bytes, send nothing more but keep the
+    /// connection open until the client goes away.
+    Stall(u64),
+}
+
+impl Cut {
+    /// Body bytes sent before the cut.
+    pub fn at(self) -> u64 {
+        match self {
+            Cut::Reset(n) | Cut::Stall(n) => n,
         }
     }
 }
@@ -59,6 +82,12 @@ pub struct Reply {
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
+    /// Send only part of the body, then reset or stall (a fault switch).
+    pub cut: Option<Cut>,
+    /// Send `Access-Control-Expose-Headers` (on by default).
+    pub expose_headers: bool,
+    /// Fault switch(es) applied, for the request log.
+    pub fault: Option<String>,
 }
 
 impl Reply {
@@ -68,6 +97,9 @@ impl Reply {
             headers: Vec::new(),
             body: Body::Empty,
             close: false,
+            cut: None,
+            expose_headers: true,
+            fault: None,
         }
     }
 
@@ -100,9 +132,17 @@ impl Reply {
         self.close = true;
         self
     }
+
+    /// Marks the reply as faulted by `fault` (names joined with `+`).
+    pub fn faulted(mut self, fault: impl Into<String>) -> Self {
+        self.fault = Some(fault.into());
+        self
+    }
 }
 
-/// Writes `reply` (its head only when `head_only`, as for `HEAD`).
+/// Writes `reply` (its head only when `head_only`, as for `HEAD`). With a
+/// [`Cut`], the body stops after that many bytes (the log entry is then not
+/// `complete`); what happens to the connection next is up to the caller.
 pub fn send(
     w: &mut impl Write,
     reply: Reply,
@@ -118,22 +158,31 @@ pub fn send(
         reply.body.byte_len()
     };
     let content_length = (!no_body_status).then_some(len);
-    let head = render_head(reply.status, &reply.headers, content_length, keep_alive);
+    let head = render_head_with(
+        reply.status,
+        &reply.headers,
+        content_length,
+        keep_alive,
+        reply.expose_headers,
+    );
     let body_follows = !head_only && len > 0;
     tracker.write(w, &head, false, !body_follows)?;
     if !body_follows {
         return Ok(());
     }
+    let send_len = reply.cut.map_or(len, |c| c.at().min(len));
+    let finishes = send_len == len;
+    if send_len == 0 {
+        return Ok(());
+    }
     match reply.body {
         Body::Empty => Ok(()),
-        Body::Bytes(bytes) => tracker.write(w, &bytes, true, true),
+        Body::Bytes(bytes) => tracker.write(w, &bytes[..send_len as usize], true, finishes),
+        Body::Shared(bytes) => tracker.write(w, &bytes[..send_len as usize], true, finishes),
         Body::Generated {
-            seed,
-            start,
-            len,
-            rate,
-        } => send_generated(w, tracker, seed, start, len, rate),
-        Body::File { file, len } => send_file(w, tracker, file, len),
+            seed, start, rate, ..
+        } => send_generated(w, tracker, seed, start, send_len, rate, finishes),
+        Body::File { file, .. } => send_file(w, tracker, file, send_len, finishes),
     }
 }
 
@@ -144,6 +193,7 @@ fn send_generated(
     start: u64,
     len: u64,
     rate: Option<u64>,
+    finishes: bool,
 ) -> io::Result<()> {
     let slice = match rate {
         // Aim for about ten writes a second, within [1, 16 KiB].
@@ -158,7 +208,7 @@ fn send_generated(
         let chunk = &mut buf[..n];
         files::fill(seed, start + sent, chunk);
         sent += n as u64;
-        tracker.write(w, chunk, true, sent == len)?;
+        tracker.write(w, chunk, true, finishes && sent == len)?;
         if let (Some(r), true) = (rate, sent < len) {
             let ahead = Duration::try_from_secs_f64(sent as f64 / r as f64).ok();
             if let Some(due) = ahead.and_then(|d| began.checked_add(d)) {
@@ -172,7 +222,13 @@ fn send_generated(
     Ok(())
 }
 
-fn send_file(w: &mut impl Write, tracker: &Tracker, mut file: File, len: u64) -> io::Result<()> {
+fn send_file(
+    w: &mut impl Write,
+    tracker: &Tracker,
+    mut file: File,
+    len: u64,
+    finishes: bool,
+) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
     while sent < len {
@@ -185,7 +241,7 @@ fn send_file(w: &mut impl Write, tracker: &Tracker, mut file: File, len: u64) ->
             Err(e) => return Err(e),
         };
         sent += n as u64;
-        tracker.write(w, &buf[..n], true, sent == len)?;
+        tracker.write(w, &buf[..n], true, finishes && sent == len)?;
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ use longhaul_devserver::Config;
 pub struct Server {
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    /// The second (CORS) origin, when started with [`start_with_cors`].
+    pub cors: Option<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -27,6 +29,15 @@ impl Drop for Server {
 /// `www/index.html`, `www/app.js`, `www/sub/index.html`, `pkg/x_bg.wasm`,
 /// `pkg/x.d.ts`, and `secret.txt` beside (outside) both directories.
 pub fn start() -> Server {
+    start_server(false)
+}
+
+/// Like [`start`], with a second origin (`Server::cors`).
+pub fn start_with_cors() -> Server {
+    start_server(true)
+}
+
+fn start_server(with_cors: bool) -> Server {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "longhaul-devserver-test-{}-{}",
@@ -51,8 +62,20 @@ pub fn start() -> Server {
         root: dir.join("www"),
         pkg: dir.join("pkg"),
     };
+    if with_cors {
+        let (addr, cors) = longhaul_devserver::spawn_with_cors(config).expect("spawn server");
+        return Server {
+            addr,
+            dir,
+            cors: Some(cors),
+        };
+    }
     let addr = longhaul_devserver::spawn(config).expect("spawn server");
-    Server { addr, dir }
+    Server {
+        addr,
+        dir,
+        cors: None,
+    }
 }
 
 #[derive(Debug)]
@@ -153,6 +176,30 @@ impl Client {
         buf
     }
 
+    /// Reads until the server closes the connection (or resets it).
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) | Err(_) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// Waits up to `wait` for one byte: `Ok(Some(b))` for data, `Ok(None)`
+    /// for EOF, `Err` for a timeout (or another error).
+    pub fn poll_byte(&mut self, wait: Duration) -> std::io::Result<Option<u8>> {
+        self.reader.get_ref().set_read_timeout(Some(wait))?;
+        let mut b = [0u8; 1];
+        let got = self.reader.read(&mut b);
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(20)))?;
+        got.map(|n| (n == 1).then_some(b[0]))
+    }
+
     /// True when the server has closed the connection (read gives EOF).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
@@ -174,4 +221,27 @@ pub fn expected(name: &str, size: u64) -> Vec<u8> {
         &mut v,
     );
     v
+}
+
+/// Entries of `GET /__log?path=<path>`, one JSON object per line.
+pub fn log_entries(addr: SocketAddr, path: &str) -> Vec<String> {
+    let resp = get(addr, &format!("/__log?path={path}"), &[]);
+    assert_eq!(resp.status, 200);
+    resp.text()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect()
+}
+
+/// The raw JSON value of a field (number, bool, null or a string without
+/// commas) in a log line.
+pub fn json_field<'a>(line: &'a str, name: &str) -> &'a str {
+    let key = format!("\"{name}\":");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        + key.len();
+    let rest = &line[at..];
+    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
 }

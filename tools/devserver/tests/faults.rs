@@ -1,0 +1,608 @@
+//! End-to-end tests of the fault switches, the second (CORS) origin and
+//! the upload sink: a real server on ephemeral ports, raw HTTP over
+//! `TcpStream`.
+
+mod support;
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use longhaul_devserver::faults;
+use longhaul_devserver::files::{fill, version_etag, version_seed};
+use support::{expected, get, json_field, log_entries, start, start_with_cors, Client, Response};
+
+/// The single log entry for `path`.
+fn only_entry(addr: SocketAddr, path: &str) -> String {
+    let lines = log_entries(addr, path);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    lines[0].clone()
+}
+
+fn fault_of(line: &str) -> &str {
+    json_field(line, "fault")
+}
+
+#[test]
+fn reset_ends_the_body_early() {
+    let s = start();
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"GET /files/reset.bin?size=100K&reset=10000 HTTP/1.1\r\n\r\n");
+    let head = c.read_head();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("102400"));
+    let body = c.read_to_close();
+    assert_eq!(body.len(), 10_000, "body shorter than Content-Length");
+    assert_eq!(body, expected("reset.bin", 102_400)[..10_000]);
+    let line = only_entry(s.addr, "/files/reset.bin");
+    assert_eq!(json_field(&line, "status"), "200");
+    assert_eq!(json_field(&line, "bytes_sent"), "10000");
+    assert_eq!(json_field(&line, "complete"), "false");
+    assert_eq!(fault_of(&line), "\"reset\"");
+
+    // reset=0: the head, then nothing.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"GET /files/reset0.bin?size=1K&reset=0 HTTP/1.1\r\n\r\n");
+    assert_eq!(c.read_head().status, 200);
+    assert!(c.read_to_close().is_empty());
+
+    // A body no longer than the reset point is sent whole, and HEAD has no
+    // body to cut: neither is faulted, and the connection stays usable.
+    let mut c = Client::connect(s.addr);
+    let short = c.request(
+        "GET",
+        "/files/reset-short.bin?size=100K&reset=10000",
+        &["Range: bytes=100000-"],
+    );
+    assert_eq!((short.status, short.body.len()), (206, 2400));
+    let head = c.request("HEAD", "/files/reset-short.bin?size=100K&reset=10000", &[]);
+    assert_eq!(head.header("content-length"), Some("102400"));
+    let next = c.request("GET", "/files/reset-short.bin?size=10", &[]);
+    assert_eq!(next.body, expected("reset-short.bin", 10));
+    for line in log_entries(s.addr, "/files/reset-short.bin") {
+        assert_eq!(fault_of(&line), "null", "{line}");
+        assert_eq!(json_field(&line, "complete"), "true", "{line}");
+    }
+}
+
+#[test]
+fn stall_keeps_the_socket_open_without_sending() {
+    let s = start();
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"GET /files/stall.bin?size=100K&stall=5000 HTTP/1.1\r\n\r\n");
+    let head = c.read_head();
+    assert_eq!(head.header("content-length"), Some("102400"));
+    assert_eq!(c.read_some(5000), expected("stall.bin", 102_400)[..5000]);
+    // Nothing more arrives, yet the connection is not closed either.
+    match c.poll_byte(Duration::from_millis(300)) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(got) => panic!("expected silence, got {got:?}"),
+    }
+    let line = only_entry(s.addr, "/files/stall.bin");
+    assert_eq!(json_field(&line, "bytes_sent"), "5000");
+    assert_eq!(json_field(&line, "complete"), "false");
+    assert_eq!(fault_of(&line), "\"stall\"");
+    // Still open after the log was read.
+    assert!(c.poll_byte(Duration::from_millis(100)).is_err());
+}
+
+#[test]
+fn ignore_range_answers_200_with_everything() {
+    let s = start();
+    let target = "/files/ign.bin?size=1000&ignore_range=1";
+    let r = get(s.addr, target, &["Range: bytes=100-199"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-range"), None);
+    assert_eq!(r.body, expected("ign.bin", 1000));
+    // Without a Range header there is nothing to ignore.
+    let plain = get(s.addr, target, &[]);
+    assert_eq!((plain.status, plain.body.len()), (200, 1000));
+    let lines = log_entries(s.addr, "/files/ign.bin");
+    assert_eq!(fault_of(&lines[0]), "\"ignore_range\"");
+    assert_eq!(fault_of(&lines[1]), "null");
+}
+
+#[test]
+fn etag_rotate_gives_a_new_version_every_time() {
+    let s = start();
+    let target = "/files/rot.bin?size=1000&etag=rotate";
+    let plain_tag = get(s.addr, "/files/rot.bin?size=1000", &[])
+        .header("etag")
+        .map(str::to_string);
+    let mut tags = vec![plain_tag];
+    let mut bodies = vec![expected("rot.bin", 1000)];
+    for v in 1..=3u64 {
+        let r = get(s.addr, target, &[]);
+        assert_eq!(r.status, 200);
+        let seed = version_seed(b"rot.bin", 1000, v);
+        let want_tag = version_etag(seed, 1000, v);
+        assert_eq!(r.header("etag"), Some(want_tag.as_str()));
+        let mut want = vec![0; 1000];
+        fill(seed, 0, &mut want);
+        assert_eq!(r.body, want);
+        assert!(!tags.contains(&Some(want_tag.clone())));
+        assert!(!bodies.contains(&r.body));
+        tags.push(Some(want_tag));
+        bodies.push(r.body);
+    }
+    // Resuming with the last tag fails: the file changed again.
+    let last = tags.last().cloned().flatten().unwrap_or_default();
+    let resumed = get(
+        s.addr,
+        target,
+        &["Range: bytes=500-", &format!("If-Range: {last}")],
+    );
+    assert_eq!((resumed.status, resumed.body.len()), (200, 1000));
+    let lines = log_entries(s.addr, "/files/rot.bin");
+    assert_eq!(fault_of(&lines[0]), "null");
+    assert_eq!(fault_of(&lines[1]), "\"etag\"");
+}
+
+#[test]
+fn etag_rotate_with_grow_and_fault_times() {
+    let s = start();
+    let target = "/files/grow.bin?size=1000&etag=rotate&grow=100&fault_times=3";
+    let mut prev: Vec<u8> = expected("grow.bin", 1000);
+    for v in 1..=3u64 {
+        let r = get(s.addr, target, &[]);
+        let size = 1000 + 100 * (v - 1);
+        assert_eq!(r.body.len() as u64, size);
+        let etag = r.header("etag").unwrap_or_default();
+        assert!(etag.ends_with(&format!("-{size}-r{v}\"")), "{etag}");
+        assert_ne!(
+            r.body[..prev.len().min(r.body.len())],
+            prev[..prev.len().min(r.body.len())]
+        );
+        prev = r.body;
+    }
+    // fault_times=3 is used up: the plain file again, with its plain tag.
+    let r = get(s.addr, target, &[]);
+    assert_eq!(r.body, expected("grow.bin", 1000));
+    let seed = longhaul_devserver::files::seed(b"grow.bin", 1000);
+    let plain_tag = format!("\"{seed:016x}-1000\"");
+    assert_eq!(r.header("etag"), Some(plain_tag.as_str()));
+    // Ranges apply to the current version.
+    let s2 = start();
+    let grown = get(
+        s2.addr,
+        "/files/g2?size=10&etag=rotate&grow=10",
+        &["Range: bytes=15-"],
+    );
+    assert_eq!(grown.status, 416, "version 1 has 10 bytes");
+    let grown = get(
+        s2.addr,
+        "/files/g2?size=10&etag=rotate&grow=10",
+        &["Range: bytes=15-"],
+    );
+    assert_eq!(grown.status, 206);
+    assert_eq!(grown.header("content-range"), Some("bytes 15-19/20"));
+}
+
+#[test]
+fn bad_content_range_kinds() {
+    let s = start();
+    let full = expected("bcr.bin", 10_000);
+    let big = 1u64 << 53;
+    let cases: [(&str, Option<String>, usize); 5] = [
+        ("garbage", Some("bytes x-y/z".into()), 2000),
+        (
+            "overflow",
+            Some(format!(
+                "bytes {}-{}/{}",
+                big + 2001,
+                big + 3000,
+                big + 10_001
+            )),
+            2000,
+        ),
+        ("inverted", Some("bytes 3000-2000/10000".into()), 2000),
+        ("missing", None, 2000),
+        ("wrong_start", Some("bytes 1000-2999/10000".into()), 1000),
+    ];
+    for (kind, want_cr, first) in cases {
+        let target = format!("/files/bcr.bin?size=10000&bad_content_range={kind}");
+        let r = get(s.addr, &target, &["Range: bytes=2000-2999"]);
+        assert_eq!(r.status, 206, "{kind}");
+        assert_eq!(r.header("content-range"), want_cr.as_deref(), "{kind}");
+        assert_eq!(r.body, full[first..3000], "{kind}");
+        assert_eq!(
+            r.header("content-length"),
+            Some((3000 - first).to_string().as_str()),
+            "{kind}"
+        );
+        // A request without Range is answered normally.
+        let plain = get(s.addr, &target, &[]);
+        assert_eq!((plain.status, plain.body.len()), (200, 10_000), "{kind}");
+    }
+    let lines = log_entries(s.addr, "/files/bcr.bin");
+    assert_eq!(lines.len(), 10);
+    for (i, line) in lines.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            "\"bad_content_range\""
+        } else {
+            "null"
+        };
+        assert_eq!(fault_of(line), want, "{line}");
+    }
+    assert_eq!(
+        get(s.addr, "/files/bcr.bin?size=1&bad_content_range=nope", &[]).status,
+        400
+    );
+}
+
+#[test]
+fn status_and_retry_after() {
+    let s = start();
+    let mut c = Client::connect(s.addr);
+    let r = c.request("GET", "/files/st.bin?size=1K&status=503", &[]);
+    assert_eq!((r.status, r.body.len()), (503, 0));
+    assert_eq!(r.header("content-length"), Some("0"));
+    assert_eq!(r.header("retry-after"), None);
+    // The connection stays usable.
+    let ok = c.request("GET", "/files/st.bin?size=10", &[]);
+    assert_eq!(ok.body, expected("st.bin", 10));
+
+    let ra = |value: &str| -> Response {
+        get(
+            s.addr,
+            &format!("/files/st.bin?size=1K&status=429&retry_after={value}"),
+            &[],
+        )
+    };
+    assert_eq!(ra("2").header("retry-after"), Some("2"));
+    assert_eq!(ra("soon").header("retry-after"), Some("soon"));
+    let date = ra("Wed,%2021%20Oct%202015%2007:28:00%20GMT");
+    assert_eq!(date.status, 429);
+    assert_eq!(
+        date.header("retry-after"),
+        Some("Wed, 21 Oct 2015 07:28:00 GMT")
+    );
+    let future = ra("date:60");
+    let when = future
+        .header("retry-after")
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t| t.duration_since(SystemTime::now()).ok())
+        .unwrap_or_default();
+    assert!(
+        (Duration::from_secs(55)..=Duration::from_secs(61)).contains(&when),
+        "{when:?}"
+    );
+    let head = Client::connect(s.addr).request("HEAD", "/files/st.bin?size=1K&status=500", &[]);
+    assert_eq!(head.status, 500);
+
+    for bad in [
+        "status=99",
+        "status=x",
+        "retry_after=2",
+        "status=503&retry_after=date:x",
+    ] {
+        let r = get(s.addr, &format!("/files/st.bin?size=1&{bad}"), &[]);
+        assert_eq!(r.status, 400, "{bad}");
+        let name = bad.rsplit('&').next().and_then(|p| p.split('=').next());
+        assert!(
+            r.text().contains(name.unwrap_or("?")),
+            "{bad}: {}",
+            r.text()
+        );
+    }
+    let lines = log_entries(s.addr, "/files/st.bin");
+    assert_eq!(fault_of(&lines[0]), "\"status\"");
+    assert_eq!(json_field(&lines[0], "status"), "503");
+    assert_eq!(fault_of(&lines[1]), "null");
+}
+
+#[test]
+fn redirect_chain_ends_in_the_file() {
+    let s = start();
+    let mut c = Client::connect(s.addr);
+    let mut target = "/files/rd.bin?size=100&redirect=2&x=%2F".to_string();
+    let mut statuses = Vec::new();
+    let body = loop {
+        let r = c.request("GET", &target, &[]);
+        statuses.push(r.status);
+        if r.status != 302 {
+            break r.body;
+        }
+        assert_eq!(r.header("content-length"), Some("0"));
+        target = r.header("location").unwrap_or_default().to_string();
+        assert!(statuses.len() < 5, "endless redirects");
+    };
+    assert_eq!(statuses, [302, 302, 200]);
+    assert_eq!(target, "/files/rd.bin?size=100&redirect=0&x=%2F");
+    assert_eq!(body, expected("rd.bin", 100));
+    let faults: Vec<String> = log_entries(s.addr, "/files/rd.bin")
+        .iter()
+        .map(|l| fault_of(l).to_string())
+        .collect();
+    assert_eq!(faults, ["\"redirect\"", "\"redirect\"", "null"]);
+}
+
+#[test]
+fn fail_rate_is_reproducible() {
+    let query = "size=10&fail_rate=0.5&seed=7";
+    let key = format!("/files/fr.bin?{query}");
+    let want: Vec<u16> = (0..20)
+        .map(|i| {
+            if faults::fails(&key, 7, i, 0.5) {
+                503
+            } else {
+                200
+            }
+        })
+        .collect();
+    assert!(want.contains(&503) && want.contains(&200), "{want:?}");
+    for _ in 0..2 {
+        // A fresh server gives the same sequence.
+        let s = start();
+        let mut c = Client::connect(s.addr);
+        let got: Vec<u16> = (0..20)
+            .map(|_| c.request("GET", &key, &[]).status)
+            .collect();
+        assert_eq!(got, want);
+        let faulted = log_entries(s.addr, "/files/fr.bin")
+            .iter()
+            .filter(|l| fault_of(l) == "\"fail_rate\"")
+            .count();
+        assert_eq!(faulted, want.iter().filter(|s| **s == 503).count());
+    }
+    let s = start();
+    let other_seed: Vec<u16> = (0..20)
+        .map(|_| get(s.addr, "/files/fr.bin?size=10&fail_rate=0.5&seed=8", &[]).status)
+        .collect();
+    assert_ne!(other_seed, want);
+    let r = get(
+        s.addr,
+        "/files/fr.bin?size=10&fail_rate=1&retry_after=1",
+        &[],
+    );
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+}
+
+#[test]
+fn fault_times_fails_first_then_succeeds() {
+    let s = start();
+    let target = "/files/ft.bin?size=1K&status=500&fault_times=1";
+    assert_eq!(get(s.addr, target, &[]).status, 500);
+    let second = get(s.addr, target, &[]);
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, expected("ft.bin", 1024));
+
+    // The typical resume test: the first download is cut, the retry with a
+    // Range gets the rest.
+    let target = "/files/ft2.bin?size=100K&reset=30000&fault_times=1";
+    let mut c = Client::connect(s.addr);
+    c.send_raw(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes());
+    let etag = c.read_head().header("etag").map(str::to_string);
+    let first = c.read_to_close();
+    assert_eq!(first.len(), 30_000);
+    let rest = get(
+        s.addr,
+        target,
+        &[
+            "Range: bytes=30000-",
+            &format!("If-Range: {}", etag.unwrap_or_default()),
+        ],
+    );
+    assert_eq!(rest.status, 206);
+    let mut whole = first;
+    whole.extend_from_slice(&rest.body);
+    assert_eq!(whole, expected("ft2.bin", 102_400));
+    let lines = log_entries(s.addr, "/files/ft2.bin");
+    assert_eq!(fault_of(&lines[0]), "\"reset\"");
+    assert_eq!(fault_of(&lines[1]), "null");
+}
+
+#[test]
+fn cors_origin_shares_state_and_can_hide_exposed_headers() {
+    let s = start_with_cors();
+    let cors = s.cors.unwrap_or(s.addr);
+    assert_ne!(cors, s.addr);
+
+    let normal = get(
+        cors,
+        "/files/co.bin?size=10",
+        &["Origin: http://other.test"],
+    );
+    assert_eq!(normal.body, expected("co.bin", 10));
+    assert_eq!(normal.header("access-control-allow-origin"), Some("*"));
+    assert!(normal
+        .header("access-control-expose-headers")
+        .is_some_and(|h| h.contains("ETag")));
+
+    let hidden = get(cors, "/files/co.bin?size=10&expose=0", &[]);
+    assert_eq!(hidden.body, expected("co.bin", 10));
+    assert_eq!(hidden.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(hidden.header("access-control-expose-headers"), None);
+    assert!(hidden.header("etag").is_some());
+    let shown = get(cors, "/files/co.bin?size=10&expose=1", &[]);
+    assert!(shown.header("access-control-expose-headers").is_some());
+    assert_eq!(
+        get(cors, "/files/co.bin?size=10&expose=no", &[]).status,
+        400
+    );
+    // Static files too.
+    let page = get(cors, "/?expose=0", &[]);
+    assert!(page.text().contains("<title>home</title>"));
+    assert_eq!(page.header("access-control-expose-headers"), None);
+
+    // On the main origin `expose` means nothing.
+    let main = get(s.addr, "/files/co.bin?size=10&expose=0", &[]);
+    assert!(main.header("access-control-expose-headers").is_some());
+
+    // One log for both origins.
+    assert_eq!(log_entries(s.addr, "/files/co.bin").len(), 5);
+    assert_eq!(log_entries(cors, "/files/co.bin").len(), 5);
+    // One set of fault counters.
+    let target = "/files/co2.bin?size=10&status=503&fault_times=1";
+    assert_eq!(get(s.addr, target, &[]).status, 503);
+    assert_eq!(get(cors, target, &[]).status, 200);
+}
+
+/// `PUT`/`POST` with a body; returns the response.
+fn upload(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Response {
+    let mut c = Client::connect(addr);
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.send_raw(head.as_bytes());
+    c.send_raw(body);
+    c.read_response(false)
+}
+
+#[test]
+fn sink_stores_and_returns_uploads() {
+    let s = start();
+    let r = upload(s.addr, "PUT", "/sink/hello.txt", b"hello world");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.text().trim_end(),
+        r#"{"name":"hello.txt","bytes":11,"sha256":"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"}"#
+    );
+    let back = get(s.addr, "/sink/hello.txt", &[]);
+    assert_eq!(
+        (back.status, back.body.as_slice()),
+        (200, &b"hello world"[..])
+    );
+
+    // POST replaces; a bigger body arrives intact.
+    let big = expected("sink-big", 3 << 20);
+    let r = upload(s.addr, "POST", "/sink/hello.txt", &big);
+    assert_eq!(r.status, 201);
+    assert!(r.text().contains(&format!("\"bytes\":{}", 3 << 20)));
+    assert!(r
+        .text()
+        .contains(&longhaul_devserver::sink::sha256_hex(&big)));
+    assert_eq!(get(s.addr, "/sink/hello.txt", &[]).body, big);
+
+    // Several uploads and an empty one on one connection.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"PUT /sink/a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPUT /sink/b HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(c.read_response(false).status, 201);
+    let empty = c.read_response(false);
+    assert!(empty.text().contains("\"bytes\":0"), "{}", empty.text());
+    assert_eq!(c.request("GET", "/sink/a", &[]).body, b"abc");
+
+    let del = Client::connect(s.addr).request("DELETE", "/sink/a", &[]);
+    assert_eq!(del.status, 204);
+    assert_eq!(get(s.addr, "/sink/a", &[]).status, 404);
+    assert_eq!(
+        Client::connect(s.addr)
+            .request("DELETE", "/sink/a", &[])
+            .status,
+        404
+    );
+    assert_eq!(get(s.addr, "/sink/never", &[]).status, 404);
+    let patch = Client::connect(s.addr).request("PATCH", "/sink/a", &[]);
+    assert_eq!(patch.status, 405);
+    let no_name = upload(s.addr, "PUT", "/sink/", b"x");
+    assert_eq!(no_name.status, 404);
+}
+
+#[test]
+fn sink_needs_content_length() {
+    let s = start();
+    let mut c = Client::connect(s.addr);
+    let r = c.request("POST", "/sink/nolen", &[]);
+    assert_eq!(r.status, 411);
+    // Still in sync afterwards.
+    assert_eq!(c.request("GET", "/sink/nolen", &[]).status, 404);
+    let mut c = Client::connect(s.addr);
+    c.send_raw(
+        b"PUT /sink/chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(c.read_response(false).status, 411);
+    assert!(c.is_closed());
+    let huge =
+        Client::connect(s.addr).request("PUT", "/sink/huge", &["Content-Length: 2147483649"]);
+    assert_eq!(huge.status, 413);
+}
+
+#[test]
+fn sink_faults() {
+    let s = start();
+    let body = expected("up", 64 * 1024);
+    // reset: the connection drops mid-body, nothing is stored, no answer.
+    let target = "/sink/up?reset=1000&fault_times=1";
+    let mut c = Client::connect(s.addr);
+    c.send_raw(
+        format!(
+            "PUT {target} HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send_raw(&body[..2000]);
+    assert!(c.read_to_close().is_empty(), "no response");
+    assert_eq!(get(s.addr, "/sink/up", &[]).status, 404);
+    let line = &log_entries(s.addr, "/sink/up")[0];
+    assert_eq!(json_field(line, "status"), "0");
+    assert_eq!(fault_of(line), "\"reset\"");
+    // fault_times=1 is used up: the retry is stored.
+    let r = upload(s.addr, "PUT", target, &body);
+    assert_eq!(r.status, 201);
+    assert_eq!(get(s.addr, "/sink/up", &[]).body, body);
+
+    // status (with Retry-After): the body is read and dropped.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"PUT /sink/st?status=503&retry_after=3 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    let r = c.read_response(false);
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("3")));
+    assert_eq!(c.request("GET", "/sink/st", &[]).status, 404);
+    let bad = upload(s.addr, "PUT", "/sink/st?reset=lots", b"x");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("reset"));
+}
+
+#[test]
+fn binary_prints_the_cors_origin_second() {
+    let s = start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devserver"))
+        .args(["--root", "www", "--pkg", "pkg", "--cors-port", "0"])
+        .current_dir(&s.dir)
+        .env("PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start devserver binary");
+    let mut lines = [String::new(), String::new()];
+    if let Some(out) = child.stdout.take() {
+        let mut out = std::io::BufReader::new(out);
+        for line in &mut lines {
+            out.read_line(line).expect("ready line");
+        }
+    }
+    let port = |line: &str, prefix: &str| -> Option<u16> {
+        line.trim_end()
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix('/'))
+            .and_then(|p| p.parse().ok())
+    };
+    let main = port(&lines[0], "longhaul devserver: http://127.0.0.1:");
+    let cors = port(
+        &lines[1],
+        "longhaul devserver cors origin: http://127.0.0.1:",
+    );
+    let results = main.zip(cors).map(|(m, c)| {
+        let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        (
+            get(addr(m), "/pkg/x.d.ts", &[]).text(),
+            get(addr(c), "/pkg/x.d.ts?expose=0", &[]),
+        )
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (main_text, cors_resp) = results.unwrap_or_else(|| panic!("bad ready lines {lines:?}"));
+    assert_ne!(main, cors);
+    assert_eq!(main_text, "export {};");
+    assert_eq!(cors_resp.text(), "export {};");
+    assert_eq!(cors_resp.header("access-control-expose-headers"), None);
+}
