@@ -41,8 +41,8 @@ test-browser:
 	@PORT=$(TEST_PORT) $(DEVSERVER) --root www --pkg pkg > target/devserver-test.log 2>&1 & pid=$$!; \
 	trap "kill $$pid 2>/dev/null" EXIT; \
 	for i in $$(seq 50); do grep -q "longhaul devserver" target/devserver-test.log && break; sleep 0.1; done; \
-	LONGHAUL_TEST_SERVER=http://127.0.0.1:$(TEST_PORT) wasm-pack --log-level warn test --headless --chrome && \
-	LONGHAUL_TEST_SERVER=http://127.0.0.1:$(TEST_PORT) wasm-pack --log-level warn test --headless --firefox
+	WASM_BINDGEN_TEST_TIMEOUT=180 LONGHAUL_TEST_SERVER=http://127.0.0.1:$(TEST_PORT) wasm-pack --log-level warn test --headless --chrome && \
+	WASM_BINDGEN_TEST_TIMEOUT=180 LONGHAUL_TEST_SERVER=http://127.0.0.1:$(TEST_PORT) wasm-pack --log-level warn test --headless --firefox
 
 test-e2e:
 	@echo "==> end-to-end tests (node --test, playwright-core and puppeteer-core)"

@@ -1,0 +1,214 @@
+//! Faults from the server, survived inside a service worker (both browsers), driven by
+//! the devserver's fault switches (see tools/devserver/README.md). Every completed
+//! download is compared with the source's bytes; every failure must be typed.
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use common::*;
+use longhaul::testing;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_service_worker);
+
+const SESSION: &str = "fault-tests";
+const MIB: u64 = 1 << 20;
+
+// The reset switch closes the connection 1.5 MiB into the body, throttled to 4 MiB/s:
+// when a body fails, the browser drops what it received but the page had not read
+// yet, so an unthrottled sender could lose everything before the 1 MiB commit. At
+// this pace the reader keeps up, the 1 MiB commit happens, and the second request
+// always carries a Range.
+const PACE: &str = "rate=4M";
+
+/// Download `path?size=…&<faults>`, wait until nothing is left to do, return the
+/// final snapshot.
+async fn run(path: &str, size: &str, faults: &str) -> (String, JsValue) {
+    let url = format!("{}{path}?size={size}&{PACE}&{faults}", server());
+    let id = testing::download(SESSION, &url).await.unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(SESSION, "task", &[("id", &id)]).await.unwrap();
+    (id, snap)
+}
+
+fn state(snap: &JsValue) -> String {
+    get(snap, "state").as_string().unwrap_or_default()
+}
+
+fn error_code(snap: &JsValue) -> String {
+    get(&get(snap, "error"), "code")
+        .as_string()
+        .unwrap_or_default()
+}
+
+async fn assert_intact(id: &str, path: &str, size: &str) {
+    let source = fetch_bytes(&format!("{}{path}?size={size}", server())).await;
+    let stored = testing::bytes(id).await.unwrap();
+    assert!(
+        stored.len() == source.len() && stored == source,
+        "stored bytes differ from the source"
+    );
+}
+
+/// The log's (status, range) of each GET longhaul made for `path` (not the CORS
+/// preflights, not the test's own fetch of the source, whose query has no switches).
+async fn requests(path: &str) -> Vec<(u32, Option<String>)> {
+    log(path)
+        .await
+        .iter()
+        .filter(|e| get(e, "method").as_string().as_deref() == Some("GET"))
+        .filter(|e| get(e, "query").as_string().is_some_and(|q| q.contains('&')))
+        .map(|e| {
+            (
+                get(e, "status").as_f64().unwrap_or(0.0) as u32,
+                get(e, "range").as_string(),
+            )
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_reset_mid_body_resumes_from_the_committed_offset() {
+    let path = format!("/files/{}.bin", unique("reset"));
+    let (id, snap) = run(
+        &path,
+        "3M",
+        &format!("reset={}&fault_times=1", MIB + MIB / 3),
+    )
+    .await;
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&id, &path, "3M").await;
+    let reqs = requests(&path).await;
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    let (status, range) = &reqs[1];
+    assert_eq!(*status, 206);
+    let from: u64 = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok())
+        .unwrap();
+    assert!(from > 0 && from <= MIB + MIB / 3, "resumed at {from}");
+}
+
+#[wasm_bindgen_test]
+async fn a_200_to_a_range_request_starts_over_and_never_appends() {
+    let path = format!("/files/{}.bin", unique("ignore-range"));
+    let (id, snap) = run(
+        &path,
+        "3M",
+        &format!("ignore_range=1&reset={}&fault_times=2", MIB + MIB / 2),
+    )
+    .await;
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&id, &path, "3M").await;
+    let statuses: Vec<u32> = requests(&path).await.iter().map(|r| r.0).collect();
+    assert_eq!(
+        statuses,
+        vec![200, 200, 206],
+        "the second answer ignored the range"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_changed_resource_restarts_and_is_never_spliced() {
+    let path = format!("/files/{}.bin", unique("etag"));
+    let faults = format!(
+        "etag=rotate&grow=4096&reset={}&fault_times=2",
+        MIB + MIB / 2
+    );
+    let (id, snap) = run(&path, "2M", &faults).await;
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    // Once the faults are used up the plain file is served: the result must be it,
+    // whole, not a splice of versions.
+    assert_intact(&id, &path, "2M").await;
+}
+
+#[wasm_bindgen_test]
+async fn a_malformed_content_range_fails_typed_with_nothing_appended() {
+    for kind in ["garbage", "overflow", "inverted", "missing"] {
+        let path = format!("/files/{}.bin", unique(kind));
+        let (_, snap) = run(
+            &path,
+            "2M",
+            &format!(
+                "bad_content_range={kind}&reset={}&fault_times=2",
+                MIB + MIB / 2
+            ),
+        )
+        .await;
+        assert_eq!(
+            state(&snap),
+            "failed",
+            "{kind}: {snap:?} {:?}",
+            requests(&path).await
+        );
+        assert_eq!(error_code(&snap), "not-resumable", "{kind}");
+        // What the first, reset attempt committed: 1 MiB, or all 1.5 MiB when the
+        // browser reports the early close as a clean end of the body.
+        let kept = get(&snap, "bytesReceived").as_f64().unwrap_or(0.0) as u64;
+        assert!(
+            kept == MIB || kept == MIB + MIB / 2,
+            "{kind}: {kept} bytes kept; nothing may be appended"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_206_at_the_wrong_offset_is_not_appended_and_the_task_starts_over() {
+    let path = format!("/files/{}.bin", unique("wrong-start"));
+    let (id, snap) = run(
+        &path,
+        "2M",
+        &format!(
+            "bad_content_range=wrong_start&reset={}&fault_times=2",
+            MIB + MIB / 2
+        ),
+    )
+    .await;
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&id, &path, "2M").await;
+}
+
+#[wasm_bindgen_test]
+async fn retry_after_is_honoured_then_the_download_completes() {
+    for retry_after in ["1", "soon", "date:1"] {
+        let path = format!("/files/{}.bin", unique("retry-after"));
+        let (id, snap) = run(
+            &path,
+            "1M",
+            &format!("status=503&retry_after={retry_after}&fault_times=2"),
+        )
+        .await;
+        assert_eq!(state(&snap), "completed", "{retry_after}: {snap:?}");
+        assert_intact(&id, &path, "1M").await;
+        let statuses: Vec<u32> = requests(&path).await.iter().map(|r| r.0).collect();
+        assert_eq!(statuses, vec![503, 503, 200], "{retry_after}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn final_statuses_fail_at_once_with_the_status() {
+    for status in [404u32, 410, 403] {
+        let path = format!("/files/{}.bin", unique("status"));
+        let (_, snap) = run(&path, "1M", &format!("status={status}")).await;
+        assert_eq!(state(&snap), "failed", "{status}");
+        assert_eq!(error_code(&snap), "http-status");
+        assert_eq!(
+            get(&get(&snap, "error"), "status").as_f64(),
+            Some(f64::from(status))
+        );
+        assert_eq!(requests(&path).await.len(), 1, "{status}: no retry");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_redirect_chain_is_followed_and_its_end_is_resumed() {
+    let path = format!("/files/{}.bin", unique("redirect"));
+    let (id, snap) = run(&path, "2M", &format!("redirect=3&reset={}", MIB + MIB / 2)).await;
+    // The chain's last hop resets every time it is asked from 0 and serves ranges:
+    // the resume must go to where the chain ended.
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&id, &path, "2M").await;
+    let statuses: Vec<u32> = requests(&path).await.iter().map(|r| r.0).collect();
+    assert!(statuses.starts_with(&[302, 302, 302]), "{statuses:?}");
+}
