@@ -33,7 +33,9 @@ function speedOf(snap) {
 }
 
 const rows = new Map();
+const latest = new Map();
 function render(snap) {
+  latest.set(snap.id, snap);
   let li = rows.get(snap.id);
   if (!li) {
     li = $('#row').content.firstElementChild.cloneNode(true);
@@ -86,6 +88,7 @@ async function onAction(id, act) {
       await session.remove(id);
       rows.get(id)?.remove();
       rows.delete(id);
+      latest.delete(id);
       $('#empty').hidden = rows.size > 0;
       return;
     }
@@ -131,8 +134,9 @@ async function main() {
       render(await session.download(new FormData(e.target).get('url')));
     } catch (err) { showError(err); }
   });
-  // Redraw speeds and times once a second even between events.
-  setInterval(async () => { for (const s of await session.tasks()) if (s.state === 'running') render(s); }, 1000);
+  // Redraw speeds and times once a second between events, from the last snapshots
+  // (no message to the worker: an idle worker may then stop as the browser likes).
+  setInterval(() => { for (const s of latest.values()) if (s.state === 'running') render(s); }, 1000);
 }
 
 main().catch((e) => { status(`longhaul could not start: ${e.message ?? e}`); console.error(e); });

@@ -12,7 +12,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,13 @@ export const CHROMIUM_FLAGS = [
 ];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** `promise`, or `fallback` after `ms`; the timer does not keep node alive. */
+function within(promise, ms, fallback) {
+  let timer;
+  const t = new Promise((r) => { timer = setTimeout(() => r(fallback), ms); });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
 
 /** A query parameter the devserver ignores, marking the tests' own reference fetches. */
 const VERIFY_PARAM = 'e2e-verify=1';
@@ -92,7 +99,7 @@ export async function startServer() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
+      await within(exited, 5000);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     },
   };
@@ -166,6 +173,18 @@ export async function launchChromium(dir) {
 }
 
 /**
+ * A killed Chromium leaves its `/tmp/org.chromium.Chromium.*` directory (the
+ * profile's `SingletonSocket` symlink points into it); remove it.
+ */
+async function removeSingletonDir(profile) {
+  try {
+    const target = await readlink(path.join(profile, 'SingletonSocket'));
+    const d = path.dirname(target);
+    if (path.dirname(d) === tmpdir() && path.basename(d).startsWith('org.chromium.Chromium.')) await removeDir(d);
+  } catch {}
+}
+
+/**
  * Spawn Chromium ourselves (its own process group) on profile `dir` with remote
  * debugging, and attach Playwright over CDP. Returns `{ browser, context, pid,
  * kill() (SIGKILL of the whole group), close() (graceful) }`.
@@ -188,9 +207,15 @@ export async function spawnChromium(dir) {
   });
   proc.stderr.resume();
   const exited = new Promise((r) => proc.once('exit', r));
-  const browser = await chromium.connectOverCDP(wsUrl, { timeout: 30_000 });
-  const context = browser.contexts()[0];
   const groupAlive = () => { try { process.kill(-proc.pid, 0); return true; } catch { return false; } };
+  let browser;
+  try {
+    browser = await chromium.connectOverCDP(wsUrl, { timeout: 30_000 });
+  } catch (e) {
+    try { process.kill(-proc.pid, 'SIGKILL'); } catch {}
+    throw e;
+  }
+  const context = browser.contexts()[0];
   return {
     browser,
     context,
@@ -201,11 +226,17 @@ export async function spawnChromium(dir) {
       await exited;
       for (let i = 0; i < 100 && groupAlive(); i++) await sleep(50);
       await browser.close().catch(() => {});
+      await removeSingletonDir(dir);
     },
-    /** Close the browser gracefully (Browser.close over CDP), then make sure the group is gone. */
+    /** Close the browser gracefully (CDP Browser.close), then make sure the group is gone. */
     async close() {
+      // (Playwright's browser.close() only disconnects from a browser it connected to.)
+      try {
+        const cdp = await browser.newBrowserCDPSession();
+        await cdp.send('Browser.close');
+      } catch {}
       await browser.close().catch(() => {});
-      const done = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+      const done = await within(exited.then(() => true), 10_000, false);
       if (!done) { try { process.kill(-proc.pid, 'SIGKILL'); } catch {} await exited; }
       for (let i = 0; i < 100 && groupAlive(); i++) await sleep(50);
     },

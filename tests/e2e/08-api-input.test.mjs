@@ -1,0 +1,93 @@
+// Scenario 8: the page API refuses bad input with the documented errors:
+// TypeError for a bad session identifier; `code` 'invalid-input' for a non-http(s)
+// URL, a URL with credentials and a header value with CR/LF; 'not-found' for an
+// unknown id; cancel is idempotent (true, then false); removing a running task is
+// 'invalid-state'. Ends, like every scenario, with a download whose bytes are checked.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as h from './helpers.mjs';
+
+let server;
+before(async () => { server = await h.startServer(); });
+after(async () => { await server?.stop(); });
+
+/** Run `expr` (a function body using `s`, the session, and `B`, BackgroundSession) in the page; report how it settled. */
+async function settle(page, body, arg) {
+  return page.evaluate(async ([src, a]) => {
+    const { BackgroundSession: B } = await import('/pkg/longhaul.js');
+    const s = window.longhaulSession;
+    // eslint-disable-next-line no-new-func
+    const fn = new Function('s', 'B', 'arg', `return (async () => { ${src} })();`);
+    try {
+      const value = await fn(s, B, a);
+      return { ok: true, value: value === undefined ? null : value };
+    } catch (e) {
+      return { ok: false, name: e?.name, isTypeError: e instanceof TypeError, code: e?.code ?? null, message: String(e?.message ?? e) };
+    }
+  }, [body, arg]);
+}
+
+function assertRejects(r, code, what) {
+  assert.equal(r.ok, false, `${what} must reject; it resolved with ${JSON.stringify(r.value)}`);
+  assert.equal(r.code, code, `${what} rejects with code ${code}: ${JSON.stringify(r)}`);
+}
+
+test('the API checks its input', { timeout: 90_000 }, async () => {
+  const browser = await h.launchChromium();
+  const lines = h.collectConsole(browser.context);
+  try {
+    await h.withConsole(lines, async () => {
+      const page = await browser.context.newPage();
+      await h.openDemo(page, server.origin);
+
+      for (const [src, what] of [["return B.open('')", "open('')"], ['return B.open(42)', 'open(42)']]) {
+        const r = await settle(page, src);
+        assert.equal(r.ok, false, `${what} must reject`);
+        assert.equal(r.isTypeError, true, `${what} rejects with a TypeError: ${JSON.stringify(r)}`);
+      }
+
+      assertRejects(await settle(page, "return s.download('ftp://x/y')"), 'invalid-input', "download('ftp://x/y')");
+      assertRejects(await settle(page, "return s.download('https://u:p@h/x')"), 'invalid-input', "download('https://u:p@h/x')");
+      const file0 = h.uniquePath('api-header');
+      assertRejects(await settle(page, "return s.download(arg, { headers: { 'X-Test': 'a\\r\\nb' } })", `${file0}?size=1M`),
+        'invalid-input', 'a header value with CR/LF');
+      assertRejects(await settle(page, "return s.download(arg, { headers: [['X-Test', 'a\\nb']] })", `${file0}?size=1M`),
+        'invalid-input', 'a header value with LF (pairs)');
+      assert.equal((await server.log(file0)).length, 0, 'refused downloads never hit the network');
+      const noTask = (await h.tasks(page)).filter((s) => s.url.includes(file0) || s.url.startsWith('ftp:') || s.url.includes('u:p@'));
+      assert.deepEqual(noTask, [], 'refused downloads leave no task');
+
+      assertRejects(await settle(page, "return s.pause('no-such-id')"), 'not-found', "pause('no-such-id')");
+
+      // Cancel twice: true, then false.
+      const file1 = h.uniquePath('api-cancel');
+      const c = await h.download(page, `${file1}?size=64M&rate=1M`);
+      const first = await settle(page, 'return s.cancel(arg)', c.id);
+      const second = await settle(page, 'return s.cancel(arg)', c.id);
+      assert.deepEqual(first, { ok: true, value: true }, `the first cancel resolves true: ${JSON.stringify(first)}`);
+      assert.deepEqual(second, { ok: true, value: false }, `the second cancel resolves false: ${JSON.stringify(second)}`);
+      const canceled = await h.task(page, c.id);
+      assert.equal(canceled.state, 'canceled', JSON.stringify(canceled));
+
+      // Removing a running task is refused; once canceled it can be removed.
+      const file2 = h.uniquePath('api-remove');
+      const r = await h.download(page, `${file2}?size=64M&rate=1M`);
+      const running = await h.waitTask(page, r.id, (s) => s.state === 'running' && s.bytesReceived > 0, { what: 'running with bytes', timeout: 20_000 });
+      assertRejects(await settle(page, 'return s.remove(arg)', r.id), 'invalid-state', `remove of a running task ${JSON.stringify(running)}`);
+      const stillThere = await h.task(page, r.id);
+      assert.ok(stillThere && ['running', 'pending', 'waiting'].includes(stillThere.state), `the refused remove left the task alone: ${JSON.stringify(stillThere)}`);
+      assert.deepEqual(await settle(page, 'return s.cancel(arg)', r.id), { ok: true, value: true });
+      assert.deepEqual(await settle(page, 'return s.remove(arg)', r.id), { ok: true, value: null });
+      assert.equal(await h.task(page, r.id), null, 'a removed task is gone');
+      assertRejects(await settle(page, 'return s.pause(arg)', r.id), 'not-found', 'pause of a removed task');
+
+      // The session still works: a download completes with the source bytes.
+      const file3 = h.uniquePath('api-after');
+      const ok = await h.download(page, `${file3}?size=4M`);
+      await h.waitCompleted(page, ok.id);
+      await h.assertSameBytes(assert, page, server, file3, '4M', ok.id);
+    });
+  } finally {
+    await browser.dispose();
+  }
+});
