@@ -9,8 +9,11 @@
 // longhaul-sw.js); classic workers have no import.meta.url, so the wasm's URL is given.
 self.longhaul = {
   install(wasmUrl) {
-    const ready = wasm_bindgen({ module_or_path: wasmUrl }).then(() => wasm_bindgen.workerStart());
+    const ready = wasm_bindgen({ module_or_path: wasmUrl });
     ready.catch((e) => console.error('longhaul: start-up failed', e));
+    // An active worker that wakes up resumes its tasks at once; an installing one (an
+    // update) must not touch them until it is activated.
+    if (self.serviceWorker?.state === 'activated') ready.then(() => wasm_bindgen.workerStart());
     const handle = (e) => e.waitUntil(ready.then(() => wasm_bindgen.workerHandle(e)));
     self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
     self.addEventListener('sync', handle);

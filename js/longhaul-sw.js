@@ -10,8 +10,11 @@
 import init, { workerStart, workerHandle } from './longhaul.js';
 
 export function install() {
-  const ready = init({ module_or_path: new URL('./longhaul_bg.wasm', import.meta.url) }).then(() => workerStart());
+  const ready = init({ module_or_path: new URL('./longhaul_bg.wasm', import.meta.url) });
   ready.catch((e) => console.error('longhaul: start-up failed', e));
+  // An active worker that wakes up resumes its tasks at once; an installing one (an
+  // update) must not touch them until it is activated.
+  if (self.serviceWorker?.state === 'activated') ready.then(() => workerStart());
   const handle = (e) => e.waitUntil(ready.then(() => workerHandle(e)));
   self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
   self.addEventListener('sync', handle);

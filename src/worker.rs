@@ -1,11 +1,14 @@
 //! The service-worker runtime: the one owner of every task.
 //!
 //! The JavaScript shim (`longhaul-sw.js`) registers the worker's listeners
-//! synchronously when the script first runs, starts the wasm, and hands every event
-//! to [`worker_handle`] once [`worker_start`] resolved. Start-up loads every task
-//! record, gives them to the [`Engine`] and resumes the unfinished ones from their
-//! committed offsets: whatever woke the worker (a page load, a message, `sync`), work
-//! picks up where it stopped. Commands are only processed after that load, so a
+//! synchronously when the script first runs, loads the wasm, and hands every event
+//! to [`worker_handle`]. The runtime starts once per worker life: at once when an
+//! already active worker wakes up ([`worker_start`]), else at its first event
+//! (`activate` for a new version; an installing worker never starts it). Start-up
+//! takes ownership from any older version ([`OWNER_LOCK`]), loads every task record,
+//! gives them to the [`Engine`] and resumes the unfinished ones from their committed
+//! offsets: whatever woke the worker (a page load, a message, `sync`), work picks up
+//! where it stopped. Commands are only processed after that load, so a
 //! start-up resume can never race a page's command into a duplicate download.
 //!
 //! Keep-alive (see the design notes on worker lifetimes): each event's `waitUntil`
@@ -159,8 +162,9 @@ async fn runtime() -> Result<Rc<Runtime>, TaskError> {
         .ok_or_else(|| TaskError::new(ErrorCode::Internal, "the runtime did not start"))
 }
 
-/// Start the runtime: open storage, load every task, resume the unfinished ones.
-/// The shim calls it once when the worker script runs.
+/// Start the runtime: take ownership, open storage, load every task, resume the
+/// unfinished ones. The shim calls it when an already active worker's script runs
+/// (a wake-up); otherwise the first event starts it (an installing worker never does).
 #[wasm_bindgen(js_name = workerStart)]
 pub async fn worker_start() -> Result<(), JsValue> {
     runtime().await.map(|_| ()).map_err(|e| js::error_to_js(&e))
@@ -179,6 +183,10 @@ pub fn worker_handle(
                     on_message(&rt, ev).await;
                 }
             }
+            // Activation starts the runtime (taking the tasks over from an older
+            // version) but must not last: a long `activate` keeps the worker in
+            // "activating", and pages' messages wait until it ends.
+            "activate" => return Ok(JsValue::UNDEFINED),
             "fetch" => {
                 let navigate = event
                     .dyn_ref::<web_sys::FetchEvent>()
