@@ -135,6 +135,20 @@ impl Store {
         }
     }
 
+    /// A read-write transaction over tasks and chunks, with both stores.
+    fn write_tx(
+        &self,
+    ) -> Result<(idb::Transaction, idb::ObjectStore, idb::ObjectStore), TaskError> {
+        let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
+        let tasks = tx
+            .object_store(TASKS)
+            .map_err(|e| storage_err("open tasks", e))?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        Ok((tx, tasks, chunks))
+    }
+
     /// Record that a session exists.
     pub async fn put_session(&self, id: &str, now: f64) -> Result<(), TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
@@ -199,13 +213,7 @@ impl Store {
         bytes: &js_sys::Uint8Array,
         drop_from: Option<u64>,
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
-        let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
-        let chunks = tx
-            .object_store(CHUNKS)
-            .map_err(|e| storage_err("open chunks", e))?;
-        let tasks = tx
-            .object_store(TASKS)
-            .map_err(|e| storage_err("open tasks", e))?;
+        let (tx, tasks, chunks) = self.write_tx()?;
         if let Some(from) = drop_from {
             chunks
                 .delete(chunk_range(&rec.id, from, None)?)
@@ -225,13 +233,7 @@ impl Store {
         &self,
         rec: &TaskRecord,
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
-        let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
-        let chunks = tx
-            .object_store(CHUNKS)
-            .map_err(|e| storage_err("open chunks", e))?;
-        let tasks = tx
-            .object_store(TASKS)
-            .map_err(|e| storage_err("open tasks", e))?;
+        let (tx, tasks, chunks) = self.write_tx()?;
         chunks
             .delete(chunk_range(&rec.id, 0, None)?)
             .map_err(|e| storage_err("drop chunks", e))?;
@@ -246,13 +248,7 @@ impl Store {
         &self,
         id: &TaskId,
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
-        let tx = self.tx(&[TASKS, CHUNKS], TransactionMode::ReadWrite)?;
-        let chunks = tx
-            .object_store(CHUNKS)
-            .map_err(|e| storage_err("open chunks", e))?;
-        let tasks = tx
-            .object_store(TASKS)
-            .map_err(|e| storage_err("open tasks", e))?;
+        let (tx, tasks, chunks) = self.write_tx()?;
         chunks
             .delete(chunk_range(id, 0, None)?)
             .map_err(|e| storage_err("drop chunks", e))?;

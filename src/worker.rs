@@ -20,8 +20,8 @@
 
 use crate::core::engine::{Body, FetchRequest, Output};
 use crate::core::protocol::{self, Command, RawCommand};
-use crate::core::task::{TaskKind, TaskRecord, TaskState};
-use crate::core::validate::{SessionId, UrlParts};
+use crate::core::task::TaskRecord;
+use crate::core::validate::UrlParts;
 use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
 use crate::js;
 use crate::net::{self, BodyReader, NetFailure};
@@ -500,7 +500,13 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Download(d) => {
             let url = protocol::download_url(url_parts(&d.url)?)?;
-            let rec = new_record(session, url, d);
+            let rec = TaskRecord::new_download(
+                TaskId(js::random_uuid()),
+                session,
+                url,
+                d.headers,
+                d.description,
+            );
             let snap = rt.engine.borrow_mut().add(rec, now);
             pump(rt).wait().await?;
             js::to_js(&snap)
@@ -531,31 +537,6 @@ async fn apply<T: serde::Serialize>(
     let v = f(&mut rt.engine.borrow_mut())?;
     pump(rt).wait().await?;
     Ok(js::to_js(&v))
-}
-
-fn new_record(
-    session: SessionId,
-    url: crate::core::validate::HttpUrl,
-    d: protocol::Download,
-) -> TaskRecord {
-    TaskRecord {
-        id: TaskId(js::random_uuid()),
-        session,
-        kind: TaskKind::Download,
-        url,
-        headers: d.headers,
-        description: d.description,
-        state: TaskState::Pending,
-        bytes_received: 0,
-        bytes_expected: None,
-        etag: None,
-        last_modified: None,
-        error: None,
-        created_at: 0.0,
-        updated_at: 0.0,
-        attempts: 0,
-        retry_at: None,
-    }
 }
 
 /// Entry points for the browser tests, which run inside a service worker and drive

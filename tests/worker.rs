@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use longhaul::core::task::{TaskKind, TaskRecord, TaskState};
+use longhaul::core::task::{TaskRecord, TaskState};
 use longhaul::core::validate::{HeaderList, HttpUrl, SessionId};
 use longhaul::core::TaskId;
 use longhaul::store::Store;
@@ -16,27 +16,22 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_service_worker);
 
 fn record(id: &str) -> TaskRecord {
-    TaskRecord {
-        id: TaskId(id.into()),
-        session: SessionId::parse("store-test").unwrap(),
-        kind: TaskKind::Download,
-        url: HttpUrl {
+    let mut r = TaskRecord::new_download(
+        TaskId(id.into()),
+        SessionId::parse("store-test").unwrap(),
+        HttpUrl {
             href: "http://h.test/x".into(),
             host: "h.test".into(),
         },
-        headers: HeaderList::default(),
-        description: "d".into(),
-        state: TaskState::Running,
-        bytes_received: 0,
-        bytes_expected: Some(30),
-        etag: Some("\"e\"".into()),
-        last_modified: None,
-        error: None,
-        created_at: 1.0,
-        updated_at: 1.0,
-        attempts: 0,
-        retry_at: None,
-    }
+        HeaderList::default(),
+        "d".into(),
+    );
+    r.state = TaskState::Running;
+    r.bytes_expected = Some(30);
+    r.etag = Some("\"e\"".into());
+    r.created_at = 1.0;
+    r.updated_at = 1.0;
+    r
 }
 
 fn bytes(fill: u8, n: usize) -> js_sys::Uint8Array {

@@ -87,6 +87,34 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// A new, pending download that has stored nothing yet.
+    pub fn new_download(
+        id: TaskId,
+        session: SessionId,
+        url: HttpUrl,
+        headers: HeaderList,
+        description: String,
+    ) -> TaskRecord {
+        TaskRecord {
+            id,
+            session,
+            kind: TaskKind::Download,
+            url,
+            headers,
+            description,
+            state: TaskState::Pending,
+            bytes_received: 0,
+            bytes_expected: None,
+            etag: None,
+            last_modified: None,
+            error: None,
+            created_at: 0.0,
+            updated_at: 0.0,
+            attempts: 0,
+            retry_at: None,
+        }
+    }
+
     /// Where a new request for this task resumes.
     pub fn resume_point(&self) -> ResumePoint {
         ResumePoint {

@@ -2,7 +2,6 @@
 //! the stored bytes with the source's.
 
 use super::*;
-use crate::core::task::TaskKind;
 use crate::core::validate::{HeaderList, HttpUrl};
 use std::collections::HashMap;
 
@@ -47,27 +46,16 @@ struct Sim {
 }
 
 fn rec(id: &str, host: &str) -> TaskRecord {
-    TaskRecord {
-        id: TaskId(id.into()),
-        session: SessionId::parse("s").unwrap(),
-        kind: TaskKind::Download,
-        url: HttpUrl {
+    TaskRecord::new_download(
+        TaskId(id.into()),
+        SessionId::parse("s").unwrap(),
+        HttpUrl {
             href: format!("http://{host}/{id}"),
             host: host.into(),
         },
-        headers: HeaderList::default(),
-        description: String::new(),
-        state: TaskState::Pending,
-        bytes_received: 0,
-        bytes_expected: None,
-        etag: None,
-        last_modified: None,
-        error: None,
-        created_at: 0.0,
-        updated_at: 0.0,
-        attempts: 0,
-        retry_at: None,
-    }
+        HeaderList::default(),
+        String::new(),
+    )
 }
 
 fn sid() -> SessionId {
