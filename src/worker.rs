@@ -499,7 +499,10 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         Command::Tasks => js::to_js(&rt.engine.borrow().list(&session)),
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Download(d) => {
-            let url = protocol::download_url(url_parts(&d.url)?)?;
+            let origin_protocol = js::get(&js::get(&js_sys::global(), "location"), "protocol")
+                .as_string()
+                .unwrap_or_default();
+            let url = protocol::download_url(url_parts(&d.url)?, &origin_protocol)?;
             let rec = TaskRecord::new_download(
                 TaskId(js::random_uuid()),
                 session,

@@ -70,9 +70,13 @@ pub struct Download {
     pub description: String,
 }
 
-/// Parse the URL parts the browser gave into a validated URL.
-pub fn download_url(parts: UrlParts) -> Result<validate::HttpUrl, TaskError> {
-    validate::HttpUrl::from_parts(parts)
+/// Parse the URL parts the browser gave into a validated URL, for a worker whose
+/// origin has the scheme `origin_protocol` (`"https:"`).
+pub fn download_url(
+    parts: UrlParts,
+    origin_protocol: &str,
+) -> Result<validate::HttpUrl, TaskError> {
+    validate::HttpUrl::for_origin(parts, origin_protocol)
 }
 
 impl RawCommand {

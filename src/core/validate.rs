@@ -91,6 +91,32 @@ impl HttpUrl {
             host: p.host,
         })
     }
+
+    /// [`HttpUrl::from_parts`], also refusing mixed content: from an https origin,
+    /// plain http is refused unless it goes to this machine (browsers treat
+    /// `localhost` and loopback addresses as potentially trustworthy), which the
+    /// browser would block anyway, only later and as a network error.
+    pub fn for_origin(p: UrlParts, origin_protocol: &str) -> Result<HttpUrl, TaskError> {
+        let url = Self::from_parts(p.clone())?;
+        if origin_protocol == "https:" && p.protocol == "http:" && !is_loopback_host(&p.host) {
+            return Err(TaskError::invalid(format!(
+                "{} is plain http from an https origin (mixed content); use https",
+                url.href
+            )));
+        }
+        Ok(url)
+    }
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost") || name == "::1" || name.starts_with("127.")
 }
 
 /// Request headers a page may not set: the browser forbids them, or longhaul sets
@@ -235,6 +261,26 @@ mod tests {
         for c in cases {
             assert!(HttpUrl::from_parts(c.clone()).is_err(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn mixed_content_is_refused_except_to_this_machine() {
+        let http = |host: &str| parts(&format!("http://{host}/x"), "http:", "", "", host);
+        assert!(HttpUrl::for_origin(http("cdn.test"), "https:").is_err());
+        assert!(HttpUrl::for_origin(http("cdn.test:8080"), "https:").is_err());
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "a.localhost",
+            "127.0.0.1:9",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(HttpUrl::for_origin(http(ok), "https:").is_ok(), "{ok}");
+        }
+        assert!(HttpUrl::for_origin(http("cdn.test"), "http:").is_ok());
+        let https = parts("https://cdn.test/x", "https:", "", "", "cdn.test");
+        assert!(HttpUrl::for_origin(https, "https:").is_ok());
     }
 
     #[test]
