@@ -36,6 +36,20 @@ const TASKS: &str = "tasks";
 const CHUNKS: &str = "chunks";
 const SESSIONS: &str = "sessions";
 
+/// A stored task record that does not deserialize (corrupted, or written by a future
+/// schema), with whatever could still be read of it.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// Its `id`, if a string.
+    pub id: Option<String>,
+    /// Its `session`, if a string.
+    pub session: Option<String>,
+    /// Its `url.href`, if a string.
+    pub url: Option<String>,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
 /// An open connection.
 pub struct Store {
     db: Database,
@@ -164,9 +178,9 @@ impl Store {
         Self::commit(tx, "store a session").await
     }
 
-    /// Every task record. Records that cannot be read are returned as errors with
-    /// their key, so one corrupt record never hides the others.
-    pub async fn load_tasks(&self) -> Result<Vec<Result<TaskRecord, String>>, TaskError> {
+    /// Every task record. Records that cannot be read are returned as
+    /// [`Unreadable`], so one corrupt record never hides the others.
+    pub async fn load_tasks(&self) -> Result<Vec<Result<TaskRecord, Unreadable>>, TaskError> {
         let tx = self.tx(&[TASKS], TransactionMode::ReadOnly)?;
         let store = tx
             .object_store(TASKS)
@@ -179,11 +193,11 @@ impl Store {
         Ok(all
             .into_iter()
             .map(|v| {
-                serde_wasm_bindgen::from_value::<TaskRecord>(v.clone()).map_err(|e| {
-                    format!(
-                        "task \"{}\": {e}",
-                        js::get(&v, "id").as_string().unwrap_or_default()
-                    )
+                serde_wasm_bindgen::from_value::<TaskRecord>(v.clone()).map_err(|e| Unreadable {
+                    id: js::get(&v, "id").as_string(),
+                    session: js::get(&v, "session").as_string(),
+                    url: js::get(&js::get(&v, "url"), "href").as_string(),
+                    reason: e.to_string(),
                 })
             })
             .collect())

@@ -21,7 +21,7 @@
 use crate::core::engine::{Body, FetchRequest, Output};
 use crate::core::protocol::{self, Command, RawCommand};
 use crate::core::task::TaskRecord;
-use crate::core::validate::UrlParts;
+use crate::core::validate::{SessionId, UrlParts};
 use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
 use crate::js;
 use crate::net::{self, BodyReader, NetFailure};
@@ -118,10 +118,37 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
     claim_ownership().await;
     let store = Store::open().await?;
     let mut engine = Engine::new(EngineConfig::default(), js::random_seed());
+    let mut replaced = Vec::new();
     for rec in store.load_tasks().await? {
         match rec {
             Ok(rec) => engine.restore(rec),
-            Err(e) => js::warn(&format!("skipping an unreadable task record: {e}")),
+            Err(bad) => {
+                let session = bad.session.as_deref().map(SessionId::parse);
+                match (bad.id, session) {
+                    (Some(id), Some(Ok(session))) if !id.is_empty() => {
+                        let url = bad.url.unwrap_or_default();
+                        let rec = TaskRecord::unreadable(
+                            TaskId(id),
+                            session,
+                            url,
+                            &bad.reason,
+                            js::now(),
+                        );
+                        engine.restore(rec.clone());
+                        replaced.push(rec);
+                    }
+                    _ => js::warn(&format!(
+                        "skipping a task record without id or session: {}",
+                        bad.reason
+                    )),
+                }
+            }
+        }
+    }
+    for rec in &replaced {
+        // The failed record replaces the corrupt one; its bytes are freed.
+        if let Err(e) = store.drop_bytes(rec)?.await {
+            js::warn(&format!("could not replace an unreadable task record: {e}"));
         }
     }
     let rt = Rc::new(Runtime {

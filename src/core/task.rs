@@ -1,6 +1,6 @@
 //! Task records (what is persisted) and snapshots (what pages see).
 
-use super::error::TaskError;
+use super::error::{ErrorCode, TaskError};
 use super::http::ResumePoint;
 use super::validate::{HeaderList, HttpUrl, SessionId};
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,35 @@ impl TaskRecord {
             attempts: 0,
             retry_at: None,
         }
+    }
+
+    /// The record that replaces one that could not be read: the task is failed with a
+    /// `storage` error that says so, holds no bytes, and the others go on.
+    pub fn unreadable(
+        id: TaskId,
+        session: SessionId,
+        url: String,
+        reason: &str,
+        now: f64,
+    ) -> TaskRecord {
+        let mut rec = TaskRecord::new_download(
+            id,
+            session,
+            HttpUrl {
+                href: url,
+                host: String::new(),
+            },
+            HeaderList::default(),
+            String::new(),
+        );
+        rec.state = TaskState::Failed;
+        rec.error = Some(TaskError::new(
+            ErrorCode::Storage,
+            format!("this task's stored record could not be read ({reason}); it was marked failed"),
+        ));
+        rec.created_at = now;
+        rec.updated_at = now;
+        rec
     }
 
     /// Where a new request for this task resumes.

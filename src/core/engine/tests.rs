@@ -521,3 +521,23 @@ fn any_fault_sequence_ends_intact_or_typed() {
     }
     assert!(completed > 250, "only {completed} of 300 completed");
 }
+
+#[test]
+fn an_unreadable_record_is_failed_and_the_others_go_on() {
+    let mut sim = Sim::new();
+    let bad = TaskRecord::unreadable(id("bad"), sid(), "http://h/bad".into(), "missing field `state`", sim.now);
+    sim.e.restore(bad);
+    let mut ok = rec("ok", "h");
+    ok.state = TaskState::Running;
+    sim.e.restore(ok);
+    sim.e.schedule(sim.now);
+    let f = sim.drain();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].task, id("ok"));
+    let s = sim.e.get(&sid(), &id("bad")).unwrap();
+    assert_eq!(s.state, TaskState::Failed);
+    let e = s.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Storage);
+    assert!(e.message.contains("missing field"), "{}", e.message);
+    assert!(sim.e.remove(&sid(), &id("bad")).is_ok(), "it can be removed");
+}
