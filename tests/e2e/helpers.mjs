@@ -247,9 +247,12 @@ export async function spawnChromium(dir) {
  * Launch Firefox ESR through puppeteer-core (WebDriver BiDi) on a fresh temp
  * profile. Returns `{ browser, dir, dispose() }`.
  */
-export async function launchFirefox() {
+export async function launchFirefox(dir) {
   const { default: puppeteer } = await import('puppeteer-core');
-  const dir = await tempProfile('firefox');
+  const own = !dir;
+  dir ??= await tempProfile('firefox');
+  // A killed Firefox leaves its profile lock behind; a relaunch would refuse the profile.
+  for (const f of ['lock', '.parentlock']) await rm(path.join(dir, f), { force: true }).catch(() => {});
   const browser = await puppeteer.launch({
     browser: 'firefox',
     executablePath: FIREFOX,
@@ -261,9 +264,16 @@ export async function launchFirefox() {
   return {
     browser,
     dir,
+    /** SIGKILL the browser's main process (no shutdown, no flush). */
+    kill() {
+      const pid = browser.process()?.pid;
+      if (pid) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+    },
     async dispose() {
       await browser.close().catch(() => {});
-      await removeDir(dir);
+      if (own) await removeDir(dir);
     },
   };
 }
