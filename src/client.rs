@@ -36,7 +36,7 @@ const TS_TYPES: &'static str = r#"
 export type TaskState = 'pending' | 'running' | 'paused' | 'waiting' | 'completed' | 'failed' | 'canceled';
 /** Stable error codes (see the README's table). */
 export type ErrorCode = 'invalid-input' | 'network' | 'http-status' | 'timeout' | 'not-resumable'
-  | 'quota' | 'storage' | 'canceled' | 'not-found' | 'invalid-state' | 'no-worker' | 'internal';
+  | 'quota' | 'storage' | 'canceled' | 'too-large' | 'not-found' | 'invalid-state' | 'no-worker' | 'internal';
 /** Why a task failed. */
 export interface TaskError { code: ErrorCode; message: string; status?: number; }
 /** A plain-object view of a task. */
@@ -58,9 +58,28 @@ export interface TaskSnapshot {
 export interface DownloadOptions {
   headers?: Record<string, string> | [string, string][] | Headers;
   description?: string;
+  /** Most bytes the download may store; a larger resource fails with `too-large`. */
+  maxBytes?: number;
 }
-/** Session configuration (reserved; no option is read yet). */
-export interface SessionConfig {}
+/** How failed attempts are retried (all durations in ms). */
+export interface RetryPolicy {
+  /** Failed attempts in a row, without progress, before the task fails (default 8). */
+  maxAttempts?: number;
+  /** First delay of the exponential backoff (default 1000). */
+  baseDelay?: number;
+  /** Largest delay, and the clamp for a server's Retry-After (default 60000). */
+  maxDelay?: number;
+  /** Explicit delays instead of the exponential backoff; the last one repeats. */
+  delays?: number[];
+  /** No retry once the task is older than this. */
+  maxAge?: number;
+  /** Random spread of each delay, as a fraction (default 0.2). */
+  jitter?: number;
+}
+/** Session configuration, stored with the session. Unknown keys are refused. */
+export interface SessionConfig {
+  retry?: RetryPolicy;
+}
 /** The events a session dispatches; `detail` is the task's snapshot. */
 export interface SessionEventMap {
   progress: CustomEvent<TaskSnapshot>;
@@ -282,7 +301,12 @@ impl BackgroundSession {
         #[wasm_bindgen(unchecked_param_type = "string")] identifier: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "SessionConfig")] config: Option<JsValue>,
     ) -> Result<BackgroundSession, JsValue> {
-        let _ = config;
+        let config = config.filter(|c| !c.is_undefined() && !c.is_null());
+        if config.as_ref().is_some_and(|c| !c.is_object()) {
+            return Err(js::type_error(
+                "the session configuration must be an object",
+            ));
+        }
         let id = identifier
             .as_string()
             .ok_or_else(|| js::type_error("the session identifier must be a string"))?;
@@ -324,7 +348,8 @@ impl BackgroundSession {
             .channel
             .set_onmessage(Some(on_event.as_ref().unchecked_ref()));
         *inner.on_event.borrow_mut() = Some(on_event);
-        inner.request("open", &[]).await.map_err(err)?;
+        let fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
+        inner.request("open", &fields).await.map_err(err)?;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
         inner.observe_list(&list);
         Ok(BackgroundSession { inner })
@@ -357,14 +382,18 @@ impl BackgroundSession {
             .map_err(|_| err(TaskError::invalid(format!("\"{url}\" is not a valid URL"))))?
             .href();
         let options = options.unwrap_or(JsValue::UNDEFINED);
-        let (headers, description) = if options.is_undefined() || options.is_null() {
-            (js_sys::Array::new(), JsValue::UNDEFINED)
+        let (headers, description, max_bytes) = if options.is_undefined() || options.is_null() {
+            (js_sys::Array::new(), JsValue::UNDEFINED, JsValue::UNDEFINED)
         } else if options.is_object() {
             let d = js::get(&options, "description");
             if !d.is_undefined() && !d.is_string() {
                 return Err(js::type_error("options.description must be a string"));
             }
-            (header_pairs(&js::get(&options, "headers"))?, d)
+            let max = js::get(&options, "maxBytes");
+            if !max.is_undefined() && max.as_f64().is_none() {
+                return Err(js::type_error("options.maxBytes must be a number"));
+            }
+            (header_pairs(&js::get(&options, "headers"))?, d, max)
         } else {
             return Err(js::type_error("options must be an object"));
         };
@@ -376,6 +405,7 @@ impl BackgroundSession {
                     ("url", absolute.into()),
                     ("headers", headers.into()),
                     ("description", description),
+                    ("maxBytes", max_bytes),
                 ],
             )
             .await

@@ -19,6 +19,7 @@
 //! holding user data. Old connections close on `versionchange` so an upgrade from a
 //! newer worker or page is never blocked.
 
+use crate::core::config::SessionConfig;
 use crate::core::{ErrorCode, TaskError, TaskId, TaskRecord};
 use crate::js;
 use idb::{
@@ -163,19 +164,69 @@ impl Store {
         Ok((tx, tasks, chunks))
     }
 
-    /// Record that a session exists.
-    pub async fn put_session(&self, id: &str, now: f64) -> Result<(), TaskError> {
+    /// Record that a session exists; with `config`, store it as the session's
+    /// configuration (without, an existing configuration is kept).
+    pub async fn put_session(
+        &self,
+        id: &str,
+        config: Option<&SessionConfig>,
+        now: f64,
+    ) -> Result<(), TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
         let store = tx
             .object_store(SESSIONS)
             .map_err(|e| storage_err("open sessions", e))?;
+        let existing = store
+            .get(Query::from(JsValue::from_str(id)))
+            .map_err(|e| storage_err("read a session", e))?
+            .await
+            .map_err(|e| storage_err("read a session", e))?;
+        if existing.is_some() && config.is_none() {
+            return Self::commit(tx, "read a session").await;
+        }
         let obj = js_sys::Object::new();
+        let created = existing
+            .as_ref()
+            .map(|e| js::get(e, "createdAt"))
+            .filter(|c| c.as_f64().is_some());
         let _ = js_sys::Reflect::set(&obj, &"id".into(), &id.into());
-        let _ = js_sys::Reflect::set(&obj, &"createdAt".into(), &now.into());
+        let _ = js_sys::Reflect::set(
+            &obj,
+            &"createdAt".into(),
+            &created.unwrap_or_else(|| now.into()),
+        );
+        let _ = js_sys::Reflect::set(
+            &obj,
+            &"config".into(),
+            &js::to_js(&config.cloned().unwrap_or_default()),
+        );
         store
             .put(&obj, None)
             .map_err(|e| storage_err("store a session", e))?;
         Self::commit(tx, "store a session").await
+    }
+
+    /// Every stored session with its configuration (the default where the stored one
+    /// cannot be read).
+    pub async fn load_sessions(&self) -> Result<Vec<(String, SessionConfig)>, TaskError> {
+        let tx = self.tx(&[SESSIONS], TransactionMode::ReadOnly)?;
+        let store = tx
+            .object_store(SESSIONS)
+            .map_err(|e| storage_err("open sessions", e))?;
+        let all = store
+            .get_all(None, None)
+            .map_err(|e| storage_err("read sessions", e))?
+            .await
+            .map_err(|e| storage_err("read sessions", e))?;
+        Ok(all
+            .into_iter()
+            .filter_map(|v| {
+                let id = js::get(&v, "id").as_string()?;
+                let config =
+                    serde_wasm_bindgen::from_value(js::get(&v, "config")).unwrap_or_default();
+                Some((id, config))
+            })
+            .collect())
     }
 
     /// Every task record. Records that cannot be read are returned as

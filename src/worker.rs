@@ -18,6 +18,7 @@
 //! the worker runs out its last extension and is stopped; nothing is lost because
 //! every chunk is committed with its offset as it arrives.
 
+use crate::core::config;
 use crate::core::engine::{Body, FetchRequest, Output};
 use crate::core::protocol::{self, Command, RawCommand};
 use crate::core::task::TaskRecord;
@@ -118,6 +119,11 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
     claim_ownership().await;
     let store = Store::open().await?;
     let mut engine = Engine::new(EngineConfig::default(), js::random_seed());
+    for (id, config) in store.load_sessions().await? {
+        if let Ok(session) = SessionId::parse(&id) {
+            engine.configure(session, config);
+        }
+    }
     let mut replaced = Vec::new();
     for rec in store.load_tasks().await? {
         match rec {
@@ -506,7 +512,29 @@ fn url_parts(href: &str) -> Result<UrlParts, TaskError> {
     })
 }
 
+/// The own enumerable keys of `v`, if it is an object.
+fn keys(v: &JsValue) -> Vec<String> {
+    v.dyn_ref::<js_sys::Object>()
+        .map(|o| {
+            js_sys::Object::keys(o)
+                .iter()
+                .filter_map(|k| k.as_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> {
+    let config = js::get(&data, "config");
+    if config.is_object() {
+        config::check_keys(
+            "the session configuration",
+            &keys(&config),
+            config::CONFIG_KEYS,
+        )?;
+        let retry = js::get(&config, "retry");
+        config::check_keys("config.retry", &keys(&retry), config::RETRY_KEYS)?;
+    }
     let raw: RawCommand = serde_wasm_bindgen::from_value(data)
         .map_err(|e| TaskError::invalid(format!("a malformed command: {e}")))?;
     let (session, cmd) = raw.validate()?;
@@ -518,8 +546,13 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
     }
     let now = js::now();
     let value = match cmd {
-        Command::Open => {
-            rt.store.put_session(session.as_str(), now).await?;
+        Command::Open(config) => {
+            rt.store
+                .put_session(session.as_str(), config.as_ref(), now)
+                .await?;
+            if let Some(config) = config {
+                rt.engine.borrow_mut().configure(session, config);
+            }
             JsValue::UNDEFINED
         }
         Command::Ping => JsValue::UNDEFINED,
@@ -530,13 +563,14 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
                 .as_string()
                 .unwrap_or_default();
             let url = protocol::download_url(url_parts(&d.url)?, &origin_protocol)?;
-            let rec = TaskRecord::new_download(
+            let mut rec = TaskRecord::new_download(
                 TaskId(js::random_uuid()),
                 session,
                 url,
                 d.headers,
                 d.description,
             );
+            rec.max_bytes = d.max_bytes;
             let snap = rt.engine.borrow_mut().add(rec, now);
             pump(rt).wait().await?;
             js::to_js(&snap)
@@ -587,13 +621,26 @@ pub mod testing {
         op: &str,
         fields: &[(&str, &str)],
     ) -> Result<JsValue, TaskError> {
+        let fields: Vec<(&str, JsValue)> = fields
+            .iter()
+            .map(|(k, v)| (*k, JsValue::from_str(v)))
+            .collect();
+        run_js(session, op, &fields).await
+    }
+
+    /// Run any command with JS-valued `fields` (numbers, objects) and return its result.
+    pub async fn run_js(
+        session: &str,
+        op: &str,
+        fields: &[(&str, JsValue)],
+    ) -> Result<JsValue, TaskError> {
         let rt = runtime().await?;
         let obj = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&obj, &"longhaul".into(), &1.into());
         let _ = js_sys::Reflect::set(&obj, &"op".into(), &op.into());
         let _ = js_sys::Reflect::set(&obj, &"session".into(), &session.into());
         for (k, v) in fields {
-            let _ = js_sys::Reflect::set(&obj, &(*k).into(), &(*v).into());
+            let _ = js_sys::Reflect::set(&obj, &(*k).into(), v);
         }
         command(&rt, obj.into()).await
     }

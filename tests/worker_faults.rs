@@ -32,6 +32,11 @@ async fn run(path: &str, size: &str, faults: &str) -> (String, JsValue) {
     (id, snap)
 }
 
+/// How many GETs for `path` longhaul made (its queries carry switches).
+async fn requests_any(path: &str) -> usize {
+    requests(path).await.len()
+}
+
 /// Like [`run`], for cases that need the second request to carry a range. When the
 /// browser loses the first attempt's bytes before the 1 MiB commit (it drops what it
 /// buffered when a body fails), the second request asks from 0 and the case never
@@ -236,4 +241,78 @@ async fn a_redirect_chain_is_followed_and_its_end_is_resumed() {
     assert_intact(&id, &path, "2M").await;
     let statuses: Vec<u32> = requests(&path).await.iter().map(|r| r.0).collect();
     assert!(statuses.starts_with(&[302, 302, 302]), "{statuses:?}");
+}
+
+#[wasm_bindgen_test]
+async fn a_session_retry_policy_bounds_the_attempts_and_keeps_the_last_status() {
+    let session = "fault-tests-policy";
+    let config =
+        js_sys::JSON::parse(r#"{"retry":{"maxAttempts":2,"delays":[50],"jitter":0}}"#).unwrap();
+    testing::run_js(session, "open", &[("config", config)])
+        .await
+        .unwrap();
+    let path = format!("/files/{}.bin", unique("policy"));
+    let url = format!("{}{path}?size=1M&status=500", server());
+    let id = testing::download(session, &url).await.unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(session, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "http-status");
+    assert_eq!(get(&get(&snap, "error"), "status").as_f64(), Some(500.0));
+    assert_eq!(requests_any(&path).await, 3, "one attempt and two retries");
+}
+
+#[wasm_bindgen_test]
+async fn bad_session_configurations_are_refused() {
+    for bad in [
+        r#"{"retry":{"maxAttempts":-1}}"#,
+        r#"{"retry":{"jitter":3}}"#,
+        r#"{"retry":{"delays":[]}}"#,
+        r#"{"retry":{"baseDelay":"soon"}}"#,
+        r#"{"retyr":{}}"#,
+    ] {
+        let config = js_sys::JSON::parse(bad).unwrap();
+        let res = testing::run_js("fault-tests-bad-config", "open", &[("config", config)]).await;
+        let Err(err) = res else {
+            panic!("{bad} was accepted")
+        };
+        assert_eq!(err.code.as_str(), "invalid-input", "{bad}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn max_bytes_refuses_a_larger_resource_before_storing_it() {
+    let path = format!("/files/{}.bin", unique("too-large"));
+    let url = format!("{}{path}?size=2M", server());
+    let v = testing::run_js(
+        SESSION,
+        "download",
+        &[
+            ("url", url.into()),
+            ("maxBytes", JsValue::from(1_000_000.0)),
+        ],
+    )
+    .await
+    .unwrap();
+    let id = get(&v, "id").as_string().unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(SESSION, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "too-large");
+    assert_eq!(get(&snap, "bytesReceived").as_f64(), Some(0.0));
+    for bad in [
+        JsValue::from(-5.0),
+        JsValue::from(0.5),
+        JsValue::from(f64::NAN),
+        JsValue::from(1e300),
+    ] {
+        let err = testing::run_js(
+            SESSION,
+            "download",
+            &[("url", "http://h.test/x".into()), ("maxBytes", bad.clone())],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid-input", "{bad:?}");
+    }
 }

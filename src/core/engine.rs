@@ -15,6 +15,7 @@
 //! covers bytes that were not stored; chunks beyond it are garbage that the first
 //! write of the next attempt deletes.
 
+use super::config::SessionConfig;
 use super::error::{ErrorCode, TaskError};
 use super::http::{decide, HeadDecision, ResponseHead};
 use super::retry::{RetryPolicy, Rng};
@@ -121,6 +122,8 @@ struct Slot {
 /// The engine. See the module docs.
 pub struct Engine {
     config: EngineConfig,
+    /// Per-session configuration; few sessions, so a vector.
+    sessions: Vec<(SessionId, SessionConfig)>,
     tasks: BTreeMap<TaskId, Slot>,
     out: VecDeque<Output>,
     rng: Rng,
@@ -131,6 +134,7 @@ impl Engine {
     pub fn new(config: EngineConfig, seed: u64) -> Engine {
         Engine {
             config,
+            sessions: Vec::new(),
             tasks: BTreeMap::new(),
             out: VecDeque::new(),
             rng: Rng::new(seed),
@@ -140,6 +144,21 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Set (or replace) a session's configuration (already validated).
+    pub fn configure(&mut self, session: SessionId, config: SessionConfig) {
+        match self.sessions.iter_mut().find(|(s, _)| *s == session) {
+            Some((_, c)) => *c = config,
+            None => self.sessions.push((session, config)),
+        }
+    }
+
+    fn retry_policy(&self, session: &SessionId) -> &RetryPolicy {
+        self.sessions
+            .iter()
+            .find(|(s, _)| s == session)
+            .map_or(&self.config.retry, |(_, c)| &c.retry)
     }
 
     /// Take back a record loaded from storage at start-up. A task that was running
@@ -388,6 +407,12 @@ impl Engine {
                 restart,
                 rep,
             } => {
+                if let (Some(max), Some(total)) = (s.rec.max_bytes, rep.total) {
+                    if total > max {
+                        self.fail_dropping(id, too_large(total, max), now);
+                        return Body::Discard;
+                    }
+                }
                 if restart {
                     s.rec.bytes_received = 0;
                     s.rec.etag = rep.etag;
@@ -449,6 +474,10 @@ impl Engine {
         let Some(s) = self.current(id, gen) else {
             return;
         };
+        if let Some(max) = s.rec.max_bytes.filter(|&m| new_offset > m) {
+            self.fail_dropping(id, too_large(new_offset, max), now);
+            return;
+        }
         s.rec.bytes_received = new_offset;
         s.rec.updated_at = now;
         s.rec.attempts = 0;
@@ -642,6 +671,22 @@ impl Engine {
         self.schedule(now);
     }
 
+    /// Fail and free the bytes: for failures no resume can mend (`too-large`).
+    fn fail_dropping(&mut self, id: &TaskId, err: TaskError, now: f64) {
+        self.change(
+            id,
+            TaskState::Failed,
+            now,
+            |r| {
+                r.error = Some(err);
+                r.retry_at = None;
+                r.bytes_received = 0;
+            },
+            true,
+        );
+        self.schedule(now);
+    }
+
     fn fail(&mut self, id: &TaskId, err: TaskError, now: f64) {
         self.set_state(id, TaskState::Failed, now, |r| {
             r.error = Some(err);
@@ -657,11 +702,20 @@ impl Engine {
         retry_after_ms: Option<f64>,
         now: f64,
     ) {
-        let Some(attempts) = self.tasks.get(id).map(|s| s.rec.attempts) else {
+        let Some((attempts, age, session)) = self.tasks.get(id).map(|s| {
+            (
+                s.rec.attempts,
+                now - s.rec.created_at,
+                s.rec.session.clone(),
+            )
+        }) else {
             return;
         };
         let u = self.rng.next_f64();
-        match self.config.retry.delay_ms(attempts, retry_after_ms, u) {
+        match self
+            .retry_policy(&session)
+            .delay_ms(attempts, age, retry_after_ms, u)
+        {
             Some(delay) => {
                 self.set_state(id, TaskState::Waiting, now, |r| {
                     r.attempts = attempts + 1;
@@ -677,6 +731,13 @@ impl Engine {
             None => self.fail(id, err, now),
         }
     }
+}
+
+fn too_large(bytes: u64, max: u64) -> TaskError {
+    TaskError::new(
+        ErrorCode::TooLarge,
+        format!("the resource has at least {bytes} bytes, more than the task's maxBytes ({max})"),
+    )
 }
 
 fn state_name(s: TaskState) -> &'static str {

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     Storage,
     /// The task was canceled.
     Canceled,
+    /// The resource is larger than the task's `maxBytes`.
+    TooLarge,
     /// No task with that id exists in this session.
     NotFound,
     /// The command does not apply to the task in its current state.
@@ -51,6 +53,7 @@ impl ErrorCode {
             ErrorCode::Quota => "quota",
             ErrorCode::Storage => "storage",
             ErrorCode::Canceled => "canceled",
+            ErrorCode::TooLarge => "too-large",
             ErrorCode::NotFound => "not-found",
             ErrorCode::InvalidState => "invalid-state",
             ErrorCode::NoWorker => "no-worker",
@@ -61,7 +64,7 @@ impl ErrorCode {
 
 impl ErrorCode {
     /// Every code, for parsing and documentation.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidInput,
         ErrorCode::Network,
         ErrorCode::HttpStatus,
@@ -70,6 +73,7 @@ impl ErrorCode {
         ErrorCode::Quota,
         ErrorCode::Storage,
         ErrorCode::Canceled,
+        ErrorCode::TooLarge,
         ErrorCode::NotFound,
         ErrorCode::InvalidState,
         ErrorCode::NoWorker,

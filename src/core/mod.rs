@@ -13,6 +13,7 @@
 //! hold invalid values ([`validate::SessionId`], [`validate::HttpUrl`],
 //! [`validate::HeaderList`]).
 
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -4,6 +4,7 @@
 //! the worker deserializes it into a [`RawCommand`] and [`RawCommand::validate`]s it
 //! into a [`Command`] whose fields cannot hold invalid values.
 
+use super::config::SessionConfig;
 use super::error::TaskError;
 use super::task::TaskId;
 use super::validate::{self, HeaderList, SessionId, UrlParts};
@@ -34,13 +35,19 @@ pub struct RawCommand {
     /// Description, for `download`.
     #[serde(default)]
     pub description: Option<String>,
+    /// `maxBytes`, for `download`: a positive integer up to 2^53.
+    #[serde(default)]
+    pub max_bytes: Option<f64>,
+    /// Session configuration, for `open`.
+    #[serde(default)]
+    pub config: Option<SessionConfig>,
 }
 
 /// A validated command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Open (create if needed) the session.
-    Open,
+    /// Open (create if needed) the session; with a configuration, set it.
+    Open(Option<SessionConfig>),
     /// Keep the worker alive; no effect otherwise.
     Ping,
     /// List the session's tasks.
@@ -68,6 +75,8 @@ pub struct Download {
     pub headers: HeaderList,
     /// Validated description.
     pub description: String,
+    /// Most bytes the task may store.
+    pub max_bytes: Option<u64>,
 }
 
 /// Parse the URL parts the browser gave into a validated URL, for a worker whose
@@ -98,7 +107,12 @@ impl RawCommand {
             }
         };
         let cmd = match self.op.as_str() {
-            "open" => Command::Open,
+            "open" => {
+                if let Some(c) = &self.config {
+                    c.validate()?;
+                }
+                Command::Open(self.config.clone())
+            }
             "ping" => Command::Ping,
             "tasks" => Command::Tasks,
             "task" => Command::Task(id()?),
@@ -119,6 +133,7 @@ impl RawCommand {
                     url,
                     headers: HeaderList::parse(self.headers.clone())?,
                     description: validate::description(self.description.clone())?,
+                    max_bytes: self.max_bytes.map(validate::byte_count).transpose()?,
                 })
             }
             other => return Err(TaskError::invalid(format!("unknown operation \"{other}\""))),
@@ -141,6 +156,8 @@ mod tests {
             url: None,
             headers: vec![],
             description: None,
+            max_bytes: None,
+            config: None,
         }
     }
 
@@ -161,6 +178,38 @@ mod tests {
         let mut s = raw("tasks");
         s.session = String::new();
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn sizes_and_configs_validate() {
+        let mut d = raw("download");
+        d.url = Some("https://a.test/f".into());
+        for bad in [
+            -1.0,
+            0.0,
+            1.5,
+            f64::NAN,
+            f64::INFINITY,
+            9_007_199_254_740_994.0,
+        ] {
+            d.max_bytes = Some(bad);
+            assert!(d.clone().validate().is_err(), "{bad}");
+        }
+        d.max_bytes = Some(4096.0);
+        let (_, Command::Download(dl)) = d.validate().unwrap() else {
+            panic!()
+        };
+        assert_eq!(dl.max_bytes, Some(4096));
+        let mut o = raw("open");
+        o.config = Some(SessionConfig::default());
+        assert!(o.clone().validate().is_ok());
+        o.config = Some(SessionConfig {
+            retry: crate::core::retry::RetryPolicy {
+                jitter: 2.0,
+                ..Default::default()
+            },
+        });
+        assert!(o.validate().is_err());
     }
 
     #[test]

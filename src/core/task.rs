@@ -84,6 +84,9 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// When a waiting task may try again, ms since the epoch.
     pub retry_at: Option<f64>,
+    /// Most bytes the task may store (`maxBytes`); larger resources fail `too-large`.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 impl TaskRecord {
@@ -112,6 +115,7 @@ impl TaskRecord {
             updated_at: 0.0,
             attempts: 0,
             retry_at: None,
+            max_bytes: None,
         }
     }
 

@@ -204,6 +204,16 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// A byte count given by a page (a JS number): a positive integer up to 2^53.
+pub fn byte_count(v: f64) -> Result<u64, TaskError> {
+    if !v.is_finite() || v.fract() != 0.0 || v < 1.0 || v > 9_007_199_254_740_992.0 {
+        return Err(TaskError::invalid(format!(
+            "{v} is not a byte count (a positive integer up to 2^53)"
+        )));
+    }
+    Ok(v as u64)
+}
+
 /// Longest task description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 

@@ -1,13 +1,16 @@
 // Compiled by `make test` (tsc --noEmit): the published declarations must describe
 // the API the README documents. Nothing here runs.
 import init, { BackgroundSession } from '../../pkg/longhaul.js';
-import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions } from '../../pkg/longhaul.js';
+import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions, SessionConfig } from '../../pkg/longhaul.js';
 
 async function usage(): Promise<void> {
   await init();
-  const session: BackgroundSession = await BackgroundSession.open('downloads');
+  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 } };
+  const session: BackgroundSession = await BackgroundSession.open('downloads', config);
+  await BackgroundSession.open('downloads');
   const id: string = session.identifier;
-  const opts: DownloadOptions = { headers: { 'X-Token': 'abc' }, description: 'a file' };
+  const opts: DownloadOptions = { headers: { 'X-Token': 'abc' }, description: 'a file', maxBytes: 1 << 30 };
+  const tooLarge: ErrorCode = 'too-large';
   const snap: TaskSnapshot = await session.download('/files/a.bin?size=1M', opts);
   await session.download(new URL('https://example.test/b'), { headers: [['X-A', '1']] });
   const state: TaskState = snap.state;
@@ -27,12 +30,14 @@ async function usage(): Promise<void> {
   });
   session.addEventListener('complete', (e) => console.log(e.detail.state === 'completed'));
   session.close();
-  console.log(id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
+  console.log(tooLarge, id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
 }
 
 // @ts-expect-error: the identifier must be a string
 BackgroundSession.open(42);
 // @ts-expect-error: unknown event names are refused
 async function badEvent(s: BackgroundSession) { s.addEventListener('finished', () => {}); }
+// @ts-expect-error: unknown configuration keys are refused
+BackgroundSession.open('x', { retyr: {} });
 
 export { usage, badEvent };

@@ -2,6 +2,7 @@
 //! the stored bytes with the source's.
 
 use super::*;
+use crate::core::config::SessionConfig;
 use crate::core::validate::{HeaderList, HttpUrl};
 use std::collections::HashMap;
 
@@ -525,7 +526,13 @@ fn any_fault_sequence_ends_intact_or_typed() {
 #[test]
 fn an_unreadable_record_is_failed_and_the_others_go_on() {
     let mut sim = Sim::new();
-    let bad = TaskRecord::unreadable(id("bad"), sid(), "http://h/bad".into(), "missing field `state`", sim.now);
+    let bad = TaskRecord::unreadable(
+        id("bad"),
+        sid(),
+        "http://h/bad".into(),
+        "missing field `state`",
+        sim.now,
+    );
     sim.e.restore(bad);
     let mut ok = rec("ok", "h");
     ok.state = TaskState::Running;
@@ -539,5 +546,96 @@ fn an_unreadable_record_is_failed_and_the_others_go_on() {
     let e = s.error.unwrap();
     assert_eq!(e.code, ErrorCode::Storage);
     assert!(e.message.contains("missing field"), "{}", e.message);
-    assert!(sim.e.remove(&sid(), &id("bad")).is_ok(), "it can be removed");
+    assert!(
+        sim.e.remove(&sid(), &id("bad")).is_ok(),
+        "it can be removed"
+    );
+}
+
+#[test]
+fn a_session_retry_policy_replaces_the_default() {
+    let mut sim = Sim::new();
+    let res = Resource::new(100, 1);
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        delays: Some(vec![5.0]),
+        jitter: 0.0,
+        ..Default::default()
+    };
+    sim.e.configure(sid(), SessionConfig { retry });
+    sim.e.add(rec("a", "h"), sim.now);
+    let mut f = sim.drain();
+    let mut tries = 0;
+    while let Some(req) = f.pop() {
+        tries += 1;
+        let before = sim.now;
+        sim.serve(&req, &res, Fault::Status(500));
+        sim.drain();
+        if let Some(at) = sim.e.get(&sid(), &id("a")).unwrap().retry_at {
+            assert_eq!(
+                at - before,
+                10.0 + 5.0,
+                "the policy's 5 ms delay (serve takes 10 ms)"
+            );
+        }
+        sim.wait();
+        f = sim.drain();
+    }
+    assert_eq!(tries, 3, "one attempt and two retries");
+    let s = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!(s.state, TaskState::Failed);
+    assert_eq!(
+        s.error.and_then(|e| e.status),
+        Some(500),
+        "fails with the last status"
+    );
+}
+
+#[test]
+fn max_bytes_refuses_a_declared_size_and_stops_a_growing_body() {
+    let mut sim = Sim::new();
+    let res = Resource::new(5_000, 1);
+    let mut r = rec("declared", "h");
+    r.max_bytes = Some(4_000);
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    let s = sim.e.get(&sid(), &id("declared")).unwrap();
+    assert_eq!(
+        (s.state, s.error.map(|e| e.code)),
+        (TaskState::Failed, Some(ErrorCode::TooLarge))
+    );
+    assert!(!sim.chunks.contains_key(&id("declared")), "nothing stored");
+
+    // Without a declared length the limit is checked as bytes are committed.
+    let mut r = rec("undeclared", "h");
+    r.max_bytes = Some(2_500);
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    let head = ResponseHead {
+        status: 200,
+        ..Default::default()
+    };
+    let Body::StreamAt(0) = sim.e.handle_head(&f[0].task, f[0].gen, &head, sim.now) else {
+        panic!()
+    };
+    let mut pos = 0;
+    for _ in 0..3 {
+        if let Some(r) = sim
+            .e
+            .commit_record(&f[0].task, f[0].gen, pos + 1_000, sim.now)
+        {
+            sim.persisted.insert(r.id.clone(), r);
+            pos += 1_000;
+            sim.e.handle_committed(&f[0].task, f[0].gen, pos, sim.now);
+        }
+    }
+    sim.drain();
+    let s = sim.e.get(&sid(), &id("undeclared")).unwrap();
+    assert_eq!(
+        (s.state, s.error.map(|e| e.code)),
+        (TaskState::Failed, Some(ErrorCode::TooLarge))
+    );
+    assert_eq!(s.bytes_received, 0, "its bytes are freed");
 }

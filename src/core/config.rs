@@ -1,0 +1,68 @@
+//! Session configuration, as pages give it to `BackgroundSession.open(id, config)`.
+//!
+//! Stored with the session and read back at every worker start-up. Unknown keys are
+//! refused (a typo should not silently fall back to a default): the shell lists the
+//! keys it was given and [`check_keys`] decides, since deserializers that read only
+//! the known fields never see the others.
+
+use super::error::TaskError;
+use super::retry::RetryPolicy;
+use serde::{Deserialize, Serialize};
+
+/// A session's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SessionConfig {
+    /// How failed attempts are retried.
+    pub retry: RetryPolicy,
+}
+
+/// The keys a session configuration may have.
+pub const CONFIG_KEYS: &[&str] = &["retry"];
+/// The keys of `config.retry`.
+pub const RETRY_KEYS: &[&str] = &[
+    "maxAttempts",
+    "baseDelay",
+    "maxDelay",
+    "delays",
+    "maxAge",
+    "jitter",
+];
+
+/// Refuse any of `keys` that is not `allowed`, naming it and where (`what`).
+pub fn check_keys(what: &str, keys: &[String], allowed: &[&str]) -> Result<(), TaskError> {
+    match keys.iter().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(TaskError::invalid(format!(
+            "unknown key \"{k}\" in {what}; known keys: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl SessionConfig {
+    /// Check every field.
+    pub fn validate(&self) -> Result<(), TaskError> {
+        self.retry.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let keys = |ks: &[&str]| ks.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert!(check_keys("config", &keys(&["retry"]), CONFIG_KEYS).is_ok());
+        let e = check_keys("config", &keys(&["retry", "retyr"]), CONFIG_KEYS).unwrap_err();
+        assert!(e.message.contains("\"retyr\""), "{}", e.message);
+        assert!(check_keys(
+            "config.retry",
+            &keys(&["maxAttempts", "jitter"]),
+            RETRY_KEYS
+        )
+        .is_ok());
+        assert!(check_keys("config.retry", &keys(&["attempts"]), RETRY_KEYS).is_err());
+    }
+}
