@@ -58,6 +58,17 @@ test('the API checks its input', { timeout: 90_000 }, async () => {
       assert.deepEqual(noTask, [], 'refused downloads leave no task');
 
       assertRejects(await settle(page, "return s.pause('no-such-id')"), 'not-found', "pause('no-such-id')");
+      // Session configuration and task options.
+      assertRejects(await settle(page, "return B.open('demo', { retyr: {} })"), 'invalid-input', 'an unknown configuration key');
+      assertRejects(await settle(page, "return B.open('demo', { retry: { maxAttempts: -1 } })"), 'invalid-input', 'a negative maxAttempts');
+      assertRejects(await settle(page, "return B.open('demo', { retry: { jitter: 2 } })"), 'invalid-input', 'a jitter above 1');
+      const badConfig = await settle(page, "return B.open('demo', 5)");
+      assert.ok(!badConfig.ok && badConfig.isTypeError, `a non-object configuration is a TypeError: ${JSON.stringify(badConfig)}`);
+      for (const bad of ['-1', '0.5', 'NaN', '2 ** 60']) {
+        assertRejects(await settle(page, `return s.download(arg, { maxBytes: ${bad} })`, `${file0}?size=1M`), 'invalid-input', `maxBytes ${bad}`);
+      }
+      const badMax = await settle(page, "return s.download(arg, { maxBytes: '10' })", `${file0}?size=1M`);
+      assert.ok(!badMax.ok && badMax.isTypeError, `a non-number maxBytes is a TypeError: ${JSON.stringify(badMax)}`);
 
       // Cancel twice: true, then false.
       const file1 = h.uniquePath('api-cancel');
