@@ -206,7 +206,7 @@ fn is_token_byte(b: u8) -> bool {
 
 /// A byte count given by a page (a JS number): a positive integer up to 2^53.
 pub fn byte_count(v: f64) -> Result<u64, TaskError> {
-    if !v.is_finite() || v.fract() != 0.0 || v < 1.0 || v > 9_007_199_254_740_992.0 {
+    if !v.is_finite() || v.fract() != 0.0 || !(1.0..=9_007_199_254_740_992.0).contains(&v) {
         return Err(TaskError::invalid(format!(
             "{v} is not a byte count (a positive integer up to 2^53)"
         )));
