@@ -6,7 +6,7 @@ TEST_PORT ?= 8091
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 DEVSERVER := target/release/devserver
 
-.PHONY: demo test bench setup build devserver test-native test-types test-browser test-e2e clean
+.PHONY: demo test bench setup build devserver test-lint test-native test-types test-browser test-e2e clean
 
 setup:
 	@bash tools/setup.sh
@@ -24,8 +24,14 @@ demo: build devserver
 	@PORT=$(PORT) $(DEVSERVER) --root www --pkg pkg
 
 ## Every test: native, type check, browser (Chromium and Firefox), end to end.
-test: build devserver test-native test-types test-browser test-e2e
+test: build devserver test-lint test-native test-types test-browser test-e2e
 	@echo "==> all tests passed"
+
+test-lint:
+	@echo "==> formatting and lints (native and wasm32)"
+	cargo fmt --all --check
+	cargo clippy -q --workspace --all-targets -- -D warnings
+	cargo clippy -q --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 test-native:
 	@echo "==> native tests (core and devserver)"
