@@ -20,7 +20,7 @@ test('Firefox: a SIGKILLed browser resumes from the committed offset', { timeout
     const file = h.uniquePath('firefox-sigkill');
     let page = await ff.browser.newPage();
     await h.openDemo(page, server.origin);
-    const snap = await h.download(page, `${file}?size=${SIZE}&rate=8M`);
+    const snap = await h.download(page, `${file}?size=${SIZE}&rate=4M`);
     const seen = await h.waitFraction(page, snap.id, 0.3, BYTES);
     const sentAtKill = (await server.log(file))[0]?.bytes_sent ?? 0;
     ff.kill();
