@@ -119,6 +119,17 @@ struct Slot {
     last_progress: f64,
 }
 
+impl Slot {
+    fn new(rec: TaskRecord) -> Slot {
+        Slot {
+            rec,
+            gen: 0,
+            active: false,
+            last_progress: f64::NEG_INFINITY,
+        }
+    }
+}
+
 /// The engine. See the module docs.
 pub struct Engine {
     config: EngineConfig,
@@ -167,15 +178,7 @@ impl Engine {
         if rec.state == TaskState::Running {
             rec.state = TaskState::Pending;
         }
-        self.tasks.insert(
-            rec.id.clone(),
-            Slot {
-                rec,
-                gen: 0,
-                active: false,
-                last_progress: f64::NEG_INFINITY,
-            },
-        );
+        self.tasks.insert(rec.id.clone(), Slot::new(rec));
     }
 
     /// Accept a new task (already validated). It starts as soon as the host has room.
@@ -183,23 +186,14 @@ impl Engine {
         rec.state = TaskState::Pending;
         rec.created_at = now;
         rec.updated_at = now;
+        let id = rec.id.clone();
         let snap = rec.snapshot();
         self.out.push_back(Output::Persist(rec.clone()));
         self.out
-            .push_back(Output::Event(EventKind::StateChange, snap.clone()));
-        self.tasks.insert(
-            rec.id.clone(),
-            Slot {
-                rec,
-                gen: 0,
-                active: false,
-                last_progress: f64::NEG_INFINITY,
-            },
-        );
+            .push_back(Output::Event(EventKind::StateChange, snap));
+        self.tasks.insert(id.clone(), Slot::new(rec));
         self.schedule(now);
-        self.tasks
-            .get(&TaskId(snap.id.clone()))
-            .map_or(snap, |s| s.rec.snapshot())
+        self.snapshot(&id)
     }
 
     /// The snapshot of one task of `session`.
