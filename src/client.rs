@@ -53,6 +53,8 @@ export interface TaskSnapshot {
   createdAt: number;
   updatedAt: number;
   retryAt: number | null;
+  /** Why a `waiting` task waits: for the network, or until `retryAt`. */
+  waitReason: 'offline' | 'retry-at' | null;
 }
 /** Options of `session.download`. */
 export interface DownloadOptions {
@@ -89,6 +91,7 @@ export interface SessionEventMap {
 "#;
 
 type EventHandler = Closure<dyn FnMut(MessageEvent)>;
+type NetworkHandler = Closure<dyn FnMut(web_sys::Event)>;
 /// A running `setInterval`: its id and its callback.
 type Interval = (JsValue, Closure<dyn FnMut()>);
 
@@ -98,6 +101,8 @@ struct Inner {
     registration: ServiceWorkerRegistration,
     channel: BroadcastChannel,
     on_event: RefCell<Option<EventHandler>>,
+    /// The window's `online`/`offline` listener, forwarding them to the worker.
+    on_network: RefCell<Option<NetworkHandler>>,
     active: RefCell<Vec<String>>,
     ping: RefCell<Option<Interval>>,
     store: RefCell<Option<Rc<Store>>>,
@@ -237,6 +242,27 @@ impl Inner {
         }
     }
 
+    /// Forward the window's `online`/`offline` events: service workers get none
+    /// (Chromium), and tasks waiting for the network resume on `online`.
+    fn forward_network_events(self: &Rc<Self>) {
+        let global = js_sys::global();
+        let Some(target) = global.dyn_ref::<EventTarget>() else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+            let Some(inner) = weak.upgrade() else { return };
+            let online = ev.type_() == "online";
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = inner.request("network", &[("online", online.into())]).await;
+            });
+        });
+        for kind in ["online", "offline"] {
+            let _ = target.add_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
+        }
+        *self.on_network.borrow_mut() = Some(cb);
+    }
+
     fn stop_ping(&self) {
         if let Some((id, _cb)) = self.ping.borrow_mut().take() {
             if let Ok(f) =
@@ -322,6 +348,7 @@ impl BackgroundSession {
             registration,
             channel,
             on_event: RefCell::new(None),
+            on_network: RefCell::new(None),
             active: RefCell::new(Vec::new()),
             ping: RefCell::new(None),
             store: RefCell::new(None),
@@ -348,6 +375,7 @@ impl BackgroundSession {
             .channel
             .set_onmessage(Some(on_event.as_ref().unchecked_ref()));
         *inner.on_event.borrow_mut() = Some(on_event);
+        inner.forward_network_events();
         let fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
         inner.request("open", &fields).await.map_err(err)?;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
@@ -555,6 +583,15 @@ impl BackgroundSession {
         self.inner.channel.set_onmessage(None);
         self.inner.channel.close();
         self.inner.on_event.borrow_mut().take();
+        if let (Some(cb), Some(target)) = (
+            self.inner.on_network.borrow_mut().take(),
+            js_sys::global().dyn_ref::<EventTarget>(),
+        ) {
+            for kind in ["online", "offline"] {
+                let _ =
+                    target.remove_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
+            }
+        }
     }
 }
 

@@ -56,6 +56,8 @@ struct Runtime {
     timer: RefCell<Option<js::Timer>>,
     idle: RefCell<Vec<js_sys::Function>>,
     channel: Option<BroadcastChannel>,
+    /// A `sync` event was asked for while tasks wait for the network.
+    sync_requested: std::cell::Cell<bool>,
 }
 
 thread_local! {
@@ -164,7 +166,11 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
         timer: RefCell::new(None),
         idle: RefCell::new(Vec::new()),
         channel: BroadcastChannel::new(CHANNEL).ok(),
+        sync_requested: std::cell::Cell::new(false),
     });
+    if let Some(online) = navigator_online() {
+        rt.engine.borrow_mut().set_online(online, js::now());
+    }
     rt.engine.borrow_mut().schedule(js::now());
     pump(&rt).spawn();
     Ok(rt)
@@ -220,6 +226,13 @@ pub fn worker_handle(
             // version) but must not last: a long `activate` keeps the worker in
             // "activating", and pages' messages wait until it ends.
             "activate" => return Ok(JsValue::UNDEFINED),
+            // Background Sync (Chromium) fires when the network is back.
+            "sync" => {
+                if let Some(online) = navigator_online() {
+                    rt.engine.borrow_mut().set_online(online, js::now());
+                    pump(&rt).spawn();
+                }
+            }
             "fetch" => {
                 let navigate = event
                     .dyn_ref::<web_sys::FetchEvent>()
@@ -313,12 +326,39 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
         }
     }
     rearm(rt);
+    let waits = rt.engine.borrow().waits_for_network();
+    if waits && !rt.sync_requested.replace(true) {
+        request_sync();
+    } else if !waits {
+        rt.sync_requested.set(false);
+    }
     if !rt.engine.borrow().has_work() {
         for resolve in rt.idle.borrow_mut().drain(..) {
             let _ = resolve.call0(&JsValue::NULL);
         }
     }
     Writes(writes)
+}
+
+/// `navigator.onLine` of this global, if the browser has it.
+fn navigator_online() -> Option<bool> {
+    js::get(&js::get(&js_sys::global(), "navigator"), "onLine").as_bool()
+}
+
+/// Where Background Sync exists (Chromium), ask for a `sync` event for when the
+/// network returns, so tasks waiting for it resume even with no page open.
+fn request_sync() {
+    let sync = js::get(&js::get(&js_sys::global(), "registration"), "sync");
+    if let Ok(register) = js::get(&sync, "register").dyn_into::<js_sys::Function>() {
+        if let Ok(p) = register.call1(&sync, &"longhaul-network".into()) {
+            if let Ok(p) = p.dyn_into::<js_sys::Promise>() {
+                // A refusal (no permission) leaves the page events and the next wake.
+                spawn_local(async move {
+                    let _ = JsFuture::from(p).await;
+                });
+            }
+        }
+    }
 }
 
 /// Set the timer for the engine's next wake-up.
@@ -356,9 +396,12 @@ async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
         .borrow_mut()
         .retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
     if let Err(f) = result {
-        rt.engine
-            .borrow_mut()
-            .handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
+        let mut engine = rt.engine.borrow_mut();
+        if f.retryable && navigator_online() == Some(false) {
+            // The browser knows the link is down: wait for it, spend no attempt.
+            engine.set_online(false, js::now());
+        }
+        engine.handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
     }
     pump(&rt).spawn();
 }
@@ -556,6 +599,11 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             JsValue::UNDEFINED
         }
         Command::Ping => JsValue::UNDEFINED,
+        Command::Network(online) => {
+            rt.engine.borrow_mut().set_online(online, now);
+            pump(rt).spawn();
+            JsValue::UNDEFINED
+        }
         Command::Tasks => js::to_js(&rt.engine.borrow().list(&session)),
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Download(d) => {

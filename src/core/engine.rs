@@ -19,7 +19,7 @@ use super::config::SessionConfig;
 use super::error::{ErrorCode, TaskError};
 use super::http::{decide, HeadDecision, ResponseHead};
 use super::retry::{RetryPolicy, Rng};
-use super::task::{TaskId, TaskRecord, TaskSnapshot, TaskState};
+use super::task::{TaskId, TaskRecord, TaskSnapshot, TaskState, WaitReason};
 use super::validate::SessionId;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -136,6 +136,8 @@ pub struct Engine {
     /// Per-session configuration; few sessions, so a vector.
     sessions: Vec<(SessionId, SessionConfig)>,
     tasks: BTreeMap<TaskId, Slot>,
+    /// What the browser last said about the network.
+    online: bool,
     out: VecDeque<Output>,
     rng: Rng,
 }
@@ -147,6 +149,7 @@ impl Engine {
             config,
             sessions: Vec::new(),
             tasks: BTreeMap::new(),
+            online: true,
             out: VecDeque::new(),
             rng: Rng::new(seed),
         }
@@ -315,8 +318,62 @@ impl Engine {
         Ok(())
     }
 
+    /// The browser says the network went away or came back (`navigator.onLine`, a
+    /// page's `online`/`offline` event, a `sync` event). Offline, tasks wait without
+    /// spending retry attempts; back online, they start again at once.
+    pub fn set_online(&mut self, online: bool, now: f64) {
+        if self.online == online {
+            return;
+        }
+        self.online = online;
+        if online {
+            let back: Vec<TaskId> = self
+                .tasks
+                .values()
+                .filter(|s| {
+                    s.rec.state == TaskState::Waiting
+                        && s.rec.wait_reason == Some(WaitReason::Offline)
+                })
+                .map(|s| s.rec.id.clone())
+                .collect();
+            for id in back {
+                self.set_state(&id, TaskState::Pending, now, |r| r.retry_at = None);
+            }
+        }
+        self.schedule(now);
+    }
+
+    /// Whether a task waits for the network (the shell may ask for a `sync` event).
+    pub fn waits_for_network(&self) -> bool {
+        self.tasks
+            .values()
+            .any(|s| s.rec.wait_reason == Some(WaitReason::Offline))
+    }
+
+    fn wait_offline(&mut self, id: &TaskId, err: Option<TaskError>, now: f64) {
+        self.set_state(id, TaskState::Waiting, now, |r| {
+            r.wait_reason = Some(WaitReason::Offline);
+            r.retry_at = None;
+            if err.is_some() {
+                r.error = err;
+            }
+        });
+    }
+
     /// Start pending tasks while their hosts have room. Called after every input.
     pub fn schedule(&mut self, now: f64) {
+        if !self.online {
+            let pending: Vec<TaskId> = self
+                .tasks
+                .values()
+                .filter(|s| s.rec.state == TaskState::Pending)
+                .map(|s| s.rec.id.clone())
+                .collect();
+            for id in pending {
+                self.wait_offline(&id, None, now);
+            }
+            return;
+        }
         // Few hosts are ever busy at once: a small vector beats another map type
         // (each map type costs kilobytes of wasm).
         let mut busy: Vec<(String, usize)> = Vec::new();
@@ -527,7 +584,10 @@ impl Engine {
         if self.current(id, gen).is_none() {
             return;
         }
-        if retryable {
+        if retryable && !self.online {
+            self.wait_offline(id, Some(err), now);
+            self.schedule(now);
+        } else if retryable {
             self.retry_or_fail(id, err, None, now);
         } else {
             self.fail(id, err, now);
@@ -540,7 +600,9 @@ impl Engine {
             .tasks
             .values()
             .filter(|s| {
-                s.rec.state == TaskState::Waiting && s.rec.retry_at.is_none_or(|t| t <= now)
+                s.rec.state == TaskState::Waiting
+                    && s.rec.wait_reason != Some(WaitReason::Offline)
+                    && s.rec.retry_at.is_none_or(|t| t <= now)
             })
             .map(|s| s.rec.id.clone())
             .collect();
@@ -636,6 +698,9 @@ impl Engine {
         }
         s.rec.state = state;
         s.rec.updated_at = now;
+        if state != TaskState::Waiting {
+            s.rec.wait_reason = None;
+        }
         f(&mut s.rec);
         let rec = s.rec.clone();
         let snap = rec.snapshot();
@@ -712,6 +777,7 @@ impl Engine {
         {
             Some(delay) => {
                 self.set_state(id, TaskState::Waiting, now, |r| {
+                    r.wait_reason = Some(WaitReason::RetryAt);
                     r.attempts = attempts + 1;
                     r.retry_at = Some(now + delay);
                     r.error = Some(err);
@@ -768,6 +834,7 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
         created_at: 0.0,
         updated_at: 0.0,
         retry_at: None,
+        wait_reason: None,
     }
 }
 

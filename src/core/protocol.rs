@@ -41,6 +41,9 @@ pub struct RawCommand {
     /// Session configuration, for `open`.
     #[serde(default)]
     pub config: Option<SessionConfig>,
+    /// Whether the page's browser is online, for `network`.
+    #[serde(default)]
+    pub online: Option<bool>,
 }
 
 /// A validated command.
@@ -50,6 +53,8 @@ pub enum Command {
     Open(Option<SessionConfig>),
     /// Keep the worker alive; no effect otherwise.
     Ping,
+    /// A page's `online`/`offline` event.
+    Network(bool),
     /// List the session's tasks.
     Tasks,
     /// One task.
@@ -114,6 +119,10 @@ impl RawCommand {
                 Command::Open(self.config.clone())
             }
             "ping" => Command::Ping,
+            "network" => Command::Network(
+                self.online
+                    .ok_or_else(|| TaskError::invalid("network needs online: true or false"))?,
+            ),
             "tasks" => Command::Tasks,
             "task" => Command::Task(id()?),
             "pause" => Command::Pause(id()?),
@@ -158,6 +167,7 @@ mod tests {
             description: None,
             max_bytes: None,
             config: None,
+            online: None,
         }
     }
 

@@ -48,6 +48,17 @@ impl TaskState {
     }
 }
 
+/// Why a `waiting` task waits (URLSession's taskIsWaitingForConnectivity, and more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitReason {
+    /// The browser reports no network: the task resumes when it returns, and waiting
+    /// spends no retry attempt.
+    Offline,
+    /// Backing off after a failure until `retryAt`.
+    RetryAt,
+}
+
 /// Everything persisted about a task. The committed offset (`bytes_received`) is the
 /// only truth at start-up: stored chunks at or beyond it are garbage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +98,9 @@ pub struct TaskRecord {
     /// Most bytes the task may store (`maxBytes`); larger resources fail `too-large`.
     #[serde(default)]
     pub max_bytes: Option<u64>,
+    /// Why a waiting task waits.
+    #[serde(default)]
+    pub wait_reason: Option<WaitReason>,
 }
 
 impl TaskRecord {
@@ -116,6 +130,7 @@ impl TaskRecord {
             attempts: 0,
             retry_at: None,
             max_bytes: None,
+            wait_reason: None,
         }
     }
 
@@ -173,6 +188,7 @@ impl TaskRecord {
             created_at: self.created_at,
             updated_at: self.updated_at,
             retry_at: self.retry_at,
+            wait_reason: self.wait_reason,
         }
     }
 }
@@ -205,4 +221,6 @@ pub struct TaskSnapshot {
     pub updated_at: f64,
     /// When a waiting task retries, or `null`.
     pub retry_at: Option<f64>,
+    /// Why a waiting task waits (`'offline'`, `'retry-at'`), or `null`.
+    pub wait_reason: Option<WaitReason>,
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::config::SessionConfig;
+use crate::core::task::WaitReason;
 use crate::core::validate::{HeaderList, HttpUrl};
 use std::collections::HashMap;
 
@@ -638,4 +639,63 @@ fn max_bytes_refuses_a_declared_size_and_stops_a_growing_body() {
         (TaskState::Failed, Some(ErrorCode::TooLarge))
     );
     assert_eq!(s.bytes_received, 0, "its bytes are freed");
+}
+
+#[test]
+fn offline_tasks_wait_without_spending_attempts_and_resume_online() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    // Offline at start: the task waits and says why; no request goes out.
+    sim.e.set_online(false, sim.now);
+    sim.e.add(rec("a", "h"), sim.now);
+    assert!(sim.drain().is_empty());
+    let s = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!(
+        (s.state, s.wait_reason),
+        (TaskState::Waiting, Some(WaitReason::Offline))
+    );
+    sim.wait();
+    assert!(
+        sim.drain().is_empty(),
+        "timers do not start an offline task"
+    );
+
+    // Back online: it starts at once.
+    sim.e.set_online(true, sim.now);
+    let f = sim.drain();
+    assert_eq!(f.len(), 1);
+    // Mid-transfer the network drops: the failure spends no attempt.
+    sim.e.set_online(false, sim.now);
+    for _ in 0..20 {
+        sim.serve(&f[0], &res, Fault::ResetAfter(3_000));
+    }
+    sim.drain();
+    let s = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!(
+        (s.state, s.wait_reason),
+        (TaskState::Waiting, Some(WaitReason::Offline))
+    );
+    assert_eq!(sim.e.record(&id("a")).unwrap().attempts, 0);
+    assert!(sim.e.waits_for_network());
+    sim.e.set_online(true, sim.now);
+    let f = sim.drain();
+    assert!(f[0]
+        .headers
+        .contains(&("range".into(), "bytes=3000-".into())));
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    let s = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!((s.state, s.wait_reason), (TaskState::Completed, None));
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn a_paused_task_stays_paused_when_the_network_returns() {
+    let mut sim = Sim::new();
+    sim.e.set_online(false, sim.now);
+    sim.e.add(rec("a", "h"), sim.now);
+    sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
+    sim.e.set_online(true, sim.now);
+    assert!(sim.drain().iter().all(|f| f.task != id("a")));
+    assert_eq!(sim.state("a"), TaskState::Paused);
 }
