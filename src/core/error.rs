@@ -20,8 +20,8 @@ pub enum ErrorCode {
     HttpStatus,
     /// No byte arrived for longer than the stall timeout, after every retry.
     Timeout,
-    /// The server's answer cannot be used to continue (malformed `Content-Range`, a
-    /// range that does not start where asked).
+    /// The server's answer cannot be used to continue (a malformed `Content-Range`,
+    /// more bytes than declared), or it changed too often to finish.
     NotResumable,
     /// Storage refused to hold the bytes (`QuotaExceededError`).
     Quota,

@@ -223,10 +223,18 @@ pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDec
             }
         }
         206 => {
-            let Some(cr) = head.content_range.as_deref().and_then(ContentRange::parse) else {
+            let Some(raw) = head.content_range.as_deref() else {
+                // Most often a cross-origin server that does not expose Content-Range
+                // (Access-Control-Expose-Headers): the range cannot be checked, so
+                // nothing is appended, and the download starts over without one.
+                return HeadDecision::Restart {
+                    reason: "the 206 has no readable Content-Range (not exposed to CORS?)",
+                };
+            };
+            let Some(cr) = ContentRange::parse(raw) else {
                 return HeadDecision::Fail(TaskError::new(
                     ErrorCode::NotResumable,
-                    "the server sent a 206 with a missing or malformed Content-Range",
+                    "the server sent a 206 with a malformed Content-Range",
                 ));
             };
             let ContentRange::Bytes {
@@ -565,7 +573,6 @@ mod tests {
     #[test]
     fn malformed_content_range_is_refused() {
         for cr in [
-            None,
             Some("bytes 50-40/100"),
             Some("bytes 40-99/18014398509481984"),
             Some("bytes */100"),
@@ -580,6 +587,16 @@ mod tests {
                 "{cr:?}: {d:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_206_without_a_readable_content_range_starts_over() {
+        let d = decide(
+            &rp(40, Some(100), Some(E)),
+            &head(206, None, Some(E), None),
+            0.0,
+        );
+        assert!(matches!(d, HeadDecision::Restart { .. }), "{d:?}");
     }
 
     #[test]
