@@ -81,6 +81,8 @@ export interface RetryPolicy {
 /** Session configuration, stored with the session. Unknown keys are refused. */
 export interface SessionConfig {
   retry?: RetryPolicy;
+  /** A request that receives nothing (no head, no byte) for this long is aborted and retried, ms (default 60000). */
+  requestTimeout?: number;
 }
 /** The events a session dispatches; `detail` is the task's snapshot. */
 export interface SessionEventMap {

@@ -27,7 +27,8 @@ fn failure(code: ErrorCode, msg: String, retryable: bool) -> NetFailure {
     }
 }
 
-/// Start `req`; resolves when the head arrives.
+/// Start `req`; resolves when the head arrives (a `timeout` failure if it does not
+/// within `req.stall_ms`).
 pub async fn start(req: &FetchRequest, ctl: &AbortController) -> Result<Response, NetFailure> {
     let headers =
         Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
@@ -47,15 +48,24 @@ pub async fn start(req: &FetchRequest, ctl: &AbortController) -> Result<Response
     init.set_cache(web_sys::RequestCache::NoStore);
     let request = Request::new_with_str_and_init(&req.url, &init)
         .map_err(|e| failure(ErrorCode::InvalidInput, js::describe(&e), false))?;
-    let resp = JsFuture::from(js::global_fetch(&request))
-        .await
-        .map_err(|e| {
-            failure(
-                ErrorCode::Network,
-                format!("the request failed: {}", js::describe(&e)),
-                true,
-            )
-        })?;
+    // The head, too, must arrive within the stall timeout.
+    let (timeout, _clear) = js::timeout(req.stall_ms, JsValue::from_str("stall"));
+    let raced = js_sys::Promise::race(&js_sys::Array::of2(&js::global_fetch(&request), &timeout));
+    let resp = JsFuture::from(raced).await.map_err(|e| {
+        failure(
+            ErrorCode::Network,
+            format!("the request failed: {}", js::describe(&e)),
+            true,
+        )
+    })?;
+    if resp.as_string().as_deref() == Some("stall") {
+        ctl.abort();
+        return Err(failure(
+            ErrorCode::Timeout,
+            format!("no answer arrived for {} s", (req.stall_ms / 1000.0) as u64),
+            true,
+        ));
+    }
     resp.dyn_into::<Response>()
         .map_err(|_| failure(ErrorCode::Internal, "fetch gave no Response".into(), false))
 }

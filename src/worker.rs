@@ -40,8 +40,6 @@ use web_sys::{AbortController, BroadcastChannel};
 pub const CHUNK_BYTES: u32 = 1 << 20;
 /// ... or once this long passed since the last commit (slow links still make progress).
 pub const FLUSH_MS: f64 = 1_000.0;
-/// A body that delivers nothing for this long is a stall: abort and retry.
-pub const STALL_MS: f64 = 60_000.0;
 /// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
 pub const KEEPALIVE_MS: f64 = 270_000.0;
 /// The BroadcastChannel pages listen on.
@@ -457,7 +455,7 @@ async fn transfer(
     let mut buffered: u32 = 0;
     let mut last_commit = js::now();
     loop {
-        let piece = reader.next(STALL_MS).await?;
+        let piece = reader.next(req.stall_ms).await?;
         let done = piece.is_none();
         if let Some(p) = piece {
             buffered += p.length();

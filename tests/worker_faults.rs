@@ -335,3 +335,43 @@ async fn max_bytes_refuses_a_larger_resource_before_storing_it() {
         assert_eq!(err.code.as_str(), "invalid-input", "{bad:?}");
     }
 }
+
+#[wasm_bindgen_test]
+async fn a_stalled_server_times_out_and_the_task_resumes_or_fails_typed() {
+    let session = "fault-tests-stall";
+    let config = js_sys::JSON::parse(
+        r#"{"requestTimeout":1000,"retry":{"maxAttempts":2,"delays":[50],"jitter":0}}"#,
+    )
+    .unwrap();
+    testing::run_js(session, "open", &[("config", config)])
+        .await
+        .unwrap();
+
+    // Stalls once, 1.5 MiB in: the stall timeout fires, the retry resumes with a range.
+    let path = format!("/files/{}.bin", unique("stall-once"));
+    let url = format!(
+        "{}{path}?size=3M&{PACE}&stall={}&fault_times=1",
+        server(),
+        MIB + MIB / 2
+    );
+    let once = testing::download(session, &url).await.unwrap();
+    // Stalls every time, before any byte: it fails with `timeout` after its attempts.
+    let path_always = format!("/files/{}.bin", unique("stall-always"));
+    let url = format!("{}{path_always}?size=1M&stall=0", server());
+    let always = testing::download(session, &url).await.unwrap();
+    testing::idle().await.unwrap();
+
+    let snap = testing::run(session, "task", &[("id", &once)])
+        .await
+        .unwrap();
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&once, &path, "3M").await;
+    let reqs = requests(&path).await;
+    assert!(reqs.len() == 2 && reqs[1].1.is_some(), "{reqs:?}");
+
+    let snap = testing::run(session, "task", &[("id", &always)])
+        .await
+        .unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "timeout");
+}

@@ -9,16 +9,31 @@ use super::error::TaskError;
 use super::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
+/// Default stall timeout (`requestTimeout`), ms.
+pub const DEFAULT_REQUEST_TIMEOUT: f64 = 60_000.0;
+
 /// A session's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SessionConfig {
     /// How failed attempts are retried.
     pub retry: RetryPolicy,
+    /// A request that receives nothing (no head, no byte) for this long is aborted and
+    /// retried (timeoutIntervalForRequest), ms.
+    pub request_timeout: f64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            retry: RetryPolicy::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
 }
 
 /// The keys a session configuration may have.
-pub const CONFIG_KEYS: &[&str] = &["retry"];
+pub const CONFIG_KEYS: &[&str] = &["retry", "requestTimeout"];
 /// The keys of `config.retry`.
 pub const RETRY_KEYS: &[&str] = &[
     "maxAttempts",
@@ -43,6 +58,12 @@ pub fn check_keys(what: &str, keys: &[String], allowed: &[&str]) -> Result<(), T
 impl SessionConfig {
     /// Check every field.
     pub fn validate(&self) -> Result<(), TaskError> {
+        let t = self.request_timeout;
+        if !t.is_finite() || !(100.0..=86_400_000.0).contains(&t) {
+            return Err(TaskError::invalid(
+                "requestTimeout must be a number of ms from 100 to 1 day",
+            ));
+        }
         self.retry.validate()
     }
 }

@@ -15,7 +15,7 @@
 //! covers bytes that were not stored; chunks beyond it are garbage that the first
 //! write of the next attempt deletes.
 
-use super::config::SessionConfig;
+use super::config::{SessionConfig, DEFAULT_REQUEST_TIMEOUT};
 use super::error::{ErrorCode, TaskError};
 use super::http::{decide, HeadDecision, ResponseHead};
 use super::retry::{RetryPolicy, Rng};
@@ -57,6 +57,8 @@ pub struct FetchRequest {
     pub headers: Vec<(String, String)>,
     /// The committed offset this request resumes from.
     pub offset: u64,
+    /// Abort and retry when nothing arrives for this long, ms (`requestTimeout`).
+    pub stall_ms: f64,
 }
 
 /// Which event pages receive.
@@ -166,6 +168,13 @@ impl Engine {
             Some((_, c)) => *c = config,
             None => self.sessions.push((session, config)),
         }
+    }
+
+    fn request_timeout(&self, session: &SessionId) -> f64 {
+        self.sessions
+            .iter()
+            .find(|(s, _)| s == session)
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |(_, c)| c.request_timeout)
     }
 
     fn retry_policy(&self, session: &SessionId) -> &RetryPolicy {
@@ -409,6 +418,13 @@ impl Engine {
     }
 
     fn start(&mut self, id: &TaskId, now: f64) {
+        let Some(stall_ms) = self
+            .tasks
+            .get(id)
+            .map(|s| self.request_timeout(&s.rec.session))
+        else {
+            return;
+        };
         let Some(s) = self.tasks.get_mut(id) else {
             return;
         };
@@ -436,6 +452,7 @@ impl Engine {
             url: s.rec.url.href.clone(),
             headers,
             offset: s.rec.bytes_received,
+            stall_ms,
         };
         self.out.push_back(Output::Fetch(req));
         self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);

@@ -218,8 +218,16 @@ mod tests {
                 jitter: 2.0,
                 ..Default::default()
             },
+            ..Default::default()
         });
-        assert!(o.validate().is_err());
+        assert!(o.clone().validate().is_err());
+        for bad in [0.0, 99.0, f64::NAN, 86_400_001.0] {
+            o.config = Some(SessionConfig {
+                request_timeout: bad,
+                ..Default::default()
+            });
+            assert!(o.clone().validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions, SessionConfig
 
 async function usage(): Promise<void> {
   await init();
-  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 } };
+  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 }, requestTimeout: 30_000 };
   const session: BackgroundSession = await BackgroundSession.open('downloads', config);
   await BackgroundSession.open('downloads');
   const id: string = session.identifier;

@@ -563,7 +563,13 @@ fn a_session_retry_policy_replaces_the_default() {
         jitter: 0.0,
         ..Default::default()
     };
-    sim.e.configure(sid(), SessionConfig { retry });
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            retry,
+            ..Default::default()
+        },
+    );
     sim.e.add(rec("a", "h"), sim.now);
     let mut f = sim.drain();
     let mut tries = 0;
