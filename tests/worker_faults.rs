@@ -375,3 +375,25 @@ async fn a_stalled_server_times_out_and_the_task_resumes_or_fails_typed() {
     assert_eq!(state(&snap), "failed", "{snap:?}");
     assert_eq!(error_code(&snap), "timeout");
 }
+
+#[wasm_bindgen_test]
+async fn a_refused_connection_backs_off_then_fails_typed_network() {
+    let session = "fault-tests-refused";
+    let config =
+        js_sys::JSON::parse(r#"{"retry":{"maxAttempts":2,"delays":[50,100],"jitter":0}}"#).unwrap();
+    testing::run_js(session, "open", &[("config", config)])
+        .await
+        .unwrap();
+    // Nothing listens on port 9 (discard) here: every attempt is refused.
+    let id = testing::download(session, "http://127.0.0.1:9/nothing")
+        .await
+        .unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(session, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "network");
+    assert!(
+        get(&get(&snap, "error"), "status").is_undefined(),
+        "no HTTP status: {snap:?}"
+    );
+}
