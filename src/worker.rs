@@ -166,9 +166,6 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
         channel: BroadcastChannel::new(CHANNEL).ok(),
         sync_requested: std::cell::Cell::new(false),
     });
-    if let Some(online) = navigator_online() {
-        rt.engine.borrow_mut().set_online(online, js::now());
-    }
     rt.engine.borrow_mut().schedule(js::now());
     pump(&rt).spawn();
     Ok(rt)
@@ -225,11 +222,9 @@ pub fn worker_handle(
             // "activating", and pages' messages wait until it ends.
             "activate" => return Ok(JsValue::UNDEFINED),
             // Background Sync (Chromium) fires when the network is back.
-            "sync" => {
-                if let Some(online) = navigator_online() {
-                    rt.engine.borrow_mut().set_online(online, js::now());
-                    pump(&rt).spawn();
-                }
+            "sync" if navigator_online() == Some(true) => {
+                rt.engine.borrow_mut().set_online(true, js::now());
+                pump(&rt).spawn();
             }
             "fetch" => {
                 let navigate = event
@@ -394,12 +389,9 @@ async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
         .borrow_mut()
         .retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
     if let Err(f) = result {
-        let mut engine = rt.engine.borrow_mut();
-        if f.retryable && navigator_online() == Some(false) {
-            // The browser knows the link is down: wait for it, spend no attempt.
-            engine.set_online(false, js::now());
-        }
-        engine.handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
+        rt.engine
+            .borrow_mut()
+            .handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
     }
     pump(&rt).spawn();
 }
