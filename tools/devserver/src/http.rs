@@ -163,22 +163,17 @@ impl Connection {
     }
 
     /// Reads and drops `len` bytes of request body.
-    pub fn discard_body(&mut self, mut len: u64) -> Result<(), ReadError> {
-        while len > 0 {
-            if self.buf.is_empty() {
-                self.fill()?;
-            }
-            let take = usize::try_from(len)
-                .unwrap_or(usize::MAX)
-                .min(self.buf.len());
-            self.buf.drain(..take);
-            len -= take as u64;
-        }
-        Ok(())
+    pub fn discard_body(&mut self, len: u64) -> Result<(), ReadError> {
+        self.consume_body(len, |_| {})
     }
 
     /// Reads exactly `len` bytes of request body and appends them to `out`.
-    pub fn read_body_into(&mut self, mut len: u64, out: &mut Vec<u8>) -> Result<(), ReadError> {
+    pub fn read_body_into(&mut self, len: u64, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        self.consume_body(len, |bytes| out.extend_from_slice(bytes))
+    }
+
+    /// Reads exactly `len` bytes of request body, handing each buffered piece to `sink`.
+    fn consume_body(&mut self, mut len: u64, mut sink: impl FnMut(&[u8])) -> Result<(), ReadError> {
         while len > 0 {
             if self.buf.is_empty() {
                 self.fill()?;
@@ -186,7 +181,7 @@ impl Connection {
             let take = usize::try_from(len)
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
-            out.extend_from_slice(&self.buf[..take]);
+            sink(&self.buf[..take]);
             self.buf.drain(..take);
             len -= take as u64;
         }
