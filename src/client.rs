@@ -36,7 +36,8 @@ const TS_TYPES: &'static str = r#"
 export type TaskState = 'pending' | 'running' | 'paused' | 'waiting' | 'completed' | 'failed' | 'canceled';
 /** Stable error codes (see the README's table). */
 export type ErrorCode = 'invalid-input' | 'network' | 'http-status' | 'timeout' | 'not-resumable'
-  | 'quota' | 'storage' | 'canceled' | 'too-large' | 'not-found' | 'invalid-state' | 'no-worker' | 'internal';
+  | 'quota' | 'storage' | 'canceled' | 'too-large' | 'integrity' | 'over-budget' | 'not-found'
+  | 'invalid-state' | 'no-worker' | 'internal';
 /** Why a task failed. */
 export interface TaskError { code: ErrorCode; message: string; status?: number; }
 /** A plain-object view of a task. */
@@ -62,6 +63,19 @@ export interface DownloadOptions {
   description?: string;
   /** Most bytes the download may store; a larger resource fails with `too-large`. */
   maxBytes?: number;
+  /**
+   * Subresource Integrity metadata (`'sha256-<base64>'`, sha384, sha512; several
+   * separated by spaces). The whole file is checked before the task completes; a
+   * mismatch fails it with `integrity` and frees its bytes.
+   */
+  integrity?: string;
+  /**
+   * Header names to treat as credentials besides `Authorization`: kept in the
+   * worker's memory only, never stored, unless `persistCredentials` is true.
+   */
+  sensitiveHeaders?: string[];
+  /** Store credential headers with the task, so they survive a restart (default false). */
+  persistCredentials?: boolean;
 }
 /** How failed attempts are retried (all durations in ms). */
 export interface RetryPolicy {
@@ -83,6 +97,11 @@ export interface SessionConfig {
   retry?: RetryPolicy;
   /** A request that receives nothing (no head, no byte) for this long is aborted and retried, ms (default 60000). */
   requestTimeout?: number;
+  /**
+   * Most bytes the session's tasks may hold together; a download that would cross
+   * it fails with `over-budget` before storing those bytes. Default: no budget.
+   */
+  byteBudget?: number;
 }
 /** The events a session dispatches; `detail` is the task's snapshot. */
 export interface SessionEventMap {
@@ -292,7 +311,7 @@ fn task_id(id: &JsValue) -> Result<TaskId, JsValue> {
 }
 
 /// `headers` as `[name, value]` pairs, from a plain object, an array of pairs or a `Headers`.
-fn header_pairs(h: &JsValue) -> Result<js_sys::Array, JsValue> {
+pub(crate) fn header_pairs(h: &JsValue) -> Result<js_sys::Array, JsValue> {
     let out = js_sys::Array::new();
     if h.is_undefined() || h.is_null() {
         return Ok(out);
@@ -412,9 +431,8 @@ impl BackgroundSession {
             .map_err(|_| err(TaskError::invalid(format!("\"{url}\" is not a valid URL"))))?
             .href();
         let options = options.unwrap_or(JsValue::UNDEFINED);
-        let (headers, description, max_bytes) = if options.is_undefined() || options.is_null() {
-            (js_sys::Array::new(), JsValue::UNDEFINED, JsValue::UNDEFINED)
-        } else if options.is_object() {
+        let mut fields = vec![("url", JsValue::from(absolute))];
+        if options.is_object() {
             let d = js::get(&options, "description");
             if !d.is_undefined() && !d.is_string() {
                 return Err(js::type_error("options.description must be a string"));
@@ -423,23 +441,42 @@ impl BackgroundSession {
             if !max.is_undefined() && max.as_f64().is_none() {
                 return Err(js::type_error("options.maxBytes must be a number"));
             }
-            (header_pairs(&js::get(&options, "headers"))?, d, max)
-        } else {
+            let integrity = js::get(&options, "integrity");
+            if !integrity.is_undefined() && !integrity.is_string() {
+                return Err(js::type_error(
+                    "options.integrity must be a string such as 'sha256-<base64>'",
+                ));
+            }
+            let sensitive = js::get(&options, "sensitiveHeaders");
+            if !sensitive.is_undefined()
+                && !(js_sys::Array::is_array(&sensitive)
+                    && js_sys::Array::from(&sensitive).every(&mut |v, _, _| v.is_string()))
+            {
+                return Err(js::type_error(
+                    "options.sensitiveHeaders must be an array of header names",
+                ));
+            }
+            let persist = js::get(&options, "persistCredentials");
+            if !persist.is_undefined() && persist.as_bool().is_none() {
+                return Err(js::type_error(
+                    "options.persistCredentials must be a boolean",
+                ));
+            }
+            fields.extend([
+                (
+                    "headers",
+                    header_pairs(&js::get(&options, "headers"))?.into(),
+                ),
+                ("description", d),
+                ("maxBytes", max),
+                ("integrity", integrity),
+                ("sensitiveHeaders", sensitive),
+                ("persistCredentials", persist),
+            ]);
+        } else if !options.is_undefined() && !options.is_null() {
             return Err(js::type_error("options must be an object"));
-        };
-        let snap = self
-            .inner
-            .request(
-                "download",
-                &[
-                    ("url", absolute.into()),
-                    ("headers", headers.into()),
-                    ("description", description),
-                    ("maxBytes", max_bytes),
-                ],
-            )
-            .await
-            .map_err(err)?;
+        }
+        let snap = self.inner.request("download", &fields).await.map_err(err)?;
         self.inner.observe(&snap);
         Ok(snap)
     }
@@ -627,7 +664,7 @@ impl BackgroundSession {
     }
 
     async fn store(&self) -> Result<Rc<Store>, TaskError> {
-        if let Some(s) = self.inner.store.borrow().clone() {
+        if let Some(s) = self.inner.store.borrow().clone().filter(|s| !s.is_closed()) {
             return Ok(s);
         }
         let s = Rc::new(Store::open().await?);

@@ -29,10 +29,19 @@ fn failure(code: ErrorCode, msg: String, retryable: bool) -> NetFailure {
 
 /// Start `req`; resolves when the head arrives (a `timeout` failure if it does not
 /// within `req.stall_ms`).
-pub async fn start(req: &FetchRequest, ctl: &AbortController) -> Result<Response, NetFailure> {
+/// `extra` headers (credentials, never stored) replace same-named ones of `req`.
+pub async fn start(
+    req: &FetchRequest,
+    extra: &[(String, String)],
+    ctl: &AbortController,
+) -> Result<Response, NetFailure> {
     let headers =
         Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
-    for (k, v) in &req.headers {
+    let own = req
+        .headers
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    for (k, v) in own.chain(extra) {
         headers.append(k, v).map_err(|e| {
             failure(
                 ErrorCode::InvalidInput,

@@ -5,6 +5,15 @@
 //! - `tasks` (key path `id`, index `session`): one [`TaskRecord`] per task.
 //! - `chunks` (out-of-line keys `[taskId, offset]`): the bytes, as `Uint8Array`s
 //!   (not Blobs: WebKit's ephemeral sessions cannot store Blobs).
+//! - `meta` (key path `key`, since version 2): facts about the database itself;
+//!   `{ key: 'created', value: <ms since the epoch> }` is written when the first
+//!   version-2 connection opens it, so the database's age (and a database that was
+//!   cleared and made anew) can be told apart from a session's.
+//!
+//! Versions: 1 (sessions, tasks, chunks); 2 adds `meta`. Task records carry no
+//! version of their own: fields added later deserialize with defaults, so a record
+//! written by an older longhaul reads as it was (the migration test in
+//! `tests/e2e/13-migration.test.mjs` resumes a download written under version 1).
 //!
 //! Bytes and the offset that covers them are written in one transaction
 //! ([`Store::write_chunk`]), so the committed `bytesReceived` never covers bytes that
@@ -32,10 +41,11 @@ use wasm_bindgen::JsCast;
 /// The database name.
 pub const DB_NAME: &str = "longhaul";
 /// The schema version.
-pub const DB_VERSION: u32 = 1;
+pub const DB_VERSION: u32 = 2;
 const TASKS: &str = "tasks";
 const CHUNKS: &str = "chunks";
 const SESSIONS: &str = "sessions";
+const META: &str = "meta";
 
 /// A stored task record that does not deserialize (corrupted, or written by a future
 /// schema), with whatever could still be read of it.
@@ -54,6 +64,9 @@ pub struct Unreadable {
 /// An open connection.
 pub struct Store {
     db: Database,
+    /// Set when the connection was closed for another's upgrade (`versionchange`):
+    /// a page then opens a new one.
+    closed: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 fn storage_err(what: &str, _e: idb::Error) -> TaskError {
@@ -68,6 +81,11 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
         let tasks = db.create_object_store(TASKS, p)?;
         tasks.create_index("session", KeyPath::new_single("session"), None)?;
         db.create_object_store(CHUNKS, ObjectStoreParams::new())?;
+    }
+    if old < 2 {
+        let mut p = ObjectStoreParams::new();
+        p.key_path(Some(KeyPath::new_single("key")));
+        db.create_object_store(META, p)?;
     }
     Ok(())
 }
@@ -91,9 +109,15 @@ fn chunk_range(id: &TaskId, from: u64, to: Option<u64>) -> Result<Query, TaskErr
 impl Store {
     /// Open (creating or upgrading) the database.
     pub async fn open() -> Result<Store, TaskError> {
+        Self::open_named(DB_NAME).await
+    }
+
+    /// Open (creating or upgrading) the database `name` at [`DB_VERSION`]; tests use
+    /// their own names.
+    pub async fn open_named(name: &str) -> Result<Store, TaskError> {
         let factory = Factory::new().map_err(|e| storage_err("find indexedDB", e))?;
         let mut req = factory
-            .open(DB_NAME, Some(DB_VERSION))
+            .open(name, Some(DB_VERSION))
             .map_err(|e| storage_err("open", e))?;
         req.on_upgrade_needed(|ev| {
             let old = ev.old_version().unwrap_or(0);
@@ -107,12 +131,45 @@ impl Store {
             }
         });
         let mut db = req.await.map_err(|e| storage_err("open", e))?;
-        db.on_version_change(|ev| {
+        let closed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = closed.clone();
+        db.on_version_change(move |ev| {
+            flag.set(true);
             if let Ok(db) = ev.database() {
                 db.close();
             }
         });
-        Ok(Store { db })
+        let store = Store { db, closed };
+        store.note_created().await?;
+        Ok(store)
+    }
+
+    /// Whether this connection was closed for another connection's upgrade.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Write `meta.created` if it is not there yet.
+    async fn note_created(&self) -> Result<(), TaskError> {
+        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
+        let store = tx
+            .object_store(META)
+            .map_err(|e| storage_err("open meta", e))?;
+        let key = Query::from(JsValue::from_str("created"));
+        let existing = store
+            .get(key)
+            .map_err(|e| storage_err("read meta", e))?
+            .await
+            .map_err(|e| storage_err("read meta", e))?;
+        if existing.is_none() {
+            let obj = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&obj, &"key".into(), &"created".into());
+            let _ = js_sys::Reflect::set(&obj, &"value".into(), &js::now().into());
+            store
+                .put(&obj, None)
+                .map_err(|e| storage_err("write meta", e))?;
+        }
+        Self::commit(tx, "write meta").await
     }
 
     fn tx(&self, stores: &[&str], mode: TransactionMode) -> Result<idb::Transaction, TaskError> {
@@ -335,6 +392,45 @@ impl Store {
             .await
             .map_err(|e| storage_err("read a task", e))?;
         Ok(v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()))
+    }
+
+    /// Up to `max` stored chunks of `id` from offset `from` (below `upto`), with their
+    /// offsets, in order: for reading a large file a few chunks at a time.
+    pub async fn read_chunk_batch(
+        &self,
+        id: &TaskId,
+        from: u64,
+        upto: u64,
+        max: u32,
+    ) -> Result<Vec<(u64, js_sys::Uint8Array)>, TaskError> {
+        let tx = self.tx(&[CHUNKS], TransactionMode::ReadOnly)?;
+        let store = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        let range = chunk_range(id, from, Some(upto))?;
+        let keys_req = store
+            .get_all_keys(Some(range.clone()), Some(max))
+            .map_err(|e| storage_err("read chunk keys", e))?;
+        let vals_req = store
+            .get_all(Some(range), Some(max))
+            .map_err(|e| storage_err("read chunks", e))?;
+        let keys = keys_req
+            .await
+            .map_err(|e| storage_err("read chunk keys", e))?;
+        let vals = vals_req.await.map_err(|e| storage_err("read chunks", e))?;
+        keys.iter()
+            .zip(vals)
+            .map(|(k, v)| {
+                let off = js_sys::Reflect::get_u32(k, 1)
+                    .ok()
+                    .and_then(|o| o.as_f64())
+                    .unwrap_or(-1.0);
+                let bytes: js_sys::Uint8Array = v.dyn_into().map_err(|_| {
+                    TaskError::new(ErrorCode::Storage, "a stored chunk is not bytes")
+                })?;
+                Ok((off.max(0.0) as u64, bytes))
+            })
+            .collect()
     }
 
     /// The stored chunks of `id` below `upto`, in offset order, checked to tile

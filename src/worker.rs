@@ -20,9 +20,10 @@
 
 use crate::core::config;
 use crate::core::engine::{Body, FetchRequest, Output};
+use crate::core::integrity::Integrity;
 use crate::core::protocol::{self, Command, RawCommand};
 use crate::core::task::TaskRecord;
-use crate::core::validate::{SessionId, UrlParts};
+use crate::core::validate::{HeaderList, SessionId, UrlParts};
 use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
 use crate::js;
 use crate::net::{self, BodyReader, NetFailure};
@@ -56,12 +57,82 @@ struct Runtime {
     channel: Option<BroadcastChannel>,
     /// A `sync` event was asked for while tasks wait for the network.
     sync_requested: std::cell::Cell<bool>,
+    /// Credential headers pages gave, per task: in memory only, never stored (unless
+    /// the page asked for that, in which case they are in the record instead).
+    secrets: RefCell<Vec<(TaskId, HeaderList)>>,
 }
 
 thread_local! {
     static EVICTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
     static STARTING: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
+    static CREDENTIALS: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
+/// Set the app's credentials hook (`install({ credentials })` in the worker script).
+/// It is called before every attempt of every request with `{ url, taskId, session,
+/// attempt }` and returns (or resolves to) headers for that attempt only, such as a
+/// fresh `Authorization`: they are never stored, and a request resumed after a
+/// restart asks the hook again instead of replaying stale credentials.
+#[wasm_bindgen(js_name = workerSetCredentials)]
+pub fn worker_set_credentials(hook: JsValue) -> Result<(), JsValue> {
+    let hook = if hook.is_undefined() || hook.is_null() {
+        None
+    } else {
+        Some(hook.dyn_into::<js_sys::Function>().map_err(|_| {
+            js::type_error("the credentials hook must be a function returning headers")
+        })?)
+    };
+    CREDENTIALS.with(|c| *c.borrow_mut() = hook);
+    Ok(())
+}
+
+/// The headers the credentials hook gives for `req`, validated like a page's.
+async fn hook_headers(req: &FetchRequest) -> Result<HeaderList, NetFailure> {
+    let Some(hook) = CREDENTIALS.with(|c| c.borrow().clone()) else {
+        return Ok(HeaderList::default());
+    };
+    let hook_failed = |m: String| NetFailure {
+        error: TaskError::new(
+            ErrorCode::Network,
+            format!("the credentials hook failed: {m}"),
+        ),
+        retryable: true,
+    };
+    let arg = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&arg, &"url".into(), &req.url.as_str().into());
+    let _ = js_sys::Reflect::set(&arg, &"taskId".into(), &req.task.0.as_str().into());
+    let _ = js_sys::Reflect::set(&arg, &"session".into(), &req.session.as_str().into());
+    let _ = js_sys::Reflect::set(&arg, &"attempt".into(), &req.attempt.into());
+    let v = hook
+        .call1(&JsValue::UNDEFINED, &arg)
+        .map_err(|e| hook_failed(js::describe(&e)))?;
+    let (timeout, _clear) = js::timeout(req.stall_ms, JsValue::from_str("stall"));
+    let raced = js_sys::Promise::race(&js_sys::Array::of2(&js_sys::Promise::resolve(&v), &timeout));
+    let v = JsFuture::from(raced)
+        .await
+        .map_err(|e| hook_failed(js::describe(&e)))?;
+    if v.as_string().as_deref() == Some("stall") {
+        return Err(hook_failed(format!(
+            "it did not answer within requestTimeout ({} s)",
+            (req.stall_ms / 1000.0) as u64
+        )));
+    }
+    if v.is_undefined() || v.is_null() {
+        return Ok(HeaderList::default());
+    }
+    let pairs = crate::client::header_pairs(&v).map_err(|e| hook_failed(js::describe(&e)))?;
+    let pairs = pairs
+        .iter()
+        .map(|p| {
+            let p = js_sys::Array::from(&p);
+            (
+                p.get(0).as_string().unwrap_or_default(),
+                p.get(1).as_string().unwrap_or_default(),
+            )
+        })
+        .collect();
+    HeaderList::parse(pairs).map_err(|e| hook_failed(e.message))
 }
 
 /// The Web Lock that marks the one worker owning every task of the origin.
@@ -165,6 +236,7 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
         idle: RefCell::new(Vec::new()),
         channel: BroadcastChannel::new(CHANNEL).ok(),
         sync_requested: std::cell::Cell::new(false),
+        secrets: RefCell::new(Vec::new()),
     });
     rt.engine.borrow_mut().schedule(js::now());
     pump(&rt).spawn();
@@ -302,7 +374,16 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
             }
             Output::Persist(rec) => writes.push(boxed(rt.store.put_task(&rec))),
             Output::PersistAndDropBytes(rec) => writes.push(boxed(rt.store.drop_bytes(&rec))),
-            Output::Forget(id) => writes.push(boxed(rt.store.forget(&id))),
+            Output::Forget(id) => {
+                rt.secrets.borrow_mut().retain(|(t, _)| *t != id);
+                writes.push(boxed(rt.store.forget(&id)));
+            }
+            Output::Verify {
+                task,
+                gen,
+                upto,
+                integrity,
+            } => spawn_local(verify(rt.clone(), task, gen, upto, integrity)),
             Output::Event(kind, snap) => {
                 if let Some(ch) = &rt.channel {
                     let msg = js_sys::Object::new();
@@ -369,6 +450,66 @@ fn rearm(rt: &Rc<Runtime>) {
     *rt.timer.borrow_mut() = timer;
 }
 
+/// Check the stored bytes of a finished download against its integrity metadata.
+async fn verify(rt: Rc<Runtime>, task: TaskId, gen: u64, upto: u64, integrity: Integrity) {
+    if let Some(result) = hash_stored(&rt, &task, gen, upto, &integrity).await {
+        rt.engine
+            .borrow_mut()
+            .handle_verified(&task, gen, result, js::now());
+    }
+    pump(&rt).spawn();
+}
+
+/// Chunks read from storage per transaction while hashing: bounded memory.
+const VERIFY_BATCH: u32 = 8;
+
+/// Hash `[0, upto)` of the task's stored bytes, a few chunks at a time; `None` if
+/// the check stopped being wanted (paused, canceled, a newer worker took over).
+async fn hash_stored(
+    rt: &Rc<Runtime>,
+    task: &TaskId,
+    gen: u64,
+    upto: u64,
+    integrity: &Integrity,
+) -> Option<Result<(), TaskError>> {
+    let mut v = integrity.verifier();
+    let mut pos = 0u64;
+    while pos < upto {
+        if evicted() || !rt.engine.borrow().is_verifying(task, gen) {
+            return None;
+        }
+        let batch = match rt
+            .store
+            .read_chunk_batch(task, pos, upto, VERIFY_BATCH)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
+        };
+        if batch.is_empty() {
+            break;
+        }
+        for (offset, bytes) in batch {
+            if offset != pos {
+                break;
+            }
+            let len = u64::from(bytes.length()).min(upto - pos);
+            v.update(&bytes.subarray(0, len as u32).to_vec());
+            pos += len;
+        }
+    }
+    if pos != upto {
+        return Some(Err(TaskError::new(
+            ErrorCode::Storage,
+            format!("only {pos} of {upto} stored bytes could be read back to check them"),
+        )));
+    }
+    if evicted() || !rt.engine.borrow().is_verifying(task, gen) {
+        return None;
+    }
+    Some(v.finish())
+}
+
 async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
     let ctl = match AbortController::new() {
         Ok(c) => c,
@@ -422,7 +563,16 @@ async fn transfer(
     req: &FetchRequest,
     ctl: &AbortController,
 ) -> Result<(), NetFailure> {
-    let resp = net::start(req, ctl).await?;
+    // Credentials: the page's (memory only), then the hook's fresh ones on top.
+    let secrets = rt
+        .secrets
+        .borrow()
+        .iter()
+        .find(|(t, _)| *t == req.task)
+        .map(|(_, h)| h.clone())
+        .unwrap_or_default();
+    let extra = secrets.merged(&hook_headers(req).await?);
+    let resp = net::start(req, extra.pairs(), ctl).await?;
     let head = net::head(&resp);
     let decision = rt
         .engine
@@ -609,6 +759,10 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
                 d.description,
             );
             rec.max_bytes = d.max_bytes;
+            rec.integrity = d.integrity;
+            if !d.secrets.pairs().is_empty() {
+                rt.secrets.borrow_mut().push((rec.id.clone(), d.secrets));
+            }
             let snap = rt.engine.borrow_mut().add(rec, now);
             pump(rt).wait().await?;
             js::to_js(&snap)

@@ -21,6 +21,12 @@ pub struct SessionConfig {
     /// A request that receives nothing (no head, no byte) for this long is aborted and
     /// retried (timeoutIntervalForRequest), ms.
     pub request_timeout: f64,
+    /// Most bytes the session's tasks may hold together (`byteBudget`): completed,
+    /// failed and paused tasks count what they store, unfinished ones the larger of
+    /// that and their declared size. A task that would cross it fails `over-budget`
+    /// before storing the bytes that would. `None`: no budget beyond the browser's
+    /// quota.
+    pub byte_budget: Option<u64>,
 }
 
 impl Default for SessionConfig {
@@ -28,12 +34,13 @@ impl Default for SessionConfig {
         SessionConfig {
             retry: RetryPolicy::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            byte_budget: None,
         }
     }
 }
 
 /// The keys a session configuration may have.
-pub const CONFIG_KEYS: &[&str] = &["retry", "requestTimeout"];
+pub const CONFIG_KEYS: &[&str] = &["retry", "requestTimeout", "byteBudget"];
 /// The keys of `config.retry`.
 pub const RETRY_KEYS: &[&str] = &[
     "maxAttempts",
@@ -63,6 +70,13 @@ impl SessionConfig {
             return Err(TaskError::invalid(
                 "requestTimeout must be a number of ms from 100 to 1 day",
             ));
+        }
+        if let Some(b) = self.byte_budget {
+            if b == 0 || b > super::validate::MAX_SAFE_INTEGER {
+                return Err(TaskError::invalid(
+                    "byteBudget must be a positive integer number of bytes up to 2^53",
+                ));
+            }
         }
         self.retry.validate()
     }

@@ -18,6 +18,7 @@
 use super::config::{SessionConfig, DEFAULT_REQUEST_TIMEOUT};
 use super::error::{ErrorCode, TaskError};
 use super::http::{decide, HeadDecision, ResponseHead};
+use super::integrity::Integrity;
 use super::retry::{RetryPolicy, Rng};
 use super::task::{TaskId, TaskRecord, TaskSnapshot, TaskState, WaitReason};
 use super::validate::SessionId;
@@ -57,6 +58,10 @@ pub struct FetchRequest {
     pub headers: Vec<(String, String)>,
     /// The committed offset this request resumes from.
     pub offset: u64,
+    /// The task's session (for the worker's credentials hook).
+    pub session: String,
+    /// Which attempt this is since the last progress: 1, 2, …
+    pub attempt: u32,
     /// Abort and retry when nothing arrives for this long, ms (`requestTimeout`).
     pub stall_ms: f64,
 }
@@ -103,6 +108,18 @@ pub enum Output {
     Forget(TaskId),
     /// Publish an event to the session's pages.
     Event(EventKind, TaskSnapshot),
+    /// Every byte is stored: hash `[0, upto)` of the task's stored bytes against
+    /// `integrity` and report with [`Engine::handle_verified`].
+    Verify {
+        /// The task.
+        task: TaskId,
+        /// The generation of this check: pass it back.
+        gen: u64,
+        /// How many stored bytes to hash.
+        upto: u64,
+        /// What they must match.
+        integrity: Integrity,
+    },
 }
 
 /// What the shell does with a response head.
@@ -117,7 +134,10 @@ pub enum Body {
 struct Slot {
     rec: TaskRecord,
     gen: u64,
+    /// A request is in flight (it counts against its host's limit).
     active: bool,
+    /// The stored bytes are being checked against the task's integrity metadata.
+    verifying: bool,
     last_progress: f64,
 }
 
@@ -127,6 +147,7 @@ impl Slot {
             rec,
             gen: 0,
             active: false,
+            verifying: false,
             last_progress: f64::NEG_INFINITY,
         }
     }
@@ -175,6 +196,50 @@ impl Engine {
             .iter()
             .find(|(s, _)| s == session)
             .map_or(DEFAULT_REQUEST_TIMEOUT, |(_, c)| c.request_timeout)
+    }
+
+    fn byte_budget(&self, session: &SessionId) -> Option<u64> {
+        self.sessions
+            .iter()
+            .find(|(s, _)| s == session)
+            .and_then(|(_, c)| c.byte_budget)
+    }
+
+    /// The bytes the tasks of `session` other than `except` hold or have claimed:
+    /// what ended tasks keep stored, and for unfinished ones the larger of what they
+    /// stored and what their server declared.
+    fn session_bytes_except(&self, session: &SessionId, except: &TaskId) -> u64 {
+        self.tasks
+            .values()
+            .filter(|s| &s.rec.session == session && &s.rec.id != except)
+            .map(|s| match s.rec.state {
+                TaskState::Canceled => 0,
+                TaskState::Completed | TaskState::Failed | TaskState::Paused => {
+                    s.rec.bytes_received
+                }
+                _ => s.rec.bytes_received.max(s.rec.bytes_expected.unwrap_or(0)),
+            })
+            .sum()
+    }
+
+    /// The error for a task that would hold `bytes` (at least), if that is more than
+    /// its `maxBytes` or more than its session's byte budget leaves room for.
+    fn over_limit(&self, id: &TaskId, bytes: u64) -> Option<TaskError> {
+        let rec = &self.tasks.get(id)?.rec;
+        if let Some(max) = rec.max_bytes.filter(|&m| bytes > m) {
+            return Some(too_large(bytes, max));
+        }
+        let budget = self.byte_budget(&rec.session)?;
+        let others = self.session_bytes_except(&rec.session, id);
+        (others.saturating_add(bytes) > budget).then(|| {
+            TaskError::new(
+                ErrorCode::OverBudget,
+                format!(
+                    "the resource needs at least {bytes} bytes, but the session's byteBudget ({budget}) leaves {} beside its other tasks; remove ended tasks or raise the budget",
+                    budget.saturating_sub(others)
+                ),
+            )
+        })
     }
 
     fn retry_policy(&self, session: &SessionId) -> &RetryPolicy {
@@ -453,6 +518,8 @@ impl Engine {
             headers,
             offset: s.rec.bytes_received,
             stall_ms,
+            session: s.rec.session.as_str().to_owned(),
+            attempt: s.rec.attempts + 1,
         };
         self.out.push_back(Output::Fetch(req));
         self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
@@ -475,12 +542,13 @@ impl Engine {
                 restart,
                 rep,
             } => {
-                if let (Some(max), Some(total)) = (s.rec.max_bytes, rep.total) {
-                    if total > max {
-                        self.fail_dropping(id, too_large(total, max), now);
-                        return Body::Discard;
-                    }
+                if let Some(e) = rep.total.and_then(|t| self.over_limit(id, t)) {
+                    self.fail_dropping(id, e, now);
+                    return Body::Discard;
                 }
+                let Some(s) = self.tasks.get_mut(id) else {
+                    return Body::Discard;
+                };
                 if restart {
                     s.rec.bytes_received = 0;
                     s.rec.etag = rep.etag;
@@ -521,7 +589,10 @@ impl Engine {
     }
 
     /// The record to write together with a chunk that brings the committed offset to
-    /// `new_offset`, or `None` if request `gen` no longer owns the task (drop the chunk).
+    /// `new_offset`, or `None` if the chunk must be dropped: request `gen` no longer
+    /// owns the task, or the chunk would cross the task's `maxBytes` or its session's
+    /// byte budget (the task then fails and its bytes are freed; nothing over the
+    /// limit is ever stored).
     pub fn commit_record(
         &mut self,
         id: &TaskId,
@@ -529,6 +600,11 @@ impl Engine {
         new_offset: u64,
         now: f64,
     ) -> Option<TaskRecord> {
+        self.current(id, gen)?;
+        if let Some(e) = self.over_limit(id, new_offset) {
+            self.fail_dropping(id, e, now);
+            return None;
+        }
         let s = self.current(id, gen)?;
         let mut rec = s.rec.clone();
         rec.bytes_received = new_offset;
@@ -542,10 +618,6 @@ impl Engine {
         let Some(s) = self.current(id, gen) else {
             return;
         };
-        if let Some(max) = s.rec.max_bytes.filter(|&m| new_offset > m) {
-            self.fail_dropping(id, too_large(new_offset, max), now);
-            return;
-        }
         s.rec.bytes_received = new_offset;
         s.rec.updated_at = now;
         s.rec.attempts = 0;
@@ -712,6 +784,7 @@ impl Engine {
         };
         if state != TaskState::Running {
             s.active = false;
+            s.verifying = false;
         }
         s.rec.state = state;
         s.rec.updated_at = now;
@@ -733,13 +806,67 @@ impl Engine {
         }
     }
 
+    /// Every byte is stored: complete the task, or first have the shell check the
+    /// stored bytes against its integrity metadata ([`Output::Verify`]). The task
+    /// stays `running` while they are checked, holding no connection.
     fn finish(&mut self, id: &TaskId, now: f64) {
-        if let Some(s) = self.tasks.get_mut(id) {
-            s.gen += 1;
-            if s.rec.bytes_expected.is_none() {
-                s.rec.bytes_expected = Some(s.rec.bytes_received);
-            }
+        let Some(s) = self.tasks.get_mut(id) else {
+            return;
+        };
+        s.gen += 1;
+        if s.rec.bytes_expected.is_none() {
+            s.rec.bytes_expected = Some(s.rec.bytes_received);
         }
+        let Some(integrity) = s.rec.integrity.clone() else {
+            self.complete(id, now);
+            return;
+        };
+        s.active = false;
+        s.verifying = true;
+        let verify = Output::Verify {
+            task: id.clone(),
+            gen: s.gen,
+            upto: s.rec.bytes_received,
+            integrity,
+        };
+        if s.rec.state != TaskState::Running {
+            self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
+        }
+        self.out.push_back(verify);
+        self.schedule(now);
+    }
+
+    /// The check of [`Output::Verify`] `gen` ended: `Ok` completes the task; an
+    /// `integrity` error fails it and frees its bytes; another error (storage) fails
+    /// it and keeps them, so that `resume` checks again.
+    pub fn handle_verified(
+        &mut self,
+        id: &TaskId,
+        gen: u64,
+        result: Result<(), TaskError>,
+        now: f64,
+    ) {
+        if !self.is_verifying(id, gen) {
+            return;
+        }
+        if let Some(s) = self.tasks.get_mut(id) {
+            s.verifying = false;
+        }
+        match result {
+            Ok(()) => self.complete(id, now),
+            Err(e) if e.code == ErrorCode::Integrity => self.fail_dropping(id, e, now),
+            Err(e) => self.fail(id, e, now),
+        }
+    }
+
+    /// Whether check `gen` of task `id` is still wanted (the shell stops otherwise).
+    pub fn is_verifying(&self, id: &TaskId, gen: u64) -> bool {
+        self.tasks
+            .get(id)
+            .is_some_and(|s| s.verifying && s.gen == gen && s.rec.state == TaskState::Running)
+    }
+
+    fn complete(&mut self, id: &TaskId, now: f64) {
         self.set_state(id, TaskState::Completed, now, |r| {
             r.error = None;
             r.retry_at = None;

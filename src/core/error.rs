@@ -31,6 +31,10 @@ pub enum ErrorCode {
     Canceled,
     /// The resource is larger than the task's `maxBytes`.
     TooLarge,
+    /// The bytes do not match the task's `integrity` metadata; they were discarded.
+    Integrity,
+    /// The session's `byteBudget` has no room for the resource.
+    OverBudget,
     /// No task with that id exists in this session.
     NotFound,
     /// The command does not apply to the task in its current state.
@@ -54,6 +58,8 @@ impl ErrorCode {
             ErrorCode::Storage => "storage",
             ErrorCode::Canceled => "canceled",
             ErrorCode::TooLarge => "too-large",
+            ErrorCode::Integrity => "integrity",
+            ErrorCode::OverBudget => "over-budget",
             ErrorCode::NotFound => "not-found",
             ErrorCode::InvalidState => "invalid-state",
             ErrorCode::NoWorker => "no-worker",
@@ -64,7 +70,7 @@ impl ErrorCode {
 
 impl ErrorCode {
     /// Every code, for parsing and documentation.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidInput,
         ErrorCode::Network,
         ErrorCode::HttpStatus,
@@ -74,6 +80,8 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::Canceled,
         ErrorCode::TooLarge,
+        ErrorCode::Integrity,
+        ErrorCode::OverBudget,
         ErrorCode::NotFound,
         ErrorCode::InvalidState,
         ErrorCode::NoWorker,

@@ -17,6 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod integrity;
 pub mod protocol;
 pub mod retry;
 pub mod task;

@@ -6,6 +6,7 @@
 
 use super::config::SessionConfig;
 use super::error::TaskError;
+use super::integrity::Integrity;
 use super::task::TaskId;
 use super::validate::{self, HeaderList, SessionId, UrlParts};
 use serde::Deserialize;
@@ -44,6 +45,16 @@ pub struct RawCommand {
     /// Whether the page's browser is online, for `network`.
     #[serde(default)]
     pub online: Option<bool>,
+    /// Subresource Integrity metadata, for `download`.
+    #[serde(default)]
+    pub integrity: Option<String>,
+    /// Names of headers to treat as credentials besides `authorization`, for
+    /// `download`.
+    #[serde(default)]
+    pub sensitive_headers: Option<Vec<String>>,
+    /// Store credential headers with the task (off by default), for `download`.
+    #[serde(default)]
+    pub persist_credentials: Option<bool>,
 }
 
 /// A validated command.
@@ -76,8 +87,13 @@ pub enum Command {
 pub struct Download {
     /// The absolute URL string; the shell parses it into [`UrlParts`].
     pub url: String,
-    /// Validated headers.
+    /// Validated headers that are stored with the task.
     pub headers: HeaderList,
+    /// Validated credential headers, kept in the worker's memory only (empty when
+    /// the app asked for them to be stored).
+    pub secrets: HeaderList,
+    /// What the stored file must match.
+    pub integrity: Option<Integrity>,
     /// Validated description.
     pub description: String,
     /// Most bytes the task may store.
@@ -138,9 +154,23 @@ impl RawCommand {
                 if url.len() > 64 * 1024 {
                     return Err(TaskError::invalid("the URL is longer than 64 KiB"));
                 }
+                let headers = HeaderList::parse(self.headers.clone())?;
+                let sensitive =
+                    validate::header_names(self.sensitive_headers.as_deref().unwrap_or(&[]))?;
+                let (headers, secrets) = if self.persist_credentials == Some(true) {
+                    (headers, HeaderList::default())
+                } else {
+                    headers.split_sensitive(&sensitive)
+                };
                 Command::Download(Download {
                     url,
-                    headers: HeaderList::parse(self.headers.clone())?,
+                    headers,
+                    secrets,
+                    integrity: self
+                        .integrity
+                        .as_deref()
+                        .map(Integrity::parse)
+                        .transpose()?,
                     description: validate::description(self.description.clone())?,
                     max_bytes: self.max_bytes.map(validate::byte_count).transpose()?,
                 })
@@ -168,6 +198,9 @@ mod tests {
             max_bytes: None,
             config: None,
             online: None,
+            integrity: None,
+            sensitive_headers: None,
+            persist_credentials: None,
         }
     }
 
@@ -242,5 +275,52 @@ mod tests {
         assert_eq!(dl.headers.pairs(), &[("x-a".into(), "1".into())]);
         d.headers = vec![("X-A".into(), "1\r\nX-B: 2".into())];
         assert!(d.validate().is_err());
+    }
+
+    #[test]
+    fn credentials_stay_out_of_the_record_unless_asked_for() {
+        let mut d = raw("download");
+        d.url = Some("https://a.test/f".into());
+        d.headers = vec![
+            ("Authorization".into(), "Bearer t".into()),
+            ("X-Api-Key".into(), "k".into()),
+            ("X-Plain".into(), "p".into()),
+        ];
+        d.sensitive_headers = Some(vec!["x-API-key".into()]);
+        let (_, Command::Download(dl)) = d.clone().validate().unwrap() else {
+            panic!()
+        };
+        assert_eq!(dl.headers.pairs(), &[("x-plain".into(), "p".into())]);
+        assert_eq!(
+            dl.secrets.pairs(),
+            &[
+                ("authorization".into(), "Bearer t".into()),
+                ("x-api-key".into(), "k".into())
+            ]
+        );
+        d.persist_credentials = Some(true);
+        let (_, Command::Download(dl)) = d.clone().validate().unwrap() else {
+            panic!()
+        };
+        assert_eq!(dl.headers.pairs().len(), 3);
+        assert!(dl.secrets.pairs().is_empty());
+        d.sensitive_headers = Some(vec!["bad name".into()]);
+        assert!(d.validate().is_err());
+    }
+
+    #[test]
+    fn integrity_is_parsed_at_the_edge() {
+        let mut d = raw("download");
+        d.url = Some("https://a.test/f".into());
+        d.integrity = Some("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".into());
+        let (_, Command::Download(dl)) = d.clone().validate().unwrap() else {
+            panic!()
+        };
+        assert!(dl.integrity.is_some());
+        d.integrity = Some("sha256-nope".into());
+        assert_eq!(
+            d.validate().unwrap_err().code,
+            crate::core::ErrorCode::InvalidInput
+        );
     }
 }

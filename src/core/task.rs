@@ -2,6 +2,7 @@
 
 use super::error::{ErrorCode, TaskError};
 use super::http::ResumePoint;
+use super::integrity::Integrity;
 use super::validate::{HeaderList, HttpUrl, SessionId};
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +102,10 @@ pub struct TaskRecord {
     /// Why a waiting task waits.
     #[serde(default)]
     pub wait_reason: Option<WaitReason>,
+    /// Subresource Integrity metadata the stored file must match before the task
+    /// completes.
+    #[serde(default)]
+    pub integrity: Option<Integrity>,
 }
 
 impl TaskRecord {
@@ -131,6 +136,7 @@ impl TaskRecord {
             retry_at: None,
             max_bytes: None,
             wait_reason: None,
+            integrity: None,
         }
     }
 

@@ -198,15 +198,66 @@ impl HeaderList {
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
     }
+
+    /// Split off the credentials: `authorization` and the `extra` names (already
+    /// lower-case), which are kept in memory only unless the app asks to store them.
+    pub fn split_sensitive(self, extra: &[String]) -> (HeaderList, HeaderList) {
+        let (secret, plain): (Vec<_>, Vec<_>) = self
+            .0
+            .into_iter()
+            .partition(|(n, _)| SENSITIVE_HEADERS.contains(&n.as_str()) || extra.contains(n));
+        (HeaderList(plain), HeaderList(secret))
+    }
+
+    /// These headers, then `more`, whose names replace the same names here.
+    pub fn merged(&self, more: &HeaderList) -> HeaderList {
+        let mut out: Vec<_> = self
+            .0
+            .iter()
+            .filter(|(n, _)| !more.0.iter().any(|(m, _)| m == n))
+            .cloned()
+            .collect();
+        out.extend(more.0.iter().cloned());
+        HeaderList(out)
+    }
+}
+
+/// Headers that are credentials whatever the app says: never stored unless the app
+/// passes `persistCredentials: true`.
+pub const SENSITIVE_HEADERS: &[&str] = &["authorization"];
+
+/// Validate a list of header names (`sensitiveHeaders`), lower-cased.
+pub fn header_names(names: &[String]) -> Result<Vec<String>, TaskError> {
+    if names.len() > MAX_HEADERS {
+        return Err(TaskError::invalid(format!(
+            "{} header names given; at most {MAX_HEADERS}",
+            names.len()
+        )));
+    }
+    names
+        .iter()
+        .map(|n| {
+            if n.is_empty() || !n.bytes().all(is_token_byte) {
+                Err(TaskError::invalid(format!(
+                    "\"{n}\" is not a valid header name"
+                )))
+            } else {
+                Ok(n.to_ascii_lowercase())
+            }
+        })
+        .collect()
 }
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// 2^53: the largest byte count a JS number holds exactly.
+pub const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
 /// A byte count given by a page (a JS number): a positive integer up to 2^53.
 pub fn byte_count(v: f64) -> Result<u64, TaskError> {
-    if !v.is_finite() || v.fract() != 0.0 || !(1.0..=9_007_199_254_740_992.0).contains(&v) {
+    if !v.is_finite() || v.fract() != 0.0 || !(1.0..=MAX_SAFE_INTEGER as f64).contains(&v) {
         return Err(TaskError::invalid(format!(
             "{v} is not a byte count (a positive integer up to 2^53)"
         )));

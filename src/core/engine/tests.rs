@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::config::SessionConfig;
+use crate::core::integrity::Integrity;
 use crate::core::task::WaitReason;
 use crate::core::validate::{HeaderList, HttpUrl};
 use std::collections::HashMap;
@@ -45,6 +46,10 @@ struct Sim {
     events: Vec<(EventKind, TaskSnapshot)>,
     fetches: Vec<FetchRequest>,
     aborted: Vec<(TaskId, u64)>,
+    /// Integrity checks asked for and not yet run (with `defer_verify`).
+    verifies: Vec<(TaskId, u64, u64, Integrity)>,
+    /// Leave integrity checks for [`Sim::run_verifies`] instead of running them at once.
+    defer_verify: bool,
 }
 
 fn rec(id: &str, host: &str) -> TaskRecord {
@@ -74,6 +79,21 @@ impl Sim {
             events: vec![],
             fetches: vec![],
             aborted: vec![],
+            verifies: vec![],
+            defer_verify: false,
+        }
+    }
+
+    /// Run the deferred integrity checks over the stored bytes, as the shell would.
+    fn run_verifies(&mut self) {
+        for (task, gen, upto, integrity) in std::mem::take(&mut self.verifies) {
+            let mut v = integrity.verifier();
+            let mut stored = self.stored_upto(&task, upto);
+            stored.truncate(upto as usize);
+            for piece in stored.chunks(777) {
+                v.update(piece);
+            }
+            self.e.handle_verified(&task, gen, v.finish(), self.now);
         }
     }
 
@@ -99,6 +119,17 @@ impl Sim {
                     self.persisted.remove(&id);
                 }
                 Output::Event(k, s) => self.events.push((k, s)),
+                Output::Verify {
+                    task,
+                    gen,
+                    upto,
+                    integrity,
+                } => {
+                    self.verifies.push((task, gen, upto, integrity));
+                    if !self.defer_verify {
+                        self.run_verifies();
+                    }
+                }
             }
         }
         started
@@ -192,7 +223,10 @@ impl Sim {
 
     /// The stored bytes that the persisted offset covers, chunks tiled from 0.
     fn stored(&self, id: &TaskId) -> Vec<u8> {
-        let upto = self.persisted[id].bytes_received;
+        self.stored_upto(id, self.persisted[id].bytes_received)
+    }
+
+    fn stored_upto(&self, id: &TaskId, upto: u64) -> Vec<u8> {
         let mut out = vec![];
         for (&k, v) in self.chunks.get(id).into_iter().flatten() {
             if k >= upto {
@@ -489,7 +523,14 @@ fn any_fault_sequence_ends_intact_or_typed() {
         let mut sim = Sim::new();
         let mut version = 1u8;
         let mut res = Resource::new(1 + pick(20_000), version);
-        sim.e.add(rec("a", "h"), sim.now);
+        // Every other sequence checks the first version's digest: a task that ends
+        // with another version's bytes must then fail `integrity`.
+        let checked = seed % 2 == 0;
+        let mut r = rec("a", "h");
+        if checked {
+            r.integrity = Some(sri256(&res.bytes));
+        }
+        sim.e.add(r, sim.now);
         let mut f = sim.drain();
         let mut steps = 0;
         while let Some(req) = f.pop() {
@@ -515,13 +556,24 @@ fn any_fault_sequence_ends_intact_or_typed() {
         match s.state {
             TaskState::Completed => {
                 assert_eq!(sim.stored(&id("a")), res.bytes, "seed {seed}");
+                assert!(!checked || version == 1, "seed {seed}: unverified bytes");
                 completed += 1;
             }
-            TaskState::Failed => assert!(s.error.is_some(), "seed {seed}"),
+            TaskState::Failed => {
+                let code = s.error.map(|e| e.code);
+                assert!(code.is_some(), "seed {seed}");
+                if code == Some(ErrorCode::Integrity) {
+                    assert!(checked && version != 1, "seed {seed}: a false mismatch");
+                    assert!(
+                        !sim.chunks.contains_key(&id("a")),
+                        "seed {seed}: bytes kept"
+                    );
+                }
+            }
             other => panic!("seed {seed}: ended {other:?}"),
         }
     }
-    assert!(completed > 250, "only {completed} of 300 completed");
+    assert!(completed > 200, "only {completed} of 300 completed");
 }
 
 #[test]
@@ -704,4 +756,187 @@ fn a_paused_task_stays_paused_when_the_network_returns() {
     sim.e.set_online(true, sim.now);
     assert!(sim.drain().iter().all(|f| f.task != id("a")));
     assert_eq!(sim.state("a"), TaskState::Paused);
+}
+
+fn sri256(bytes: &[u8]) -> Integrity {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(bytes);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(d);
+    Integrity::parse(&format!("sha256-{b64}")).unwrap()
+}
+
+fn code_of(sim: &Sim, task: &str) -> (TaskState, Option<ErrorCode>) {
+    let s = sim.e.get(&sid(), &id(task)).unwrap();
+    (s.state, s.error.map(|e| e.code))
+}
+
+#[test]
+fn integrity_is_checked_before_completion() {
+    let mut sim = Sim::new();
+    sim.defer_verify = true;
+    let res = Resource::new(10_500, 1);
+    let mut r = rec("a", "h");
+    r.integrity = Some(sri256(&res.bytes));
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    // Every byte is stored, but nothing is completed until the check ran.
+    assert_eq!(sim.state("a"), TaskState::Running);
+    assert_eq!(sim.verifies.len(), 1);
+    assert!(sim.e.has_work(), "the worker is kept alive while checking");
+    assert!(!sim.events.iter().any(|(k, _)| *k == EventKind::Complete));
+    sim.run_verifies();
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn an_integrity_mismatch_fails_and_frees_the_bytes() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    let mut r = rec("a", "h");
+    r.integrity = Some(sri256(&Resource::new(10_000, 2).bytes));
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(
+        code_of(&sim, "a"),
+        (TaskState::Failed, Some(ErrorCode::Integrity))
+    );
+    assert!(!sim.chunks.contains_key(&id("a")), "bytes freed");
+    assert_eq!(sim.persisted[&id("a")].bytes_received, 0);
+    let msg = sim.e.get(&sid(), &id("a")).unwrap().error.unwrap().message;
+    assert!(msg.contains("sha256-"), "{msg}");
+}
+
+#[test]
+fn integrity_holds_across_resumes_and_a_crash_during_the_check() {
+    let mut sim = Sim::new();
+    sim.defer_verify = true;
+    let res = Resource::new(10_000, 1);
+    let mut r = rec("a", "h");
+    r.integrity = Some(sri256(&res.bytes));
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(4_000));
+    sim.drain();
+    sim.wait();
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.verifies.len(), 1, "checked once every byte is stored");
+    // The worker dies during the check: only what was persisted survives.
+    let saved = sim.persisted[&id("a")].clone();
+    assert_eq!(saved.bytes_received, 10_000);
+    let mut sim2 = Sim::new();
+    sim2.chunks = sim.chunks.clone();
+    sim2.e.restore(saved);
+    sim2.e.schedule(sim2.now);
+    let f = sim2.drain();
+    assert!(f.is_empty(), "nothing is fetched again");
+    assert_eq!(
+        sim2.state("a"),
+        TaskState::Completed,
+        "checked again at start-up"
+    );
+    assert_eq!(sim2.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn pausing_during_the_check_ignores_its_result_and_resume_checks_again() {
+    let mut sim = Sim::new();
+    sim.defer_verify = true;
+    let res = Resource::new(5_000, 1);
+    let mut r = rec("a", "h");
+    r.integrity = Some(sri256(&res.bytes));
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    sim.e.pause(&sid(), &id("a"), sim.now).unwrap();
+    sim.run_verifies();
+    sim.drain();
+    assert_eq!(
+        sim.state("a"),
+        TaskState::Paused,
+        "a stale check moves nothing"
+    );
+    sim.e.resume(&sid(), &id("a"), sim.now).unwrap();
+    sim.drain();
+    assert!(sim.fetches.len() == 1, "no new request");
+    assert_eq!(sim.verifies.len(), 1);
+    sim.run_verifies();
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+}
+
+#[test]
+fn the_session_byte_budget_refuses_or_stops_what_does_not_fit() {
+    let mut sim = Sim::new();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            byte_budget: Some(15_000),
+            ..Default::default()
+        },
+    );
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("first", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.state("first"), TaskState::Completed);
+
+    // A declared size that does not fit beside the first is refused at the head.
+    sim.e.add(rec("second", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(
+        code_of(&sim, "second"),
+        (TaskState::Failed, Some(ErrorCode::OverBudget))
+    );
+    assert!(!sim.chunks.contains_key(&id("second")), "nothing stored");
+
+    // Without a declared size, the commit that would cross is refused.
+    sim.e.add(rec("third", "h"), sim.now);
+    let f = sim.drain();
+    let head = ResponseHead {
+        status: 200,
+        ..Default::default()
+    };
+    let Body::StreamAt(0) = sim.e.handle_head(&f[0].task, f[0].gen, &head, sim.now) else {
+        panic!()
+    };
+    let mut pos = 0;
+    for _ in 0..8 {
+        if let Some(r) = sim
+            .e
+            .commit_record(&f[0].task, f[0].gen, pos + 1_000, sim.now)
+        {
+            sim.persisted.insert(r.id.clone(), r);
+            pos += 1_000;
+            sim.e.handle_committed(&f[0].task, f[0].gen, pos, sim.now);
+        }
+    }
+    sim.drain();
+    assert_eq!(pos, 5_000, "committed up to the budget, not beyond");
+    assert_eq!(
+        code_of(&sim, "third"),
+        (TaskState::Failed, Some(ErrorCode::OverBudget))
+    );
+    assert_eq!(sim.e.get(&sid(), &id("third")).unwrap().bytes_received, 0);
+
+    // Removing the first frees its room: the second fits now.
+    sim.e.remove(&sid(), &id("first")).unwrap();
+    sim.e.resume(&sid(), &id("second"), sim.now).unwrap();
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.state("second"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("second")), res.bytes);
 }

@@ -341,6 +341,22 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Which CORS headers a response carries (chosen per request by the
+/// `cors` and `expose` query parameters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cors {
+    /// `Access-Control-Allow-Origin: *` and `Access-Control-Expose-Headers`
+    /// (the default).
+    #[default]
+    Full,
+    /// `Access-Control-Allow-Origin: *` only (`expose=0`): a browser hides
+    /// `ETag`, `Content-Range`, … from scripts.
+    NoExpose,
+    /// No `Access-Control-*` header at all (`cors=0`), not even one the
+    /// route added (a preflight's): a browser's cross-origin fetch fails.
+    Off,
+}
+
 /// Renders a response head: status line, `Date`, CORS headers, the given
 /// headers, `Content-Length` (unless `None`) and `Connection`.
 pub fn render_head(
@@ -349,17 +365,17 @@ pub fn render_head(
     content_length: Option<u64>,
     keep_alive: bool,
 ) -> Vec<u8> {
-    render_head_with(status, headers, content_length, keep_alive, true)
+    render_head_with(status, headers, content_length, keep_alive, Cors::Full)
 }
 
-/// [`render_head`], leaving out `Access-Control-Expose-Headers` unless
-/// `expose` is set.
+/// [`render_head`] with the CORS headers `cors` asks for. With
+/// [`Cors::Off`], `Access-Control-*` headers in `headers` are left out too.
 pub fn render_head_with(
     status: u16,
     headers: &[(&str, String)],
     content_length: Option<u64>,
     keep_alive: bool,
-    expose: bool,
+    cors: Cors,
 ) -> Vec<u8> {
     let mut s = format!("HTTP/1.1 {} {}\r\n", status, reason(status));
     let mut push = |name: &str, value: &str| {
@@ -369,11 +385,16 @@ pub fn render_head_with(
         s.push_str("\r\n");
     };
     push("Date", &httpdate::fmt_http_date(SystemTime::now()));
-    push("Access-Control-Allow-Origin", "*");
-    if expose {
+    if cors != Cors::Off {
+        push("Access-Control-Allow-Origin", "*");
+    }
+    if cors == Cors::Full {
         push("Access-Control-Expose-Headers", EXPOSE_HEADERS);
     }
     for (name, value) in headers {
+        if cors == Cors::Off && is_cors_header(name) {
+            continue;
+        }
         push(name, value);
     }
     if let Some(len) = content_length {
@@ -385,6 +406,13 @@ pub fn render_head_with(
     );
     s.push_str("\r\n");
     s.into_bytes()
+}
+
+/// Whether `name` is an `Access-Control-*` header (any case).
+fn is_cors_header(name: &str) -> bool {
+    const PREFIX: &str = "access-control-";
+    name.get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }
 
 /// Writes an interim `100 Continue`.
@@ -464,9 +492,47 @@ mod tests {
         assert!(text.ends_with("Connection: keep-alive\r\n\r\n"));
         let none = render_head(204, &[], None, false);
         assert!(!String::from_utf8_lossy(&none).contains("\r\nContent-Length:"));
-        let hidden = render_head_with(200, &[], Some(0), true, false);
+        let full = render_head_with(200, &[], Some(0), true, Cors::Full);
+        let full = String::from_utf8_lossy(&full);
+        assert!(full.contains("\r\nAccess-Control-Allow-Origin: *\r\n"));
+        assert!(full.contains(&format!(
+            "\r\nAccess-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
+        )));
+        let hidden = render_head_with(200, &[], Some(0), true, Cors::NoExpose);
         let hidden = String::from_utf8_lossy(&hidden);
         assert!(!hidden.contains("Access-Control-Expose-Headers"));
         assert!(hidden.contains("\r\nAccess-Control-Allow-Origin: *\r\n"));
+    }
+
+    #[test]
+    fn cors_off_leaves_out_every_access_control_header() {
+        let headers = [
+            ("Access-Control-Allow-Methods", "GET".to_string()),
+            ("access-control-max-age", "600".to_string()),
+            ("X-Access-Control-Not", "kept".to_string()),
+            ("ETag", "\"e\"".to_string()),
+        ];
+        let off = render_head_with(204, &headers, None, true, Cors::Off);
+        let off = String::from_utf8_lossy(&off);
+        assert!(
+            !off.to_ascii_lowercase().contains("\r\naccess-control-"),
+            "{off}"
+        );
+        assert!(off.contains("\r\nX-Access-Control-Not: kept\r\n"), "{off}");
+        assert!(off.contains("\r\nETag: \"e\"\r\n"), "{off}");
+        assert!(
+            off.starts_with("HTTP/1.1 204 No Content\r\nDate: "),
+            "{off}"
+        );
+        let on = render_head_with(204, &headers, None, true, Cors::NoExpose);
+        let on = String::from_utf8_lossy(&on);
+        assert!(
+            on.contains("\r\nAccess-Control-Allow-Methods: GET\r\n"),
+            "{on}"
+        );
+        assert!(on.contains("\r\naccess-control-max-age: 600\r\n"), "{on}");
+        assert!(!is_cors_header("Access-Control"));
+        assert!(is_cors_header("ACCESS-CONTROL-ALLOW-ORIGIN"));
+        assert!(!is_cors_header("é"));
     }
 }

@@ -25,11 +25,13 @@
 //! [`reply::Cut`], after which step 3 resets or stalls the connection.
 //!
 //! Every response carries permissive CORS headers, so pages on any origin
-//! (and service workers) can read them. An optional second listener (the
-//! *CORS origin*, see [`serve_origins`]) serves the same routes with the
-//! same log, fault counters and sink, for cross-origin tests. Nothing a
-//! client sends can make the server panic: client errors become 4xx, I/O
-//! errors end the connection.
+//! (and service workers) can read them, unless the query string asks for
+//! less: `expose=0` leaves out `Access-Control-Expose-Headers`, `cors=0`
+//! every `Access-Control-*` header ([`http::Cors`]). An optional second
+//! listener (the *CORS origin*, see [`serve_origins`]) serves the same
+//! routes with the same log, fault counters and sink, for cross-origin
+//! tests. Nothing a client sends can make the server panic: client errors
+//! become 4xx, I/O errors end the connection.
 //!
 //! See `README.md` next to `Cargo.toml` for the routes and log format.
 
@@ -52,7 +54,7 @@ use std::thread;
 use std::time::Duration;
 
 use faults::FaultState;
-use http::{Connection, ReadError, Request};
+use http::{Connection, Cors, ReadError, Request};
 use log::{Log, Tracker};
 use reply::{Cut, Reply};
 use sink::{Sinks, Upload};
@@ -87,8 +89,8 @@ impl Default for Config {
 pub enum Origin {
     /// The main listener (`PORT`).
     Main,
-    /// The second origin (`--cors-port`): the same routes, and `expose=0`
-    /// hides `Access-Control-Expose-Headers`.
+    /// The second origin (`--cors-port`): the same routes, answered the
+    /// same way.
     Cors,
 }
 
@@ -235,16 +237,25 @@ fn handle_connection(stream: TcpStream, conn_id: u64, origin: Origin, shared: &S
     }
 }
 
-/// On the CORS origin: `Err` if `expose` has a bad value, else whether
-/// `Access-Control-Expose-Headers` is sent.
-fn expose_choice(req: &Request, origin: Origin) -> Result<bool, String> {
-    if origin != Origin::Cors {
-        return Ok(true);
-    }
-    match faults::param(req, "expose")?.as_deref() {
+/// The CORS headers a request asks for with `cors` and `expose` in its
+/// query string (any route, either origin): `cors=0` wins over `expose`.
+/// `Err` names a parameter with a bad value.
+fn cors_choice(req: &Request) -> Result<Cors, String> {
+    let cors = switch(req, "cors")?;
+    let expose = switch(req, "expose")?;
+    Ok(match (cors, expose) {
+        (false, _) => Cors::Off,
+        (true, false) => Cors::NoExpose,
+        (true, true) => Cors::Full,
+    })
+}
+
+/// A `0`/`1` query parameter, `1` when absent.
+fn switch(req: &Request, key: &str) -> Result<bool, String> {
+    match faults::param(req, key)?.as_deref() {
         None | Some("1") => Ok(true),
         Some("0") => Ok(false),
-        Some(_) => Err("invalid expose: 0 or 1".into()),
+        Some(_) => Err(format!("invalid {key}: 0 or 1")),
     }
 }
 
@@ -257,8 +268,8 @@ fn respond(
     shared: &Shared,
 ) -> io::Result<Next> {
     let ctx = shared.ctx(origin);
-    let expose = expose_choice(req, origin);
-    let mut reply = match &expose {
+    let cors = cors_choice(req);
+    let mut reply = match &cors {
         Ok(_) if sink::is_upload(req) => {
             match sink::upload(conn, req, &shared.faults, &shared.sinks) {
                 Upload::Reply(reply) => reply,
@@ -273,7 +284,7 @@ fn respond(
             }
         }
         _ => match read_body(conn, req) {
-            Ok(()) => match &expose {
+            Ok(()) => match &cors {
                 Ok(_) => route_with(req, &ctx),
                 Err(msg) => Reply::text(400, &format!("{msg}\n")),
             },
@@ -281,8 +292,9 @@ fn respond(
             Err(ReadError::Bad(status)) => Reply::text(status, "bad request body\n").closing(),
         },
     };
-    if expose == Ok(false) {
-        reply.expose_headers = false;
+    // A bad `cors`/`expose` gets its 400 with the default CORS headers.
+    if let Ok(cors) = cors {
+        reply.cors = cors;
     }
     let keep_alive = !req.wants_close() && !reply.close;
     let head_only = req.method == "HEAD";
@@ -380,4 +392,52 @@ fn preflight(req: &Request) -> Reply {
         .header("Access-Control-Allow-Methods", ALLOW_METHODS)
         .header("Access-Control-Allow-Headers", allow_headers)
         .header("Access-Control-Max-Age", "600")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::parse_head;
+
+    fn req(target: &str) -> Request {
+        let raw = format!("GET {target} HTTP/1.1\r\n\r\n");
+        match parse_head(raw.as_bytes()) {
+            Ok(Some((r, _))) => r,
+            other => panic!("parse failed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cors_and_expose_choose_the_cors_headers() {
+        let choice = |target: &str| cors_choice(&req(target));
+        assert_eq!(choice("/"), Ok(Cors::Full));
+        assert_eq!(choice("/files/a?size=1&cors=1&expose=1"), Ok(Cors::Full));
+        assert_eq!(choice("/files/a?size=1&expose=0"), Ok(Cors::NoExpose));
+        assert_eq!(choice("/x?cors=0"), Ok(Cors::Off));
+        assert_eq!(choice("/x?cors=0&expose=0"), Ok(Cors::Off));
+        assert_eq!(choice("/x?expose=1&cors=0"), Ok(Cors::Off));
+        assert_eq!(choice("/x?cors=%30"), Ok(Cors::Off));
+        assert_eq!(choice("/x?cors=2"), Err("invalid cors: 0 or 1".into()));
+        assert_eq!(choice("/x?cors="), Err("invalid cors: 0 or 1".into()));
+        assert_eq!(
+            choice("/x?cors=0&expose=no"),
+            Err("invalid expose: 0 or 1".into())
+        );
+        assert!(choice("/x?cors=%zz").is_err_and(|m| m.starts_with("invalid cors")));
+    }
+
+    #[test]
+    fn preflight_lists_methods_and_headers() {
+        let reply = preflight(&req("/any?cors=0"));
+        assert_eq!(reply.status, 204);
+        let names: Vec<&str> = reply.headers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "Access-Control-Allow-Methods",
+                "Access-Control-Allow-Headers",
+                "Access-Control-Max-Age"
+            ]
+        );
+    }
 }

@@ -41,6 +41,8 @@ pub struct Entry {
     pub query: String,
     pub range: Option<String>,
     pub if_range: Option<String>,
+    /// The `Authorization` header value, as sent.
+    pub authorization: Option<String>,
     pub status: u16,
     /// Fault switch(es) applied to the response, if any.
     pub fault: Option<String>,
@@ -72,6 +74,8 @@ impl Entry {
         json_opt(out, self.range.as_deref());
         out.push_str(",\"if_range\":");
         json_opt(out, self.if_range.as_deref());
+        out.push_str(",\"authorization\":");
+        json_opt(out, self.authorization.as_deref());
         let _ = write!(
             out,
             ",\"status\":{},\"bytes_sent\":{},\"complete\":{},\"fault\":",
@@ -167,6 +171,7 @@ impl Log {
             query: req.query.clone().unwrap_or_default(),
             range: req.header("range").map(str::to_string),
             if_range: req.header("if-range").map(str::to_string),
+            authorization: req.header("authorization").map(str::to_string),
             status,
             fault,
             bytes_sent: AtomicU64::new(0),
@@ -343,7 +348,7 @@ mod tests {
         assert_eq!((a.bytes_sent(), a.complete()), (2, true));
         let all = log.to_json(None);
         assert!(all.contains(r#""seq":1,"#), "{all}");
-        assert!(all.contains(r#""path":"/files/a","query":"size=10","range":"bytes=0-1","if_range":null,"status":206,"bytes_sent":2,"complete":true"#), "{all}");
+        assert!(all.contains(r#""path":"/files/a","query":"size=10","range":"bytes=0-1","if_range":null,"authorization":null,"status":206,"bytes_sent":2,"complete":true"#), "{all}");
         assert!(all.contains(r#""if_range":"\"q\\\"""#), "{all}");
         let only = log.to_json(Some(&["/x"]));
         assert!(
@@ -354,6 +359,26 @@ mod tests {
         assert_eq!(log.to_json(None), "[\n]\n");
         // Sequence numbers keep counting after a clear.
         assert_eq!(log.record(2, &req("GET / HTTP/1.1\r\n\r\n"), 200).seq, 3);
+    }
+
+    #[test]
+    fn records_the_authorization_header() {
+        let log = Log::default();
+        let e = log.record(
+            1,
+            &req("GET /a HTTP/1.1\r\nAuthorization: Bearer t\"o\\k\r\n\r\n"),
+            200,
+        );
+        assert_eq!(e.authorization.as_deref(), Some("Bearer t\"o\\k"));
+        let a = log.to_json(Some(&["/a"]));
+        assert!(
+            a.contains(r#""if_range":null,"authorization":"Bearer t\"o\\k","status":200"#),
+            "{a}"
+        );
+        let none = log.record(1, &req("GET /b HTTP/1.1\r\n\r\n"), 200);
+        assert_eq!(none.authorization, None);
+        let b = log.to_json(Some(&["/b"]));
+        assert!(b.contains(r#""authorization":null,"#), "{b}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::files;
-use crate::http::render_head_with;
+use crate::http::{render_head_with, Cors};
 use crate::log::Tracker;
 
 /// Size of the buffers bodies are produced and written in.
@@ -84,8 +84,8 @@ pub struct Reply {
     pub close: bool,
     /// Send only part of the body, then reset or stall (a fault switch).
     pub cut: Option<Cut>,
-    /// Send `Access-Control-Expose-Headers` (on by default).
-    pub expose_headers: bool,
+    /// Which CORS headers to send ([`Cors::Full`] by default).
+    pub cors: Cors,
     /// Fault switch(es) applied, for the request log.
     pub fault: Option<String>,
 }
@@ -98,7 +98,7 @@ impl Reply {
             body: Body::Empty,
             close: false,
             cut: None,
-            expose_headers: true,
+            cors: Cors::Full,
             fault: None,
         }
     }
@@ -163,7 +163,7 @@ pub fn send(
         &reply.headers,
         content_length,
         keep_alive,
-        reply.expose_headers,
+        reply.cors,
     );
     let body_follows = !head_only && len > 0;
     tracker.write(w, &head, false, !body_follows)?;

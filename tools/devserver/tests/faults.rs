@@ -400,7 +400,7 @@ fn fault_times_fails_first_then_succeeds() {
 }
 
 #[test]
-fn cors_origin_shares_state_and_can_hide_exposed_headers() {
+fn cors_origin_shares_state_and_both_can_hide_exposed_headers() {
     let s = start_with_cors();
     let cors = s.cors.unwrap_or(s.addr);
     assert_ne!(cors, s.addr);
@@ -432,9 +432,19 @@ fn cors_origin_shares_state_and_can_hide_exposed_headers() {
     assert!(page.text().contains("<title>home</title>"));
     assert_eq!(page.header("access-control-expose-headers"), None);
 
-    // On the main origin `expose` means nothing.
+    // The main origin is cross-origin to test pages too: `expose` works
+    // the same there.
     let main = get(s.addr, "/files/co.bin?size=10&expose=0", &[]);
-    assert!(main.header("access-control-expose-headers").is_some());
+    assert_eq!(main.body, expected("co.bin", 10));
+    assert_eq!(main.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(main.header("access-control-expose-headers"), None);
+    let bad = get(s.addr, "/files/co3.bin?size=10&expose=2", &[]);
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("invalid expose"), "{}", bad.text());
+    assert!(bad.header("access-control-expose-headers").is_some());
+    let main_page = get(s.addr, "/?expose=0", &[]);
+    assert!(main_page.text().contains("<title>home</title>"));
+    assert_eq!(main_page.header("access-control-expose-headers"), None);
 
     // One log for both origins.
     assert_eq!(log_entries(s.addr, "/files/co.bin").len(), 5);
@@ -443,6 +453,91 @@ fn cors_origin_shares_state_and_can_hide_exposed_headers() {
     let target = "/files/co2.bin?size=10&status=503&fault_times=1";
     assert_eq!(get(s.addr, target, &[]).status, 503);
     assert_eq!(get(cors, target, &[]).status, 200);
+}
+
+/// Names of the `Access-Control-*` headers of a response.
+fn cors_headers(r: &Response) -> Vec<&str> {
+    r.headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.to_ascii_lowercase().starts_with("access-control-"))
+        .collect()
+}
+
+#[test]
+fn cors_0_sends_no_cors_headers_on_either_origin() {
+    let s = start_with_cors();
+    let cors = s.cors.unwrap_or(s.addr);
+    for addr in [s.addr, cors] {
+        let r = get(
+            addr,
+            "/files/nc.bin?size=10&cors=0",
+            &["Origin: http://other.test"],
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, expected("nc.bin", 10));
+        assert!(r.header("etag").is_some());
+        assert_eq!(cors_headers(&r), Vec::<&str>::new(), "{r:?}");
+        // `cors=0` wins over `expose`.
+        let r = get(addr, "/files/nc.bin?size=10&expose=1&cors=0", &[]);
+        assert_eq!(cors_headers(&r), Vec::<&str>::new(), "{r:?}");
+        // Any route: static files, 404s, the sink, faults.
+        let page = get(addr, "/?cors=0", &[]);
+        assert!(page.text().contains("<title>home</title>"));
+        assert_eq!(cors_headers(&page), Vec::<&str>::new());
+        assert_eq!(
+            cors_headers(&get(addr, "/nope?cors=0", &[])),
+            Vec::<&str>::new()
+        );
+        let put = upload(addr, "PUT", "/sink/nc?cors=0", b"abc");
+        assert_eq!(put.status, 201);
+        assert_eq!(cors_headers(&put), Vec::<&str>::new());
+        let failed = get(addr, "/files/nc.bin?size=10&status=503&cors=0", &[]);
+        assert_eq!(failed.status, 503);
+        assert_eq!(cors_headers(&failed), Vec::<&str>::new());
+
+        // A preflight with `cors=0` gets its 204 without any of them.
+        let pre = Client::connect(addr).request(
+            "OPTIONS",
+            "/files/nc.bin?size=10&cors=0",
+            &[
+                "Origin: http://other.test",
+                "Access-Control-Request-Method: GET",
+                "Access-Control-Request-Headers: range",
+            ],
+        );
+        assert_eq!(pre.status, 204);
+        assert_eq!(cors_headers(&pre), Vec::<&str>::new(), "{pre:?}");
+
+        // `cors=1` is the default.
+        let on = get(addr, "/files/nc.bin?size=10&cors=1", &[]);
+        assert_eq!(on.header("access-control-allow-origin"), Some("*"));
+        assert!(on.header("access-control-expose-headers").is_some());
+        // Another value is a 400 that names the parameter.
+        for bad in ["2", "", "no", "%zz"] {
+            let r = get(addr, &format!("/files/nc.bin?size=10&cors={bad}"), &[]);
+            assert_eq!(r.status, 400, "cors={bad}");
+            assert!(r.text().starts_with("invalid cors: "), "{}", r.text());
+        }
+        let r = get(addr, "/?cors=yes", &[]);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (400, "invalid cors: 0 or 1\n")
+        );
+    }
+    // Still logged as usual, preflights too, from both origins.
+    let lines = log_entries(s.addr, "/files/nc.bin");
+    assert_eq!(lines.len(), 2 * 9, "{lines:?}");
+    assert_eq!(json_field(&lines[0], "query"), r#""size=10&cors=0""#);
+    assert_eq!(json_field(&lines[0], "status"), "200");
+    assert_eq!(json_field(&lines[0], "bytes_sent"), "10");
+    assert_eq!(json_field(&lines[0], "complete"), "true");
+    assert_eq!(json_field(&lines[2], "fault"), r#""status""#);
+    assert_eq!(json_field(&lines[3], "method"), r#""OPTIONS""#);
+    assert_eq!(json_field(&lines[3], "status"), "204");
+    assert_eq!(json_field(&lines[5], "status"), "400");
+    assert_eq!(json_field(&lines[9], "query"), r#""size=10&cors=0""#);
+    assert_ne!(json_field(&lines[0], "conn"), json_field(&lines[9], "conn"));
 }
 
 /// `PUT`/`POST` with a body; returns the response.

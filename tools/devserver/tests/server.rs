@@ -228,7 +228,9 @@ fn log_records_requests_ranges_and_bytes() {
     let lines = log_lines(s.addr, "/files/logged");
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(
-        lines[0].contains(r#""range":"bytes=100-199","if_range":"\"x\"","status":200"#),
+        lines[0].contains(
+            r#""range":"bytes=100-199","if_range":"\"x\"","authorization":null,"status":200"#
+        ),
         "{}",
         lines[0]
     );
@@ -260,6 +262,45 @@ fn log_records_requests_ranges_and_bytes() {
     get(s.addr, "/files/logged?size=1", &[]);
     let deleted = Client::connect(s.addr).request("DELETE", "/__log", &[]);
     assert!(deleted.text().contains("\"cleared\":1"));
+}
+
+#[test]
+fn log_records_the_authorization_header() {
+    let s = start();
+    get(
+        s.addr,
+        "/files/auth?size=10",
+        &["Authorization: Bearer tok\"en\\1"],
+    );
+    get(
+        s.addr,
+        "/files/auth?size=10",
+        &["Authorization: Basic dTpw"],
+    );
+    get(s.addr, "/files/auth?size=10", &[]);
+    // Also on 4xx answers and uploads.
+    let bad = get(s.addr, "/files/auth?size=x", &["Authorization: Bearer bad"]);
+    assert_eq!(bad.status, 400);
+    let put = Client::connect(s.addr).request(
+        "PUT",
+        "/sink/auth",
+        &["Content-Length: 0", "Authorization: Bearer up"],
+    );
+    assert_eq!(put.status, 201);
+
+    let lines = log_lines(s.addr, "/files/auth");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].contains(r#""if_range":null,"authorization":"Bearer tok\"en\\1","status":200"#),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(field(&lines[1], "authorization"), r#""Basic dTpw""#);
+    assert_eq!(field(&lines[2], "authorization"), "null");
+    assert_eq!(field(&lines[3], "authorization"), r#""Bearer bad""#);
+    assert_eq!(field(&lines[3], "status"), "400");
+    let up = log_lines(s.addr, "/sink/auth");
+    assert_eq!(field(&up[0], "authorization"), r#""Bearer up""#);
 }
 
 #[test]
