@@ -4,12 +4,19 @@
 //   // sw.js, registered with navigator.serviceWorker.register('/sw.js')
 //   importScripts('/pkg/classic/longhaul-classic.js');
 //   longhaul.install('/pkg/classic/longhaul_bg.wasm');
+//   // or with a credentials hook, as in the module worker:
+//   longhaul.install('/pkg/classic/longhaul_bg.wasm', { credentials: async (req) => ({ ... }) });
 //
-// install(wasmUrl) must run while the worker script first evaluates (see
+// install(wasmUrl, options) must run while the worker script first evaluates (see
 // longhaul-sw.js); classic workers have no import.meta.url, so the wasm's URL is given.
 self.longhaul = {
-  install(wasmUrl) {
-    const ready = wasm_bindgen({ module_or_path: wasmUrl });
+  install(wasmUrl, options = {}) {
+    const { credentials } = options ?? {};
+    if (credentials !== undefined && typeof credentials !== 'function') {
+      throw new TypeError('longhaul: install(url, { credentials }) takes a function returning headers');
+    }
+    const ready = wasm_bindgen({ module_or_path: wasmUrl })
+      .then(() => wasm_bindgen.workerSetCredentials(credentials));
     ready.catch((e) => console.error('longhaul: start-up failed', e));
     // An active worker that wakes up resumes its tasks at once; an installing one (an
     // update) must not touch them until it is activated.

@@ -3,14 +3,21 @@
 //   // sw.js, registered with navigator.serviceWorker.register('/sw.js', { type: 'module' })
 //   import { install } from '/pkg/longhaul-sw.js';
 //   install();
+//   // or, with fresh credentials for every request attempt (never stored):
+//   install({ credentials: async ({ url, taskId, session, attempt }) => ({ Authorization: `Bearer ${await token()}` }) });
 //
 // install() must run while the worker script first evaluates: it adds longhaul's
 // listeners synchronously (the platform requires it) and starts the wasm in the
 // background; every handler waits for that start-up before it runs.
-import init, { workerStart, workerHandle } from './longhaul.js';
+import init, { workerStart, workerHandle, workerSetCredentials } from './longhaul.js';
 
-export function install() {
-  const ready = init({ module_or_path: new URL('./longhaul_bg.wasm', import.meta.url) });
+export function install(options = {}) {
+  const { credentials } = options ?? {};
+  if (credentials !== undefined && typeof credentials !== 'function') {
+    throw new TypeError('longhaul: install({ credentials }) takes a function returning headers');
+  }
+  const ready = init({ module_or_path: new URL('./longhaul_bg.wasm', import.meta.url) })
+    .then(() => workerSetCredentials(credentials));
   ready.catch((e) => console.error('longhaul: start-up failed', e));
   // An active worker that wakes up resumes its tasks at once; an installing one (an
   // update) must not touch them until it is activated.

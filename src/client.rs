@@ -448,10 +448,9 @@ impl BackgroundSession {
                 ));
             }
             let sensitive = js::get(&options, "sensitiveHeaders");
-            if !sensitive.is_undefined()
-                && !(js_sys::Array::is_array(&sensitive)
-                    && js_sys::Array::from(&sensitive).every(&mut |v, _, _| v.is_string()))
-            {
+            let names_ok = js_sys::Array::is_array(&sensitive)
+                && js_sys::Array::from(&sensitive).every(&mut |v, _, _| v.is_string());
+            if !sensitive.is_undefined() && !names_ok {
                 return Err(js::type_error(
                     "options.sensitiveHeaders must be an array of header names",
                 ));

@@ -837,6 +837,11 @@ pub mod testing {
         command(&rt, obj.into()).await
     }
 
+    /// Hand an event to the runtime as the shim does (`workerHandle`).
+    pub fn handle(event: web_sys::ExtendableEvent) -> js_sys::Promise {
+        worker_handle(event)
+    }
+
     /// Resolve once no task has work left (or the keep-alive bound passed).
     pub async fn idle() -> Result<(), TaskError> {
         let rt = runtime().await?;

@@ -245,3 +245,31 @@ async fn bad_input_is_refused_before_anything_is_stored() {
         js_sys::Array::from(&testing::run("sw-tests-bad", "tasks", &[]).await.unwrap()).length();
     assert_eq!(before, after);
 }
+
+#[wasm_bindgen_test]
+async fn an_upgrade_elsewhere_closes_this_connection_and_is_not_blocked() {
+    let name = unique("longhaul-versionchange");
+    let store = Store::open_named(&name).await.unwrap();
+    assert!(!store.is_closed());
+    // Another connection (a newer longhaul in a page or worker) asks for a newer
+    // version: it must not be blocked by ours.
+    let open_newer = js_sys::Function::new_with_args(
+        "name, version",
+        "return new Promise((resolve, reject) => { \
+           const req = indexedDB.open(name, version); \
+           req.onblocked = () => reject(new Error('blocked by an old connection')); \
+           req.onsuccess = () => { req.result.close(); resolve(req.result.version); }; \
+           req.onerror = () => reject(req.error); })",
+    );
+    let newer = longhaul::store::DB_VERSION + 1;
+    let p: js_sys::Promise = open_newer
+        .call2(&JsValue::NULL, &name.clone().into(), &newer.into())
+        .unwrap()
+        .into();
+    let got = wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
+    assert_eq!(got.as_f64(), Some(f64::from(newer)));
+    assert!(store.is_closed(), "our connection closed on versionchange");
+    // The closed connection fails typed instead of hanging.
+    let err = store.load_tasks().await.unwrap_err();
+    assert_eq!(err.code.as_str(), "storage");
+}

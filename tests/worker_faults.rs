@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use longhaul::testing;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_service_worker);
@@ -25,17 +26,21 @@ const PACE: &str = "rate=4M";
 /// Download `path?size=…&<faults>`, wait until nothing is left to do, return the
 /// final snapshot.
 async fn run(path: &str, size: &str, faults: &str) -> (String, JsValue) {
-    // Short backoffs: every test of this file waits for all of its tasks, so one task
-    // backing off for a minute would stall them all.
-    let config = js_sys::JSON::parse(r#"{"retry":{"delays":[100,200,400],"jitter":0}}"#).unwrap();
-    testing::run_js(SESSION, "open", &[("config", config)])
-        .await
-        .unwrap();
+    open_session().await;
     let url = format!("{}{path}?size={size}&{PACE}&{faults}", server());
     let id = testing::download(SESSION, &url).await.unwrap();
     testing::idle().await.unwrap();
     let snap = testing::run(SESSION, "task", &[("id", &id)]).await.unwrap();
     (id, snap)
+}
+
+/// Open the tests' session with short backoffs: every test of this file waits for
+/// all of its tasks, so one task backing off for a minute would stall them all.
+async fn open_session() {
+    let config = js_sys::JSON::parse(r#"{"retry":{"delays":[100,200,400],"jitter":0}}"#).unwrap();
+    testing::run_js(SESSION, "open", &[("config", config)])
+        .await
+        .unwrap();
 }
 
 /// How many GETs for `path` longhaul made (its queries carry switches).
@@ -414,4 +419,247 @@ async fn a_refused_connection_backs_off_then_fails_typed_network() {
         get(&get(&snap, "error"), "status").is_undefined(),
         "no HTTP status: {snap:?}"
     );
+}
+
+/// A download of `url` in `session` with extra JS-valued options; returns its id.
+async fn download_with(session: &str, url: &str, options: &[(&str, JsValue)]) -> String {
+    let mut fields = vec![("url", JsValue::from_str(url))];
+    fields.extend(options.iter().cloned());
+    let snap = testing::run_js(session, "download", &fields).await.unwrap();
+    get(&snap, "id").as_string().unwrap()
+}
+
+fn sri(alg: &str, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = match alg {
+        "sha256" => sha2::Sha256::digest(bytes).to_vec(),
+        "sha384" => sha2::Sha384::digest(bytes).to_vec(),
+        _ => sha2::Sha512::digest(bytes).to_vec(),
+    };
+    format!(
+        "{alg}-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// How many chunks of task `id` are stored, whatever the committed offset says.
+async fn stored_chunks(id: &str) -> usize {
+    let store = longhaul::store::Store::open().await.unwrap();
+    let id = longhaul::core::TaskId(id.into());
+    store
+        .read_chunk_batch(&id, 0, 1 << 53, 1_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+#[wasm_bindgen_test]
+async fn integrity_is_checked_over_the_whole_file_across_a_resume() {
+    let path = format!("/files/{}.bin", unique("sri-ok"));
+    let source = fetch_bytes(&format!("{}{path}?size=3M", server())).await;
+    // sha512 counts (the strongest); the wrong sha256 beside it is ignored.
+    let meta = format!(
+        "{} {}",
+        sri("sha256", b"something else"),
+        sri("sha512", &source)
+    );
+    open_session().await;
+    let url = format!(
+        "{}{path}?size=3M&{PACE}&reset={}&fault_times=1",
+        server(),
+        MIB + MIB / 3
+    );
+    let id = download_with(SESSION, &url, &[("integrity", meta.into())]).await;
+    testing::idle().await.unwrap();
+    let snap = testing::run(SESSION, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&id, &path, "3M").await;
+}
+
+#[wasm_bindgen_test]
+async fn an_integrity_mismatch_fails_typed_and_frees_the_bytes() {
+    let path = format!("/files/{}.bin", unique("sri-bad"));
+    open_session().await;
+    let meta = sri("sha256", b"not the file");
+    let url = format!("{}{path}?size=2M&{PACE}&x=1", server());
+    let id = download_with(SESSION, &url, &[("integrity", meta.into())]).await;
+    testing::idle().await.unwrap();
+    let snap = testing::run(SESSION, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "integrity", "{snap:?}");
+    assert_eq!(get(&snap, "bytesReceived").as_f64(), Some(0.0));
+    assert_eq!(stored_chunks(&id).await, 0, "its bytes were freed");
+    // Bad metadata is refused before anything is stored.
+    let before = requests_any(&path).await;
+    for bad in ["sha256-short", "md5-abc", ""] {
+        let err = testing::run_js(
+            SESSION,
+            "download",
+            &[("url", url.clone().into()), ("integrity", bad.into())],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid-input", "{bad:?}");
+    }
+    assert_eq!(
+        requests_any(&path).await,
+        before,
+        "no request for refused input"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_session_byte_budget_refuses_what_does_not_fit() {
+    let session = "budget-tests";
+    let config = js_sys::JSON::parse(r#"{"byteBudget":3145728}"#).unwrap();
+    testing::run_js(session, "open", &[("config", config)])
+        .await
+        .unwrap();
+    let first = format!("{}/files/{}.bin?size=2M", server(), unique("budget-a"));
+    let a = download_with(session, &first, &[]).await;
+    testing::idle().await.unwrap();
+    let snap = testing::run(session, "task", &[("id", &a)]).await.unwrap();
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    let second = format!("{}/files/{}.bin?size=2M", server(), unique("budget-b"));
+    let b = download_with(session, &second, &[]).await;
+    testing::idle().await.unwrap();
+    let snap = testing::run(session, "task", &[("id", &b)]).await.unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "over-budget", "{snap:?}");
+    assert_eq!(stored_chunks(&b).await, 0, "nothing of it was stored");
+    // Removing the first makes room: the second then completes.
+    testing::run(session, "remove", &[("id", &a)])
+        .await
+        .unwrap();
+    testing::run(session, "resume", &[("id", &b)])
+        .await
+        .unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(session, "task", &[("id", &b)]).await.unwrap();
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    for bad in ["0", "-1", "1.5", "\"big\""] {
+        let config = js_sys::JSON::parse(&format!(r#"{{"byteBudget":{bad}}}"#)).unwrap();
+        let err = testing::run_js(session, "open", &[("config", config)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid-input", "byteBudget {bad}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_response_that_fails_cors_is_never_stored() {
+    // These tests run on another origin than the devserver: `cors=0` makes the
+    // browser refuse the response.
+    let (id, snap) = run(&format!("/files/{}.bin", unique("no-cors")), "1M", "cors=0").await;
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "network", "{snap:?}");
+    assert_eq!(get(&snap, "bytesReceived").as_f64(), Some(0.0));
+    assert_eq!(stored_chunks(&id).await, 0);
+}
+
+#[wasm_bindgen_test]
+async fn hidden_validators_start_over_instead_of_splicing() {
+    // Without Access-Control-Expose-Headers the worker sees no ETag and no
+    // Content-Range: a reset cannot be resumed safely, so the task starts over.
+    let faults = format!("expose=0&reset={}&fault_times=1", MIB + MIB / 3);
+    let path = format!("/files/{}.bin", unique("hidden"));
+    let (id, snap) = run(&path, "3M", &faults).await;
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert_intact(&id, &path, "3M").await;
+    let reqs = requests(&path).await;
+    assert!(reqs.len() >= 2, "{reqs:?}");
+    assert!(
+        reqs.iter().skip(1).any(|(status, _)| *status == 200),
+        "a later request fetched the whole file again: {reqs:?}"
+    );
+}
+
+/// Run two commands at the same time; their results, in order.
+async fn both(session: &str, op: &str, id: &str) -> Vec<Result<JsValue, String>> {
+    let one = |session: String, op: String, id: String| {
+        wasm_bindgen_futures::future_to_promise(async move {
+            testing::run(&session, &op, &[("id", &id)])
+                .await
+                .map_err(|e| JsValue::from_str(e.code.as_str()))
+        })
+    };
+    let a = one(session.into(), op.into(), id.into());
+    let b = one(session.into(), op.into(), id.into());
+    let mut out = vec![];
+    for p in [a, b] {
+        out.push(
+            wasm_bindgen_futures::JsFuture::from(p)
+                .await
+                .map_err(|e| e.as_string().unwrap_or_default()),
+        );
+    }
+    out
+}
+
+#[wasm_bindgen_test]
+async fn the_same_command_twice_at_once_has_one_effect() {
+    let session = "twice-tests";
+    let path = format!("/files/{}.bin", unique("twice"));
+    let url = format!("{}{path}?size=4M&rate=1M", server());
+    let id = download_with(session, &url, &[]).await;
+    sleep(1_500).await;
+    let paused = both(session, "pause", &id).await;
+    for r in &paused {
+        let snap = r.as_ref().unwrap();
+        assert_eq!(state(snap), "paused", "{snap:?}");
+    }
+    let resumed = both(session, "resume", &id).await;
+    assert!(resumed.iter().all(|r| r.is_ok()), "{resumed:?}");
+    sleep(500).await;
+    let reqs = requests(&path).await;
+    assert_eq!(reqs.len(), 2, "the first request and one resume: {reqs:?}");
+    let canceled: Vec<_> = both(session, "cancel", &id)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().as_bool())
+        .collect();
+    assert!(
+        canceled == [Some(true), Some(false)] || canceled == [Some(false), Some(true)],
+        "exactly one cancel took effect: {canceled:?}"
+    );
+    assert_eq!(stored_chunks(&id).await, 0, "bytes freed");
+    // Commands name tasks of their own session only.
+    let err = testing::run("another-session", "task", &[("id", &id)])
+        .await
+        .unwrap();
+    assert!(err.is_null(), "another session does not see it");
+    let err = testing::run("another-session", "remove", &[("id", &id)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code.as_str(), "not-found");
+}
+
+#[wasm_bindgen_test]
+async fn commands_from_anything_but_a_window_of_this_origin_are_ignored() {
+    let channel = web_sys::MessageChannel::new().unwrap();
+    let make = js_sys::Function::new_with_args(
+        "port",
+        "return new ExtendableMessageEvent('message', \
+         { data: { longhaul: 1, op: 'tasks', session: 'x' }, ports: [port] })",
+    );
+    let event: web_sys::ExtendableEvent = make
+        .call1(&JsValue::NULL, &channel.port2())
+        .unwrap()
+        .unchecked_into();
+    let replied = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = replied.clone();
+    let on = Closure::<dyn FnMut(JsValue)>::new(move |_| flag.set(true));
+    channel
+        .port1()
+        .set_onmessage(Some(on.as_ref().unchecked_ref()));
+    // A command with no window client as its source (as from another origin, or a
+    // forged event) gets no answer and changes nothing.
+    let _ = testing::handle(event);
+    sleep(500).await;
+    assert!(
+        !replied.get(),
+        "a command without a window source was answered"
+    );
+    drop(on);
 }

@@ -14,6 +14,7 @@ mkdir -p pkg/classic
 cat target/pkg-classic/longhaul.js js/longhaul-sw-classic.js > pkg/classic/longhaul-classic.js
 cp target/pkg-classic/longhaul_bg.wasm pkg/classic/longhaul_bg.wasm
 cp js/longhaul-sw.js pkg/longhaul-sw.js
+cp js/longhaul-sw.d.ts pkg/longhaul-sw.d.ts
 cp js/package.json pkg/package.json
 cp README.md pkg/README.md
 echo "==> pkg/ ready: $(wc -c < pkg/longhaul_bg.wasm) bytes of wasm"

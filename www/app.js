@@ -1,6 +1,7 @@
 // The demo page's glue: register the worker, open the session, draw the tasks.
 // `?worker=classic` registers the classic (importScripts) worker instead of the
-// module worker; only one of them may run per origin.
+// module worker, `?worker=credentials` the module worker with a credentials hook;
+// only one of them may run per origin.
 import init, { BackgroundSession } from '/pkg/longhaul.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -104,9 +105,11 @@ async function main() {
     status('This browser has no service workers here; longhaul needs them (and a secure origin).');
     return;
   }
-  const classic = new URLSearchParams(location.search).get('worker') === 'classic';
+  const kind = new URLSearchParams(location.search).get('worker') ?? 'module';
+  const classic = kind === 'classic';
+  const script = { module: '/sw.js', classic: '/sw-classic.js', credentials: '/sw-credentials.js' }[kind] ?? '/sw.js';
   status('Registering the service worker…');
-  await navigator.serviceWorker.register(classic ? '/sw-classic.js' : '/sw.js', classic ? {} : { type: 'module' });
+  await navigator.serviceWorker.register(script, classic ? {} : { type: 'module' });
   status('Loading longhaul…');
   await init();
   session = await BackgroundSession.open('demo');
@@ -115,7 +118,7 @@ async function main() {
     session.addEventListener(type, (e) => render(e.detail));
   }
   for (const snap of await session.tasks()) render(snap);
-  status(`Session "${session.identifier}" is open (${classic ? 'classic' : 'module'} worker).`);
+  status(`Session "${session.identifier}" is open (${kind} worker).`);
 
   $('#sample').addEventListener('submit', async (e) => {
     e.preventDefault();

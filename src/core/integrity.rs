@@ -198,7 +198,7 @@ impl Verifier {
             Hasher::Sha384(h) => h.finalize().to_vec(),
             Hasher::Sha512(h) => h.finalize().to_vec(),
         };
-        if self.expected.digests.iter().any(|d| *d == got) {
+        if self.expected.digests.contains(&got) {
             return Ok(());
         }
         Err(TaskError::new(

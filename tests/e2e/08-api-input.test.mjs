@@ -69,6 +69,43 @@ test('the API checks its input', { timeout: 90_000 }, async () => {
       }
       const badMax = await settle(page, "return s.download(arg, { maxBytes: '10' })", `${file0}?size=1M`);
       assert.ok(!badMax.ok && badMax.isTypeError, `a non-number maxBytes is a TypeError: ${JSON.stringify(badMax)}`);
+      // FAULTS 23-27: identifiers, URLs, headers, sizes, integrity, budgets, credentials.
+      const long = await settle(page, "return B.open('x'.repeat(1025))");
+      assert.ok(!long.ok && long.isTypeError, `a 1025-character identifier is a TypeError: ${JSON.stringify(long)}`);
+      assertRejects(await settle(page, "return s.download('http://[bad')"), 'invalid-input', 'an unparsable URL');
+      for (const [headers, what] of [
+        ["{ Cookie: 'a=b' }", 'a forbidden header'],
+        ["{ Range: 'bytes=0-' }", 'a Range header (longhaul sets it)'],
+        ["{ 'Bad Name': 'v' }", 'a header name with a space'],
+        ["{ 'X-Big': 'v'.repeat(20000) }", 'a huge header block'],
+        ["Object.fromEntries(Array.from({ length: 65 }, (_, i) => ['x-h' + i, 'v']))", 'too many headers'],
+      ]) {
+        assertRejects(await settle(page, `return s.download(arg, { headers: ${headers} })`, `${file0}?size=1M`), 'invalid-input', what);
+      }
+      for (const bad of ["'sha256-short'", "'md5-1B2M2Y8AsgTpgAmY7PhCfg=='", "''"]) {
+        assertRejects(await settle(page, `return s.download(arg, { integrity: ${bad} })`, `${file0}?size=1M`), 'invalid-input', `integrity ${bad}`);
+      }
+      for (const [opt, what] of [
+        ['{ integrity: 5 }', 'a non-string integrity'],
+        ["{ sensitiveHeaders: 'x-key' }", 'sensitiveHeaders not an array'],
+        ["{ persistCredentials: 'yes' }", 'a non-boolean persistCredentials'],
+      ]) {
+        const r = await settle(page, `return s.download(arg, ${opt})`, `${file0}?size=1M`);
+        assert.ok(!r.ok && r.isTypeError, `${what} is a TypeError: ${JSON.stringify(r)}`);
+      }
+      assertRejects(await settle(page, "return s.download(arg, { sensitiveHeaders: ['bad name'] })", `${file0}?size=1M`),
+        'invalid-input', 'a bad sensitive header name');
+      for (const bad of ['0', '-5', '1.5', "'big'", '2 ** 60']) {
+        assertRejects(await settle(page, `return B.open('demo', { byteBudget: ${bad} })`), 'invalid-input', `byteBudget ${bad}`);
+      }
+      assert.equal((await server.log(file0)).length, 0, 'refused downloads never hit the network');
+      assert.deepEqual((await h.tasks(page)).filter((s) => s.url.includes(file0)), [], 'and leave no task');
+      // A task of one session is not found from another (FAULTS 27).
+      const file2x = h.uniquePath('api-other-session');
+      const mine = await h.download(page, `${file2x}?size=1M`);
+      const other = await settle(page, "const o = await B.open('another-session'); const t = await o.task(arg); let r; try { await o.cancel(arg); r = 'canceled'; } catch (e) { r = e.code; } o.close(); return { t, r };", mine.id);
+      assert.deepEqual(other, { ok: true, value: { t: null, r: 'not-found' } }, JSON.stringify(other));
+      await h.waitCompleted(page, mine.id);
 
       // Cancel twice: true, then false.
       const file1 = h.uniquePath('api-cancel');

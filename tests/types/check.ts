@@ -2,15 +2,20 @@
 // the API the README documents. Nothing here runs.
 import init, { BackgroundSession } from '../../pkg/longhaul.js';
 import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions, SessionConfig } from '../../pkg/longhaul.js';
+import { install } from '../../pkg/longhaul-sw.js';
 
 async function usage(): Promise<void> {
   await init();
-  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 }, requestTimeout: 30_000 };
+  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 }, requestTimeout: 30_000, byteBudget: 1 << 30 };
   const session: BackgroundSession = await BackgroundSession.open('downloads', config);
   await BackgroundSession.open('downloads');
   const id: string = session.identifier;
   const opts: DownloadOptions = { headers: { 'X-Token': 'abc' }, description: 'a file', maxBytes: 1 << 30 };
   const tooLarge: ErrorCode = 'too-large';
+  const codes: ErrorCode[] = ['integrity', 'over-budget'];
+  await session.download('/f', { integrity: 'sha256-abc', sensitiveHeaders: ['X-Key'], persistCredentials: false });
+  await install({ credentials: async ({ url, attempt }) => ({ Authorization: `Bearer ${url}-${attempt}` }) });
+  await install();
   const snap: TaskSnapshot = await session.download('/files/a.bin?size=1M', opts);
   await session.download(new URL('https://example.test/b'), { headers: [['X-A', '1']] });
   const state: TaskState = snap.state;
@@ -30,7 +35,7 @@ async function usage(): Promise<void> {
   });
   session.addEventListener('complete', (e) => console.log(e.detail.state === 'completed'));
   session.close();
-  console.log(tooLarge, id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
+  console.log(tooLarge, codes, id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
 }
 
 // @ts-expect-error: the identifier must be a string
@@ -39,5 +44,7 @@ BackgroundSession.open(42);
 async function badEvent(s: BackgroundSession) { s.addEventListener('finished', () => {}); }
 // @ts-expect-error: unknown configuration keys are refused
 BackgroundSession.open('x', { retyr: {} });
+// @ts-expect-error: the credentials hook is a function
+install({ credentials: 'token' });
 
 export { usage, badEvent };
