@@ -34,7 +34,7 @@ use crate::js;
 use idb::{
     Database, DatabaseEvent, Factory, KeyPath, KeyRange, ObjectStoreParams, Query, TransactionMode,
 };
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -180,29 +180,45 @@ impl Store {
 
     /// The completion of `tx`, as a future created now (so its listeners are in place
     /// before any event can fire). `Quota` if the browser refused the bytes.
+    ///
+    /// It waits for `complete` or `abort`, never for a request's `error`: the error
+    /// event comes first, while `transaction.error` is still unset (Firefox reports a
+    /// full quota that way), and only at `abort` does it name the cause.
     fn commit(
         tx: idb::Transaction,
         what: &'static str,
     ) -> impl std::future::Future<Output = Result<(), TaskError>> {
         let raw: web_sys::IdbTransaction = tx.into();
-        let done = idb::Transaction::from(raw.clone()).into_future();
+        let settled = js_sys::Promise::new(&mut |resolve, _| {
+            let done: js_sys::Function = resolve
+                .bind1(&JsValue::NULL, &JsValue::TRUE)
+                .unchecked_into();
+            let aborted: js_sys::Function = resolve
+                .bind1(&JsValue::NULL, &JsValue::FALSE)
+                .unchecked_into();
+            raw.set_oncomplete(Some(&done));
+            raw.set_onabort(Some(&aborted));
+        });
         async move {
-            match done.await {
-                Ok(r) if r.is_committed() => Ok(()),
-                _ => {
-                    let name = raw.error().map(|e| e.name()).unwrap_or_default();
-                    if name == "QuotaExceededError" {
-                        Err(TaskError::new(
-                            ErrorCode::Quota,
-                            "the browser's storage quota is exhausted",
-                        ))
-                    } else {
-                        Err(TaskError::new(
-                            ErrorCode::Storage,
-                            format!("IndexedDB could not {what} ({name})"),
-                        ))
-                    }
-                }
+            let committed = wasm_bindgen_futures::JsFuture::from(settled)
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                == Some(true);
+            if committed {
+                return Ok(());
+            }
+            let name = raw.error().map(|e| e.name()).unwrap_or_default();
+            if name == "QuotaExceededError" {
+                Err(TaskError::new(
+                    ErrorCode::Quota,
+                    "the browser's storage quota is exhausted; free space (remove ended tasks) and resume",
+                ))
+            } else {
+                Err(TaskError::new(
+                    ErrorCode::Storage,
+                    format!("IndexedDB could not {what} ({name})"),
+                ))
             }
         }
     }

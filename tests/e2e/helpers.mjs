@@ -245,9 +245,9 @@ export async function spawnChromium(dir) {
 
 /**
  * Launch Firefox ESR through puppeteer-core (WebDriver BiDi) on a fresh temp
- * profile. Returns `{ browser, dir, dispose() }`.
+ * profile (or `dir`), with extra `prefs` if given. Returns `{ browser, dir, dispose() }`.
  */
-export async function launchFirefox(dir) {
+export async function launchFirefox(dir, { prefs } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const own = !dir;
   dir ??= await tempProfile('firefox');
@@ -260,6 +260,7 @@ export async function launchFirefox(dir) {
     userDataDir: dir,
     timeout: 60_000,
     protocolTimeout: 120_000,
+    ...(prefs ? { extraPrefsFirefox: prefs } : {}),
   });
   return {
     browser,
