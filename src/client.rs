@@ -40,15 +40,13 @@ export type ErrorCode = 'invalid-input' | 'network' | 'http-status' | 'timeout' 
   | 'invalid-state' | 'no-worker' | 'internal';
 /** Why a task failed. */
 export interface TaskError { code: ErrorCode; message: string; status?: number; }
-/** A plain-object view of a task. */
-export interface TaskSnapshot {
+/** Fields every task's snapshot has. */
+interface TaskSnapshotBase {
   id: string;
   session: string;
-  kind: 'download';
   url: string;
   description: string;
   state: TaskState;
-  bytesReceived: number;
   bytesExpected: number | null;
   error: TaskError | null;
   createdAt: number;
@@ -56,6 +54,35 @@ export interface TaskSnapshot {
   retryAt: number | null;
   /** Why a `waiting` task waits: for the network, or until `retryAt`. */
   waitReason: 'offline' | 'retry-at' | null;
+}
+/** A download: `bytesReceived` bytes are stored. */
+export interface DownloadSnapshot extends TaskSnapshotBase {
+  kind: 'download';
+  bytesReceived: number;
+}
+/** An upload: the server acknowledged `bytesSent` bytes. */
+export interface UploadSnapshot extends TaskSnapshotBase {
+  kind: 'upload';
+  bytesSent: number;
+}
+/** A plain-object view of a task; `kind` tells which. */
+export type TaskSnapshot = DownloadSnapshot | UploadSnapshot;
+/** Options of `session.upload`. */
+export interface UploadOptions {
+  /** `'tus'` (default: resumable, chunked), or one `'put'`/`'post'` restarted from zero on failure. */
+  protocol?: 'tus' | 'put' | 'post';
+  headers?: Record<string, string> | [string, string][] | Headers;
+  description?: string;
+  /** tus `Upload-Metadata`; a File's name and type are sent as `filename` and `filetype` unless given. */
+  metadata?: Record<string, string>;
+  /** Bytes per tus PATCH request (64 KiB to 256 MiB; default 8 MiB). */
+  chunkSize?: number;
+  /** `Content-Type` of a put/post body (default: the Blob's type, else application/octet-stream). */
+  contentType?: string;
+  /** As for downloads: header names kept in memory only, besides `Authorization`. */
+  sensitiveHeaders?: string[];
+  /** Store credential headers with the task (default false). */
+  persistCredentials?: boolean;
 }
 /** Options of `session.download`. */
 export interface DownloadOptions {
@@ -162,6 +189,15 @@ async fn ready_registration() -> Result<ServiceWorkerRegistration, TaskError> {
 
 impl Inner {
     async fn request(&self, op: &str, fields: &[(&str, JsValue)]) -> Result<JsValue, TaskError> {
+        self.request_within(op, fields, REPLY_TIMEOUT_MS).await
+    }
+
+    async fn request_within(
+        &self,
+        op: &str,
+        fields: &[(&str, JsValue)],
+        timeout_ms: f64,
+    ) -> Result<JsValue, TaskError> {
         let worker = self.registration.active().ok_or_else(|| {
             TaskError::new(ErrorCode::NoWorker, "the service worker is not active")
         })?;
@@ -185,7 +221,7 @@ impl Inner {
         worker
             .post_message_with_transferable(&msg, &transfer)
             .map_err(|e| TaskError::new(ErrorCode::NoWorker, js::describe(&e)))?;
-        let (timeout, _clear) = js::timeout(REPLY_TIMEOUT_MS, JsValue::NULL);
+        let (timeout, _clear) = js::timeout(timeout_ms, JsValue::NULL);
         let ev = JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(&reply, &timeout)))
             .await
             .unwrap_or(JsValue::NULL);
@@ -303,6 +339,57 @@ impl Inner {
     }
 }
 
+/// `url` (a string or `URL`, maybe relative to the page) as an absolute URL string.
+fn absolute_url(url: &JsValue) -> Result<String, JsValue> {
+    let url = if let Some(u) = url.dyn_ref::<web_sys::Url>() {
+        u.href()
+    } else {
+        url.as_string()
+            .ok_or_else(|| js::type_error("the URL must be a string or a URL"))?
+    };
+    let base = js::get(&js::get(&js_sys::global(), "location"), "href")
+        .as_string()
+        .unwrap_or_default();
+    web_sys::Url::new_with_base(&url, &base)
+        .map(|u| u.href())
+        .map_err(|_| err(TaskError::invalid(format!("\"{url}\" is not a valid URL"))))
+}
+
+fn string_array(v: &JsValue) -> bool {
+    js_sys::Array::is_array(v) && js_sys::Array::from(v).every(&mut |x, _, _| x.is_string())
+}
+
+/// An upload body as a `Blob` (one is made around an `ArrayBuffer` or typed array).
+fn upload_blob(body: &JsValue) -> Result<web_sys::Blob, JsValue> {
+    if let Some(b) = body.dyn_ref::<web_sys::Blob>() {
+        return Ok(b.clone());
+    }
+    if body.is_instance_of::<js_sys::ArrayBuffer>() || js_sys::ArrayBuffer::is_view(body) {
+        return web_sys::Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(body))
+            .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))));
+    }
+    Err(js::type_error(
+        "the upload body must be a Blob, File, ArrayBuffer or typed array",
+    ))
+}
+
+/// `metadata` (an object of strings) as `[key, value]` pairs.
+fn metadata_pairs(m: &JsValue) -> Result<js_sys::Array, JsValue> {
+    let bad = || js::type_error("options.metadata must be an object of strings");
+    if !m.is_object() || js_sys::Array::is_array(m) {
+        return Err(bad());
+    }
+    let out = js_sys::Array::new();
+    for e in js_sys::Object::entries(m.unchecked_ref()).iter() {
+        let pair = js_sys::Array::from(&e);
+        if !pair.get(1).is_string() {
+            return Err(bad());
+        }
+        out.push(&pair);
+    }
+    Ok(out)
+}
+
 fn task_id(id: &JsValue) -> Result<TaskId, JsValue> {
     match id.as_string() {
         Some(s) if !s.is_empty() => Ok(TaskId(s)),
@@ -412,24 +499,13 @@ impl BackgroundSession {
 
     /// Start downloading `url` (absolute, or relative to the page). Resolves with the
     /// new task's snapshot once the task is stored.
-    #[wasm_bindgen(unchecked_return_type = "TaskSnapshot")]
+    #[wasm_bindgen(unchecked_return_type = "DownloadSnapshot")]
     pub async fn download(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "DownloadOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
-        let url = if let Some(u) = url.dyn_ref::<web_sys::Url>() {
-            u.href()
-        } else {
-            url.as_string()
-                .ok_or_else(|| js::type_error("the URL must be a string or a URL"))?
-        };
-        let base = js::get(&js::get(&js_sys::global(), "location"), "href")
-            .as_string()
-            .unwrap_or_default();
-        let absolute = web_sys::Url::new_with_base(&url, &base)
-            .map_err(|_| err(TaskError::invalid(format!("\"{url}\" is not a valid URL"))))?
-            .href();
+        let absolute = absolute_url(&url)?;
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let mut fields = vec![("url", JsValue::from(absolute))];
         if options.is_object() {
@@ -448,9 +524,7 @@ impl BackgroundSession {
                 ));
             }
             let sensitive = js::get(&options, "sensitiveHeaders");
-            let names_ok = js_sys::Array::is_array(&sensitive)
-                && js_sys::Array::from(&sensitive).every(&mut |v, _, _| v.is_string());
-            if !sensitive.is_undefined() && !names_ok {
+            if !sensitive.is_undefined() && !string_array(&sensitive) {
                 return Err(js::type_error(
                     "options.sensitiveHeaders must be an array of header names",
                 ));
@@ -476,6 +550,80 @@ impl BackgroundSession {
             return Err(js::type_error("options must be an object"));
         }
         let snap = self.inner.request("download", &fields).await.map_err(err)?;
+        self.inner.observe(&snap);
+        Ok(snap)
+    }
+
+    /// Upload `body` (a `Blob`, `File`, `ArrayBuffer` or typed array) to `url`: a tus
+    /// endpoint by default, or with `protocol: 'put' | 'post'` the resource itself.
+    /// Its bytes are copied into longhaul's storage before the promise resolves, so
+    /// the page may close at once; `quota` if they do not fit, with nothing left half
+    /// stored.
+    #[wasm_bindgen(unchecked_return_type = "UploadSnapshot")]
+    pub async fn upload(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Blob | ArrayBuffer | ArrayBufferView")]
+        body: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: Option<JsValue>,
+    ) -> Result<JsValue, JsValue> {
+        let absolute = absolute_url(&url)?;
+        let blob = upload_blob(&body)?;
+        let options = options.unwrap_or(JsValue::UNDEFINED);
+        let mut fields = vec![("url", JsValue::from(absolute)), ("body", blob.clone().into())];
+        if options.is_object() {
+            for (key, kind) in [
+                ("protocol", "string"),
+                ("description", "string"),
+                ("contentType", "string"),
+                ("chunkSize", "number"),
+                ("persistCredentials", "boolean"),
+            ] {
+                let v = js::get(&options, key);
+                if !v.is_undefined() && v.js_typeof().as_string().as_deref() != Some(kind) {
+                    return Err(js::type_error(&format!("options.{key} must be a {kind}")));
+                }
+                fields.push((key, v));
+            }
+            let sensitive = js::get(&options, "sensitiveHeaders");
+            if !sensitive.is_undefined() && !string_array(&sensitive) {
+                return Err(js::type_error(
+                    "options.sensitiveHeaders must be an array of header names",
+                ));
+            }
+            fields.push(("sensitiveHeaders", sensitive));
+            fields.push(("headers", header_pairs(&js::get(&options, "headers"))?.into()));
+            let meta = js::get(&options, "metadata");
+            if !meta.is_undefined() {
+                fields.push(("metadata", metadata_pairs(&meta)?.into()));
+            }
+        } else if !options.is_undefined() && !options.is_null() {
+            return Err(js::type_error("options must be an object"));
+        }
+        let given = |fields: &[(&str, JsValue)], k: &str| {
+            fields.iter().any(|(f, v)| *f == k && !v.is_undefined())
+        };
+        if !given(&fields, "metadata") {
+            // A File's name and type, as tus clients send them.
+            let pairs = js_sys::Array::new();
+            if let Some(name) = js::get(&body, "name").as_string() {
+                pairs.push(&js_sys::Array::of2(&"filename".into(), &name.into()));
+            }
+            if !blob.type_().is_empty() {
+                pairs.push(&js_sys::Array::of2(&"filetype".into(), &blob.type_().into()));
+            }
+            fields.push(("metadata", pairs.into()));
+        }
+        if !given(&fields, "contentType") && !blob.type_().is_empty() {
+            fields.push(("contentType", blob.type_().into()));
+        }
+        // Copying into storage takes time: allow 10 MiB/s on top of the usual wait.
+        let timeout = REPLY_TIMEOUT_MS + blob.size() / (10.0 * 1024.0 * 1024.0) * 1000.0;
+        let snap = self
+            .inner
+            .request_within("upload", &fields, timeout)
+            .await
+            .map_err(err)?;
         self.inner.observe(&snap);
         Ok(snap)
     }

@@ -27,22 +27,36 @@ fn failure(code: ErrorCode, msg: String, retryable: bool) -> NetFailure {
     }
 }
 
-/// Start `req`; resolves when the head arrives (a `timeout` failure if it does not
-/// within `req.stall_ms`).
-/// `extra` headers (credentials, never stored) replace same-named ones of `req`.
+/// Start download request `req`; resolves when the head arrives (a `timeout`
+/// failure if it does not within `req.stall_ms`). `extra` headers (credentials, never
+/// stored) replace same-named ones of `req`.
 pub async fn start(
     req: &FetchRequest,
     extra: &[(String, String)],
     ctl: &AbortController,
 ) -> Result<Response, NetFailure> {
-    let headers =
-        Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
     let own = req
         .headers
         .iter()
         .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    for (k, v) in own.chain(extra) {
-        headers.append(k, v).map_err(|e| {
+    let headers: Vec<_> = own.chain(extra).cloned().collect();
+    send("GET", &req.url, &headers, None, req.stall_ms, ctl).await
+}
+
+/// Send a request and resolve with its response head, or fail: `network` (retryable)
+/// if the browser refused or lost it, `timeout` (retryable) if no head came within
+/// `timeout_ms` (the request is then aborted).
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&js_sys::Uint8Array>,
+    timeout_ms: f64,
+    ctl: &AbortController,
+) -> Result<Response, NetFailure> {
+    let h = Headers::new().map_err(|e| failure(ErrorCode::Internal, js::describe(&e), false))?;
+    for (k, v) in headers {
+        h.append(k, v).map_err(|e| {
             failure(
                 ErrorCode::InvalidInput,
                 format!("header {k}: {}", js::describe(&e)),
@@ -51,14 +65,16 @@ pub async fn start(
         })?;
     }
     let init = RequestInit::new();
-    init.set_method("GET");
-    init.set_headers(&headers);
+    init.set_method(method);
+    init.set_headers(&h);
     init.set_signal(Some(&ctl.signal()));
     init.set_cache(web_sys::RequestCache::NoStore);
-    let request = Request::new_with_str_and_init(&req.url, &init)
+    if let Some(b) = body {
+        init.set_body(b);
+    }
+    let request = Request::new_with_str_and_init(url, &init)
         .map_err(|e| failure(ErrorCode::InvalidInput, js::describe(&e), false))?;
-    // The head, too, must arrive within the stall timeout.
-    let (timeout, _clear) = js::timeout(req.stall_ms, JsValue::from_str("stall"));
+    let (timeout, _clear) = js::timeout(timeout_ms, JsValue::from_str("stall"));
     let raced = js_sys::Promise::race(&js_sys::Array::of2(&js::global_fetch(&request), &timeout));
     let resp = JsFuture::from(raced).await.map_err(|e| {
         failure(
@@ -71,7 +87,7 @@ pub async fn start(
         ctl.abort();
         return Err(failure(
             ErrorCode::Timeout,
-            format!("no answer arrived for {} s", (req.stall_ms / 1000.0) as u64),
+            format!("no answer arrived for {} s", (timeout_ms / 1000.0) as u64),
             true,
         ));
     }

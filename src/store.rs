@@ -381,6 +381,70 @@ impl Store {
         Ok(Self::commit(tx, "free a task's bytes"))
     }
 
+    /// Write one chunk of `id` at `offset`, alone (an upload's body being copied in
+    /// before its task exists).
+    pub fn put_chunk(
+        &self,
+        id: &TaskId,
+        offset: u64,
+        bytes: &js_sys::Uint8Array,
+    ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
+        let tx = self.tx(&[CHUNKS], TransactionMode::ReadWrite)?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        chunks
+            .put(bytes, Some(&chunk_key(id, offset)))
+            .map_err(|e| storage_err("store a chunk", e))?;
+        Ok(Self::commit(tx, "store a chunk"))
+    }
+
+    /// Delete every stored byte of `id` (and nothing else).
+    pub fn drop_chunks(
+        &self,
+        id: &TaskId,
+    ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
+        let tx = self.tx(&[CHUNKS], TransactionMode::ReadWrite)?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        chunks
+            .delete(chunk_range(id, 0, None)?)
+            .map_err(|e| storage_err("drop chunks", e))?;
+        Ok(Self::commit(tx, "drop chunks"))
+    }
+
+    /// Delete the chunks of tasks that have no record: an upload's copy that a
+    /// stopped worker never finished. Run at start-up, after the records were read.
+    pub async fn drop_orphans(&self, known: &[TaskId]) -> Result<usize, TaskError> {
+        let tx = self.tx(&[CHUNKS], TransactionMode::ReadWrite)?;
+        let chunks = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?;
+        let keys = chunks
+            .get_all_keys(None, None)
+            .map_err(|e| storage_err("read chunk keys", e))?
+            .await
+            .map_err(|e| storage_err("read chunk keys", e))?;
+        let mut orphans: Vec<TaskId> = Vec::new();
+        for k in &keys {
+            let Some(id) = js_sys::Reflect::get_u32(k, 0).ok().and_then(|v| v.as_string()) else {
+                continue;
+            };
+            let id = TaskId(id);
+            if !known.contains(&id) && !orphans.contains(&id) {
+                orphans.push(id);
+            }
+        }
+        for id in &orphans {
+            chunks
+                .delete(chunk_range(id, 0, None)?)
+                .map_err(|e| storage_err("drop chunks", e))?;
+        }
+        Self::commit(tx, "drop orphaned chunks").await?;
+        Ok(orphans.len())
+    }
+
     /// Delete a task's record and bytes.
     pub fn forget(
         &self,

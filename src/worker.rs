@@ -48,6 +48,8 @@ pub const CHANNEL: &str = "longhaul";
 
 type Write = Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
 
+mod upload;
+
 struct Runtime {
     engine: RefCell<Engine>,
     store: Store,
@@ -87,8 +89,35 @@ pub fn worker_set_credentials(hook: JsValue) -> Result<(), JsValue> {
     Ok(())
 }
 
-/// The headers the credentials hook gives for `req`, validated like a page's.
-async fn hook_headers(req: &FetchRequest) -> Result<HeaderList, NetFailure> {
+/// The credentials for one attempt of a request of `task`: the page's (kept in
+/// memory only), then the hook's fresh ones on top.
+async fn credentials(
+    rt: &Runtime,
+    task: &TaskId,
+    url: &str,
+    session: &str,
+    attempt: u32,
+    timeout_ms: f64,
+) -> Result<HeaderList, NetFailure> {
+    let secrets = rt
+        .secrets
+        .borrow()
+        .iter()
+        .find(|(t, _)| t == task)
+        .map(|(_, h)| h.clone())
+        .unwrap_or_default();
+    let hooked = hook_headers(url, task, session, attempt, timeout_ms).await?;
+    Ok(secrets.merged(&hooked))
+}
+
+/// The headers the credentials hook gives for an attempt, validated like a page's.
+async fn hook_headers(
+    url: &str,
+    task: &TaskId,
+    session: &str,
+    attempt: u32,
+    timeout_ms: f64,
+) -> Result<HeaderList, NetFailure> {
     let Some(hook) = CREDENTIALS.with(|c| c.borrow().clone()) else {
         return Ok(HeaderList::default());
     };
@@ -100,14 +129,14 @@ async fn hook_headers(req: &FetchRequest) -> Result<HeaderList, NetFailure> {
         retryable: true,
     };
     let arg = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&arg, &"url".into(), &req.url.as_str().into());
-    let _ = js_sys::Reflect::set(&arg, &"taskId".into(), &req.task.0.as_str().into());
-    let _ = js_sys::Reflect::set(&arg, &"session".into(), &req.session.as_str().into());
-    let _ = js_sys::Reflect::set(&arg, &"attempt".into(), &req.attempt.into());
+    let _ = js_sys::Reflect::set(&arg, &"url".into(), &url.into());
+    let _ = js_sys::Reflect::set(&arg, &"taskId".into(), &task.0.as_str().into());
+    let _ = js_sys::Reflect::set(&arg, &"session".into(), &session.into());
+    let _ = js_sys::Reflect::set(&arg, &"attempt".into(), &attempt.into());
     let v = hook
         .call1(&JsValue::UNDEFINED, &arg)
         .map_err(|e| hook_failed(js::describe(&e)))?;
-    let (timeout, _clear) = js::timeout(req.stall_ms, JsValue::from_str("stall"));
+    let (timeout, _clear) = js::timeout(timeout_ms, JsValue::from_str("stall"));
     let raced = js_sys::Promise::race(&js_sys::Array::of2(&js_sys::Promise::resolve(&v), &timeout));
     let v = JsFuture::from(raced)
         .await
@@ -115,7 +144,7 @@ async fn hook_headers(req: &FetchRequest) -> Result<HeaderList, NetFailure> {
     if v.as_string().as_deref() == Some("stall") {
         return Err(hook_failed(format!(
             "it did not answer within requestTimeout ({} s)",
-            (req.stall_ms / 1000.0) as u64
+            (timeout_ms / 1000.0) as u64
         )));
     }
     if v.is_undefined() || v.is_null() {
@@ -221,6 +250,12 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
                 }
             }
         }
+    }
+    let known: Vec<TaskId> = engine.ids();
+    match store.drop_orphans(&known).await {
+        Ok(0) => {}
+        Ok(n) => js::warn(&format!("freed the stored bytes of {n} unfinished upload copies")),
+        Err(e) => js::warn(&format!("could not look for orphaned bytes: {e}")),
     }
     for rec in &replaced {
         // The failed record replaces the corrupt one; its bytes are freed.
@@ -384,6 +419,10 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
                 upto,
                 integrity,
             } => spawn_local(verify(rt.clone(), task, gen, upto, integrity)),
+            Output::Send(req) => spawn_local(upload::run_send(rt.clone(), req)),
+            Output::Terminate { task, url, headers } => {
+                writes.push(Box::pin(upload::terminate(rt.clone(), task, url, headers)));
+            }
             Output::Event(kind, snap) => {
                 if let Some(ch) = &rt.channel {
                     let msg = js_sys::Object::new();
@@ -563,15 +602,15 @@ async fn transfer(
     req: &FetchRequest,
     ctl: &AbortController,
 ) -> Result<(), NetFailure> {
-    // Credentials: the page's (memory only), then the hook's fresh ones on top.
-    let secrets = rt
-        .secrets
-        .borrow()
-        .iter()
-        .find(|(t, _)| *t == req.task)
-        .map(|(_, h)| h.clone())
-        .unwrap_or_default();
-    let extra = secrets.merged(&hook_headers(req).await?);
+    let extra = credentials(
+        rt,
+        &req.task,
+        &req.url,
+        &req.session,
+        req.attempt,
+        req.stall_ms,
+    )
+    .await?;
     let resp = net::start(req, extra.pairs(), ctl).await?;
     let head = net::head(&resp);
     let decision = rt
@@ -683,6 +722,15 @@ fn from_own_window(ev: &web_sys::ExtendableMessageEvent) -> bool {
     !origin.is_empty() && (url == origin || url.starts_with(&format!("{origin}/")))
 }
 
+/// Parse and check a task's URL with the browser's parser: http(s), no
+/// credentials, no mixed content.
+fn http_url(href: &str) -> Result<crate::core::validate::HttpUrl, TaskError> {
+    let origin_protocol = js::get(&js::get(&js_sys::global(), "location"), "protocol")
+        .as_string()
+        .unwrap_or_default();
+    protocol::download_url(url_parts(href)?, &origin_protocol)
+}
+
 fn url_parts(href: &str) -> Result<UrlParts, TaskError> {
     let u = web_sys::Url::new(href)
         .map_err(|_| TaskError::invalid(format!("\"{href}\" is not a valid absolute URL")))?;
@@ -718,6 +766,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         let retry = js::get(&config, "retry");
         config::check_keys("config.retry", &keys(&retry), config::RETRY_KEYS)?;
     }
+    let body = js::get(&data, "body");
     let raw: RawCommand = serde_wasm_bindgen::from_value(data)
         .map_err(|e| TaskError::invalid(format!("a malformed command: {e}")))?;
     let (session, cmd) = raw.validate()?;
@@ -747,10 +796,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         Command::Tasks => js::to_js(&rt.engine.borrow().list(&session)),
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Download(d) => {
-            let origin_protocol = js::get(&js::get(&js_sys::global(), "location"), "protocol")
-                .as_string()
-                .unwrap_or_default();
-            let url = protocol::download_url(url_parts(&d.url)?, &origin_protocol)?;
+            let url = http_url(&d.url)?;
             let mut rec = TaskRecord::new_download(
                 TaskId(js::random_uuid()),
                 session,
@@ -767,6 +813,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             pump(rt).wait().await?;
             js::to_js(&snap)
         }
+        Command::Upload(u) => upload::command(rt, session, u, body).await?,
         Command::Pause(id) => apply(rt, |e| e.pause(&session, &id, now)).await?,
         Command::Resume(id) => apply(rt, |e| e.resume(&session, &id, now)).await?,
         Command::Cancel(id) => {

@@ -16,17 +16,20 @@ const MiB = 1024 * 1024;
 const fmtBytes = (n) => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 const fmtTime = (s) => (!isFinite(s) ? '' : s < 60 ? `${Math.ceil(s)} s left` : `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s left`);
 
+/** Bytes done: stored for a download, acknowledged by the server for an upload. */
+const done = (snap) => snap.bytesReceived ?? snap.bytesSent ?? 0;
+
 /** Per-task speed, smoothed over recent progress. */
 const speeds = new Map();
 function speedOf(snap) {
   const now = performance.now();
-  const s = speeds.get(snap.id) ?? { t: now, b: snap.bytesReceived, rate: 0 };
+  const s = speeds.get(snap.id) ?? { t: now, b: done(snap), rate: 0 };
   const dt = (now - s.t) / 1000;
   if (dt >= 0.25) {
-    const inst = Math.max(0, (snap.bytesReceived - s.b) / dt);
+    const inst = Math.max(0, (done(snap) - s.b) / dt);
     s.rate = s.rate ? 0.7 * s.rate + 0.3 * inst : inst;
     s.t = now;
-    s.b = snap.bytesReceived;
+    s.b = done(snap);
   }
   if (snap.state !== 'running') s.rate = 0;
   speeds.set(snap.id, s);
@@ -53,19 +56,19 @@ function render(snap) {
   st.textContent = snap.state;
   st.className = `state ${snap.state}`;
   const p = $('progress', li);
-  if (snap.bytesExpected) p.value = snap.bytesReceived / snap.bytesExpected; else p.removeAttribute('value');
+  if (snap.bytesExpected) p.value = done(snap) / snap.bytesExpected; else p.removeAttribute('value');
   if (snap.state === 'completed') p.value = 1;
-  $('.bytes', li).textContent = fmtBytes(snap.bytesReceived) + (snap.bytesExpected != null ? ` of ${fmtBytes(snap.bytesExpected)}` : '');
+  $('.bytes', li).textContent = (snap.kind === 'upload' ? '↑ ' : '↓ ') + fmtBytes(done(snap)) + (snap.bytesExpected != null ? ` of ${fmtBytes(snap.bytesExpected)}` : '');
   const rate = speedOf(snap);
   $('.speed', li).textContent = snap.state === 'running' && rate ? `${fmtBytes(rate)}/s` : '';
   $('.eta', li).textContent = snap.state === 'running' && rate && snap.bytesExpected
-    ? fmtTime((snap.bytesExpected - snap.bytesReceived) / rate) : '';
+    ? fmtTime((snap.bytesExpected - done(snap)) / rate) : '';
   const can = {
     pause: ['pending', 'running', 'waiting'].includes(snap.state),
     resume: ['paused', 'failed'].includes(snap.state),
     cancel: !['completed', 'canceled'].includes(snap.state),
     remove: ['completed', 'failed', 'canceled'].includes(snap.state),
-    save: snap.state === 'completed',
+    save: snap.state === 'completed' && snap.kind === 'download',
   };
   for (const [act, ok] of Object.entries(can)) $(`[data-act=${act}]`, li).hidden = !ok;
   $('.err', li).textContent = snap.error && snap.state !== 'canceled' ? `${snap.error.code}: ${snap.error.message}` : '';

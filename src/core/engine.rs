@@ -108,6 +108,19 @@ pub enum Output {
     Forget(TaskId),
     /// Publish an event to the session's pages.
     Event(EventKind, TaskSnapshot),
+    /// Send one request of an upload; report with [`Engine::handle_upload_response`]
+    /// or [`Engine::handle_failure`].
+    Send(upload::SendRequest),
+    /// Delete a tus upload on its server (a canceled upload's termination); best
+    /// effort, never retried.
+    Terminate {
+        /// The task.
+        task: TaskId,
+        /// The upload URL.
+        url: String,
+        /// Headers to send.
+        headers: Vec<(String, String)>,
+    },
     /// Every byte is stored: hash `[0, upto)` of the task's stored bytes against
     /// `integrity` and report with [`Engine::handle_verified`].
     Verify {
@@ -138,6 +151,8 @@ struct Slot {
     active: bool,
     /// The stored bytes are being checked against the task's integrity metadata.
     verifying: bool,
+    /// Uploads: the server's offset is known in this worker life (else probe first).
+    offset_known: bool,
     last_progress: f64,
 }
 
@@ -148,6 +163,7 @@ impl Slot {
             gen: 0,
             active: false,
             verifying: false,
+            offset_known: false,
             last_progress: f64::NEG_INFINITY,
         }
     }
@@ -213,6 +229,14 @@ impl Engine {
             .values()
             .filter(|s| &s.rec.session == session && &s.rec.id != except)
             .map(|s| match s.rec.state {
+                // A finished upload's stored copy is freed; an unfinished one holds it.
+                state if s.rec.upload.is_some() => {
+                    if state.is_final() {
+                        0
+                    } else {
+                        s.rec.bytes_expected.unwrap_or(0)
+                    }
+                }
                 TaskState::Canceled => 0,
                 TaskState::Completed | TaskState::Failed | TaskState::Paused => {
                     s.rec.bytes_received
@@ -220,6 +244,25 @@ impl Engine {
                 _ => s.rec.bytes_received.max(s.rec.bytes_expected.unwrap_or(0)),
             })
             .sum()
+    }
+
+    /// Whether `session`'s byte budget has room for `bytes` more (an upload's copy,
+    /// checked before it is stored).
+    pub fn check_room(&self, session: &SessionId, bytes: u64) -> Result<(), TaskError> {
+        let Some(budget) = self.byte_budget(session) else {
+            return Ok(());
+        };
+        let none = TaskId(String::new());
+        let used = self.session_bytes_except(session, &none);
+        if used.saturating_add(bytes) > budget {
+            return Err(TaskError::new(
+                ErrorCode::OverBudget,
+                format!(
+                    "{bytes} bytes do not fit in the session's byteBudget ({budget}, {used} in use)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The error for a task that would hold `bytes` (at least), if that is more than
@@ -297,6 +340,11 @@ impl Engine {
         v.into_iter().map(TaskRecord::snapshot).collect()
     }
 
+    /// Every task id.
+    pub fn ids(&self) -> Vec<TaskId> {
+        self.tasks.keys().cloned().collect()
+    }
+
     /// The full record of a task (for the shell, e.g. to read its bytes).
     pub fn record(&self, id: &TaskId) -> Option<&TaskRecord> {
         self.tasks.get(id).map(|s| &s.rec)
@@ -368,6 +416,7 @@ impl Engine {
             TaskState::Completed => Err(invalid_state("cancel", state)),
             _ => {
                 self.stop_request(id);
+                self.terminate_upload(id);
                 self.set_state_dropping(id, TaskState::Canceled, now);
                 self.schedule(now);
                 Ok((self.snapshot(id), true))
@@ -483,6 +532,10 @@ impl Engine {
     }
 
     fn start(&mut self, id: &TaskId, now: f64) {
+        if self.tasks.get(id).is_some_and(|s| s.rec.upload.is_some()) {
+            self.start_upload(id, now);
+            return;
+        }
         let Some(stall_ms) = self
             .tasks
             .get(id)
@@ -670,9 +723,10 @@ impl Engine {
         retryable: bool,
         now: f64,
     ) {
-        if self.current(id, gen).is_none() {
+        let Some(s) = self.current(id, gen) else {
             return;
-        }
+        };
+        s.offset_known = false;
         if retryable && !self.online {
             self.wait_offline(id, Some(err), now);
             self.schedule(now);
@@ -743,6 +797,9 @@ impl Engine {
         if let Some(s) = self.tasks.get_mut(id) {
             if s.active {
                 s.active = false;
+                // An aborted upload request may have left part of its body with the
+                // server: ask for its offset before sending more.
+                s.offset_known = false;
                 self.out.push_back(Output::Abort {
                     task: id.clone(),
                     gen: s.gen,
@@ -972,7 +1029,8 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
         url: String::new(),
         description: String::new(),
         state: TaskState::Failed,
-        bytes_received: 0,
+        bytes_received: None,
+        bytes_sent: None,
         bytes_expected: None,
         error: Some(TaskError::new(ErrorCode::Internal, "task vanished")),
         created_at: 0.0,
@@ -982,5 +1040,11 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
     }
 }
 
+pub mod upload;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+use tests as tests_support;
+#[cfg(test)]
+mod upload_tests;

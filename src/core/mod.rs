@@ -21,6 +21,7 @@ pub mod integrity;
 pub mod protocol;
 pub mod retry;
 pub mod task;
+pub mod upload;
 pub mod validate;
 
 pub use engine::{Engine, EngineConfig, Output};

@@ -8,6 +8,7 @@ use super::config::SessionConfig;
 use super::error::TaskError;
 use super::integrity::Integrity;
 use super::task::TaskId;
+use super::upload::{self, UploadProtocol};
 use super::validate::{self, HeaderList, SessionId, UrlParts};
 use serde::Deserialize;
 
@@ -52,9 +53,22 @@ pub struct RawCommand {
     /// `download`.
     #[serde(default)]
     pub sensitive_headers: Option<Vec<String>>,
-    /// Store credential headers with the task (off by default), for `download`.
+    /// Store credential headers with the task (off by default), for `download` and
+    /// `upload`.
     #[serde(default)]
     pub persist_credentials: Option<bool>,
+    /// `'tus'` (default), `'put'` or `'post'`, for `upload`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// tus `Upload-Metadata` pairs, for `upload`.
+    #[serde(default)]
+    pub metadata: Option<Vec<(String, String)>>,
+    /// Bytes per tus `PATCH`, for `upload`.
+    #[serde(default)]
+    pub chunk_size: Option<f64>,
+    /// `Content-Type` of a `put`/`post` body, for `upload`.
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// A validated command.
@@ -72,6 +86,8 @@ pub enum Command {
     Task(TaskId),
     /// Start a download (the URL still needs the browser's parser: see [`Download`]).
     Download(Download),
+    /// Start an upload of the body that came with the command.
+    Upload(Upload),
     /// Pause.
     Pause(TaskId),
     /// Resume.
@@ -100,6 +116,27 @@ pub struct Download {
     pub max_bytes: Option<u64>,
 }
 
+/// An upload command's arguments (the body itself travels beside the command).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    /// The absolute URL string (the tus endpoint, or where to `PUT`/`POST`).
+    pub url: String,
+    /// Validated headers that are stored with the task.
+    pub headers: HeaderList,
+    /// Credential headers, kept in memory only.
+    pub secrets: HeaderList,
+    /// Validated description.
+    pub description: String,
+    /// Protocol.
+    pub protocol: UploadProtocol,
+    /// tus metadata.
+    pub metadata: Vec<(String, String)>,
+    /// Bytes per `PATCH`.
+    pub chunk_size: u64,
+    /// Body type for `PUT`/`POST`.
+    pub content_type: String,
+}
+
 /// Parse the URL parts the browser gave into a validated URL, for a worker whose
 /// origin has the scheme `origin_protocol` (`"https:"`).
 pub fn download_url(
@@ -110,6 +147,29 @@ pub fn download_url(
 }
 
 impl RawCommand {
+    fn checked_url(&self) -> Result<String, TaskError> {
+        let url = self
+            .url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| TaskError::invalid("a URL is required"))?;
+        if url.len() > 64 * 1024 {
+            return Err(TaskError::invalid("the URL is longer than 64 KiB"));
+        }
+        Ok(url)
+    }
+
+    /// The headers to store and the credentials to keep in memory only.
+    fn checked_headers(&self) -> Result<(HeaderList, HeaderList), TaskError> {
+        let headers = HeaderList::parse(self.headers.clone())?;
+        let sensitive = validate::header_names(self.sensitive_headers.as_deref().unwrap_or(&[]))?;
+        Ok(if self.persist_credentials == Some(true) {
+            (headers, HeaderList::default())
+        } else {
+            headers.split_sensitive(&sensitive)
+        })
+    }
+
     /// Validate into a session and a command.
     pub fn validate(self) -> Result<(SessionId, Command), TaskError> {
         if self.longhaul != PROTOCOL {
@@ -145,23 +205,47 @@ impl RawCommand {
             "resume" => Command::Resume(id()?),
             "cancel" => Command::Cancel(id()?),
             "remove" => Command::Remove(id()?),
-            "download" => {
-                let url = self
-                    .url
-                    .clone()
-                    .filter(|u| !u.is_empty())
-                    .ok_or_else(|| TaskError::invalid("a URL is required"))?;
-                if url.len() > 64 * 1024 {
-                    return Err(TaskError::invalid("the URL is longer than 64 KiB"));
-                }
-                let headers = HeaderList::parse(self.headers.clone())?;
-                let sensitive =
-                    validate::header_names(self.sensitive_headers.as_deref().unwrap_or(&[]))?;
-                let (headers, secrets) = if self.persist_credentials == Some(true) {
-                    (headers, HeaderList::default())
-                } else {
-                    headers.split_sensitive(&sensitive)
+            "upload" => {
+                let url = self.checked_url()?;
+                let (headers, secrets) = self.checked_headers()?;
+                let protocol = UploadProtocol::parse(self.protocol.as_deref().unwrap_or("tus"))?;
+                let chunk_size = match self.chunk_size {
+                    None => upload::DEFAULT_CHUNK,
+                    Some(c) => {
+                        let c = validate::byte_count(c).map_err(|_| {
+                            TaskError::invalid("chunkSize must be a whole number of bytes")
+                        })?;
+                        let (lo, hi) = upload::CHUNK_RANGE;
+                        if !(lo..=hi).contains(&c) {
+                            return Err(TaskError::invalid(format!(
+                                "chunkSize must be from {lo} to {hi} bytes"
+                            )));
+                        }
+                        c
+                    }
                 };
+                let content_type = self
+                    .content_type
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "application/octet-stream".into());
+                if content_type.len() > 256 || content_type.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                    return Err(TaskError::invalid("contentType is not a valid media type"));
+                }
+                Command::Upload(Upload {
+                    url,
+                    headers,
+                    secrets,
+                    description: validate::description(self.description.clone())?,
+                    protocol,
+                    metadata: upload::validate_metadata(self.metadata.clone().unwrap_or_default())?,
+                    chunk_size,
+                    content_type,
+                })
+            }
+            "download" => {
+                let url = self.checked_url()?;
+                let (headers, secrets) = self.checked_headers()?;
                 Command::Download(Download {
                     url,
                     headers,
@@ -201,7 +285,49 @@ mod tests {
             integrity: None,
             sensitive_headers: None,
             persist_credentials: None,
+            protocol: None,
+            metadata: None,
+            chunk_size: None,
+            content_type: None,
         }
+    }
+
+    #[test]
+    fn uploads_validate() {
+        let mut u = raw("upload");
+        u.url = Some("https://a.test/files/".into());
+        let (_, Command::Upload(up)) = u.clone().validate().unwrap() else {
+            panic!()
+        };
+        assert_eq!(up.protocol, UploadProtocol::Tus);
+        assert_eq!(up.chunk_size, upload::DEFAULT_CHUNK);
+        for (field, bad) in [
+            ("protocol", "ftp"),
+            ("chunk", "0"),
+            ("chunk", "1.5"),
+            ("chunk", "1000"),
+            ("meta", "bad key"),
+            ("type", "a\nb"),
+        ] {
+            let mut b = u.clone();
+            match field {
+                "protocol" => b.protocol = Some(bad.into()),
+                "chunk" => b.chunk_size = Some(bad.parse().unwrap()),
+                "meta" => b.metadata = Some(vec![(bad.into(), "v".into())]),
+                _ => b.content_type = Some(bad.into()),
+            }
+            assert_eq!(
+                b.validate().unwrap_err().code,
+                crate::core::ErrorCode::InvalidInput,
+                "{field} {bad}"
+            );
+        }
+        u.protocol = Some("put".into());
+        u.chunk_size = Some(1_048_576.0);
+        let (_, Command::Upload(up)) = u.validate().unwrap() else {
+            panic!()
+        };
+        assert_eq!((up.protocol, up.chunk_size), (UploadProtocol::Put, 1 << 20));
     }
 
     #[test]

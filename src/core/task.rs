@@ -3,6 +3,7 @@
 use super::error::{ErrorCode, TaskError};
 use super::http::ResumePoint;
 use super::integrity::Integrity;
+use super::upload::UploadInfo;
 use super::validate::{HeaderList, HttpUrl, SessionId};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,8 @@ pub struct TaskId(pub String);
 pub enum TaskKind {
     /// Bytes from a server into storage.
     Download,
+    /// Stored bytes to a server.
+    Upload,
 }
 
 /// A task's state, as URLSessionTask's, in the web's words.
@@ -106,6 +109,10 @@ pub struct TaskRecord {
     /// completes.
     #[serde(default)]
     pub integrity: Option<Integrity>,
+    /// What an upload sends and where (uploads only). For uploads `bytes_received`
+    /// counts the bytes the server acknowledged (`bytesSent`).
+    #[serde(default)]
+    pub upload: Option<UploadInfo>,
 }
 
 impl TaskRecord {
@@ -137,7 +144,24 @@ impl TaskRecord {
             max_bytes: None,
             wait_reason: None,
             integrity: None,
+            upload: None,
         }
+    }
+
+    /// A new, pending upload of `info.size` stored bytes to `url`.
+    pub fn new_upload(
+        id: TaskId,
+        session: SessionId,
+        url: HttpUrl,
+        headers: HeaderList,
+        description: String,
+        info: UploadInfo,
+    ) -> TaskRecord {
+        let mut rec = TaskRecord::new_download(id, session, url, headers, description);
+        rec.kind = TaskKind::Upload;
+        rec.bytes_expected = Some(info.size);
+        rec.upload = Some(info);
+        rec
     }
 
     /// The record that replaces one that could not be read: the task is failed with a
@@ -188,7 +212,8 @@ impl TaskRecord {
             url: self.url.href.clone(),
             description: self.description.clone(),
             state: self.state,
-            bytes_received: self.bytes_received,
+            bytes_received: (self.kind == TaskKind::Download).then_some(self.bytes_received),
+            bytes_sent: (self.kind == TaskKind::Upload).then_some(self.bytes_received),
             bytes_expected: self.bytes_expected,
             error: self.error.clone(),
             created_at: self.created_at,
@@ -207,7 +232,7 @@ pub struct TaskSnapshot {
     pub id: String,
     /// Session identifier.
     pub session: String,
-    /// `'download'`.
+    /// `'download'` or `'upload'`.
     pub kind: TaskKind,
     /// The URL.
     pub url: String,
@@ -215,8 +240,12 @@ pub struct TaskSnapshot {
     pub description: String,
     /// The state.
     pub state: TaskState,
-    /// Bytes committed to storage.
-    pub bytes_received: u64,
+    /// Downloads: bytes committed to storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
+    /// Uploads: bytes the server acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
     /// Complete length, or `null` while unknown.
     pub bytes_expected: Option<u64>,
     /// `null`, or the error.

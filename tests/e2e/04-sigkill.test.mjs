@@ -83,7 +83,10 @@ test('after a SIGKILL of the browser the task resumes from its committed offset'
       t.diagnostic(`the same read just after the kill: ${h.fmtMiB(twicePost)}; by the final bytes_sent: ${h.fmtMiB(twiceFinal)}`);
       console.log(`[sigkill] bytes fetched twice: ${twice} (${(twice / h.MiB).toFixed(3)} MiB) by bytes_sent just before the kill; ` +
         `${twicePost} (${(twicePost / h.MiB).toFixed(3)} MiB) just after; ${twiceFinal} (${(twiceFinal / h.MiB).toFixed(3)} MiB) final; N=${n}`);
-      assert.ok(twice >= 0, `N was within what the first request had sent before the kill; ${detail}`);
+      // N can pass the reading taken just before the kill: between that reading and
+      // the signal the server writes on and the browser may commit (seen: 16 KiB).
+      // The reading taken after the kill bounds it.
+      assert.ok(twicePost >= 0, `N was within what the first request had sent by the kill; ${detail}`);
       assert.ok(twice <= h.REFETCH_LIMIT,
         `at most 1 MiB + 256 KiB fetched twice, got ${twice} (bytes_sent just before the kill ${preKill.bytes_sent}); ${detail}`);
 

@@ -487,3 +487,38 @@ export function rangeStart(range) {
   const m = /^bytes=(\d+)-$/.exec(range ?? '');
   return m ? Number(m[1]) : null;
 }
+
+// ---------------------------------------------------------------- uploads
+
+/**
+ * Start a tus server (tools/tus-server.mjs: npm @tus/server + @tus/file-store) on a
+ * free port with its files in a fresh temp dir; `stop()` also removes the dir.
+ */
+export async function startTus() {
+  const { startTusServer } = await import('../../tools/tus-server.mjs');
+  const dir = await tempProfile('tus');
+  const tus = await startTusServer({ dir });
+  return { ...tus, async stop() { await tus.close(); await removeDir(dir); } };
+}
+
+/**
+ * In the page, fetch `filePath?size=…` from the devserver (unthrottled) into
+ * `window.__bodies[key]` as a Blob: the body to upload.
+ */
+export async function makeBody(page, key, filePath, size) {
+  await page.evaluate(async ([k, p, s, v]) => {
+    const blob = await (await fetch(`${p}?size=${s}&${v}`)).blob();
+    window.__bodies = { ...(window.__bodies ?? {}), [k]: blob };
+  }, [key, filePath, size, VERIFY_PARAM]);
+}
+
+/** Upload `window.__bodies[key]` to `url` from the page; resolves with its snapshot. */
+export async function upload(page, url, key, options = {}) {
+  return page.evaluate(([u, k, o]) => window.longhaulSession.upload(u, window.__bodies[k], o), [url, key, options]);
+}
+
+/** Wait until the upload's server holds at least `fraction` of `size` bytes. */
+export function waitSent(page, id, fraction, size, opts = {}) {
+  return waitTask(page, id, (s) => s.state === 'completed' || s.bytesSent >= fraction * size,
+    { what: `${Math.round(fraction * 100)}% sent`, ...opts });
+}

@@ -38,21 +38,25 @@ enum Fault {
     Status(u16),
 }
 
-struct Sim {
-    e: Engine,
-    now: f64,
-    chunks: HashMap<TaskId, BTreeMap<u64, Vec<u8>>>,
-    persisted: HashMap<TaskId, TaskRecord>,
+pub(super) struct Sim {
+    pub(super) e: Engine,
+    pub(super) now: f64,
+    pub(super) chunks: HashMap<TaskId, BTreeMap<u64, Vec<u8>>>,
+    pub(super) persisted: HashMap<TaskId, TaskRecord>,
     events: Vec<(EventKind, TaskSnapshot)>,
     fetches: Vec<FetchRequest>,
-    aborted: Vec<(TaskId, u64)>,
+    pub(super) aborted: Vec<(TaskId, u64)>,
     /// Integrity checks asked for and not yet run (with `defer_verify`).
     verifies: Vec<(TaskId, u64, u64, Integrity)>,
     /// Leave integrity checks for [`Sim::run_verifies`] instead of running them at once.
     defer_verify: bool,
+    /// Upload requests asked for and not yet served.
+    pub(super) sends: Vec<upload::SendRequest>,
+    /// tus uploads deleted on their server.
+    pub(super) terminated: Vec<String>,
 }
 
-fn rec(id: &str, host: &str) -> TaskRecord {
+pub(super) fn rec(id: &str, host: &str) -> TaskRecord {
     TaskRecord::new_download(
         TaskId(id.into()),
         SessionId::parse("s").unwrap(),
@@ -65,12 +69,12 @@ fn rec(id: &str, host: &str) -> TaskRecord {
     )
 }
 
-fn sid() -> SessionId {
+pub(super) fn sid() -> SessionId {
     SessionId::parse("s").unwrap()
 }
 
 impl Sim {
-    fn new() -> Sim {
+    pub(super) fn new() -> Sim {
         Sim {
             e: Engine::new(EngineConfig::default(), 1),
             now: 1_000.0,
@@ -81,6 +85,8 @@ impl Sim {
             aborted: vec![],
             verifies: vec![],
             defer_verify: false,
+            sends: vec![],
+            terminated: vec![],
         }
     }
 
@@ -98,7 +104,7 @@ impl Sim {
     }
 
     /// Apply every output; return the fetches it asked for.
-    fn drain(&mut self) -> Vec<FetchRequest> {
+    pub(super) fn drain(&mut self) -> Vec<FetchRequest> {
         let mut started = vec![];
         while let Some(o) = self.e.poll_output() {
             match o {
@@ -119,6 +125,8 @@ impl Sim {
                     self.persisted.remove(&id);
                 }
                 Output::Event(k, s) => self.events.push((k, s)),
+                Output::Send(r) => self.sends.push(r),
+                Output::Terminate { url, .. } => self.terminated.push(url),
                 Output::Verify {
                     task,
                     gen,
@@ -214,7 +222,7 @@ impl Sim {
     }
 
     /// Jump past every retry timer.
-    fn wait(&mut self) {
+    pub(super) fn wait(&mut self) {
         if let Some(t) = self.e.poll_timeout() {
             self.now = self.now.max(t);
             self.e.handle_timeout(self.now);
@@ -243,12 +251,12 @@ impl Sim {
         out
     }
 
-    fn state(&self, id: &str) -> TaskState {
+    pub(super) fn state(&self, id: &str) -> TaskState {
         self.e.get(&sid(), &TaskId(id.into())).unwrap().state
     }
 }
 
-fn id(s: &str) -> TaskId {
+pub(super) fn id(s: &str) -> TaskId {
     TaskId(s.into())
 }
 
@@ -696,7 +704,7 @@ fn max_bytes_refuses_a_declared_size_and_stops_a_growing_body() {
         (s.state, s.error.map(|e| e.code)),
         (TaskState::Failed, Some(ErrorCode::TooLarge))
     );
-    assert_eq!(s.bytes_received, 0, "its bytes are freed");
+    assert_eq!(s.bytes_received, Some(0), "its bytes are freed");
 }
 
 #[test]
@@ -929,7 +937,10 @@ fn the_session_byte_budget_refuses_or_stops_what_does_not_fit() {
         code_of(&sim, "third"),
         (TaskState::Failed, Some(ErrorCode::OverBudget))
     );
-    assert_eq!(sim.e.get(&sid(), &id("third")).unwrap().bytes_received, 0);
+    assert_eq!(
+        sim.e.get(&sid(), &id("third")).unwrap().bytes_received,
+        Some(0)
+    );
 
     // Removing the first frees its room: the second fits now.
     sim.e.remove(&sid(), &id("first")).unwrap();

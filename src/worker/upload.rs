@@ -1,0 +1,263 @@
+//! The worker's side of uploads: copying a page's body into storage, sending each
+//! request the engine asks for with its body read back from storage, and deleting a
+//! canceled tus upload on its server.
+//!
+//! The body is copied in [`COPY_CHUNK`]-byte chunks, one transaction each, before
+//! the task exists: if the copy fails (`quota`), the chunks written so far are deleted
+//! and nothing is left half-stored; if the worker dies during it, the start-up sweep
+//! ([`crate::store::Store::drop_orphans`]) frees them. Requests read only the chunks
+//! their byte range needs, so memory stays bounded by one tus chunk (a `PUT`/`POST`
+//! sends the whole body at once, by nature).
+
+use super::{credentials, evicted, pump, storage_failure, Runtime};
+use crate::core::engine::upload::SendRequest;
+use crate::core::protocol::Upload;
+use crate::core::task::TaskRecord;
+use crate::core::upload::{UploadInfo, UploadResponse};
+use crate::core::validate::SessionId;
+use crate::core::{ErrorCode, TaskError, TaskId};
+use crate::js;
+use crate::net::{self, NetFailure};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::AbortController;
+
+/// Bytes per stored chunk of an upload's copy; requests rely on this alignment.
+pub const COPY_CHUNK: u64 = 1 << 20;
+
+/// The `upload` command: check, copy the body in, then create the task.
+pub(super) async fn command(
+    rt: &Rc<Runtime>,
+    session: SessionId,
+    u: Upload,
+    body: JsValue,
+) -> Result<JsValue, TaskError> {
+    let blob: web_sys::Blob = body
+        .dyn_into()
+        .map_err(|_| TaskError::invalid("the upload body must be a Blob, File or ArrayBuffer"))?;
+    let size = blob.size();
+    if !(0.0..=crate::core::validate::MAX_SAFE_INTEGER as f64).contains(&size) {
+        return Err(TaskError::invalid("the upload body is larger than 2^53 bytes"));
+    }
+    let size = size as u64;
+    let url = super::http_url(&u.url)?;
+    rt.engine.borrow().check_room(&session, size)?;
+    let id = TaskId(js::random_uuid());
+    if let Err(e) = copy_in(rt, &id, &blob, size).await {
+        // Nothing half-stored is left behind.
+        if let Ok(drop) = rt.store.drop_chunks(&id) {
+            let _ = drop.await;
+        }
+        return Err(e);
+    }
+    let info = UploadInfo {
+        protocol: u.protocol,
+        size,
+        location: None,
+        metadata: u.metadata,
+        content_type: u.content_type,
+        chunk_size: u.chunk_size,
+    };
+    let rec = TaskRecord::new_upload(id, session, url, u.headers, u.description, info);
+    if !u.secrets.pairs().is_empty() {
+        rt.secrets.borrow_mut().push((rec.id.clone(), u.secrets));
+    }
+    let snap = rt.engine.borrow_mut().add(rec, js::now());
+    pump(rt).wait().await?;
+    Ok(js::to_js(&snap))
+}
+
+async fn copy_in(
+    rt: &Runtime,
+    id: &TaskId,
+    blob: &web_sys::Blob,
+    size: u64,
+) -> Result<(), TaskError> {
+    let mut at = 0u64;
+    while at < size {
+        if evicted() {
+            return Err(TaskError::new(
+                ErrorCode::NoWorker,
+                "this service worker was replaced by a newer one",
+            ));
+        }
+        let end = (at + COPY_CHUNK).min(size);
+        let part = blob
+            .slice_with_f64_and_f64(at as f64, end as f64)
+            .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))?;
+        let buf = JsFuture::from(part.array_buffer()).await.map_err(|e| {
+            TaskError::new(
+                ErrorCode::Storage,
+                format!("the upload body could not be read: {}", js::describe(&e)),
+            )
+        })?;
+        let bytes = js_sys::Uint8Array::new(&buf);
+        rt.store.put_chunk(id, at, &bytes)?.await?;
+        at = end;
+    }
+    Ok(())
+}
+
+/// The stored bytes `[from, to)` of upload `id`, as one array.
+async fn read_range(
+    rt: &Runtime,
+    id: &TaskId,
+    from: u64,
+    to: u64,
+) -> Result<js_sys::Uint8Array, TaskError> {
+    let out = js_sys::Uint8Array::new_with_length((to - from) as u32);
+    let mut pos = from - from % COPY_CHUNK;
+    let mut filled = 0u64;
+    while pos < to {
+        let batch = rt.store.read_chunk_batch(id, pos, to, 8).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for (off, bytes) in batch {
+            let len = u64::from(bytes.length());
+            let (a, b) = (off.max(from), (off + len).min(to));
+            if off != pos || a >= b {
+                pos = u64::MAX;
+                break;
+            }
+            out.set(
+                &bytes.subarray((a - off) as u32, (b - off) as u32),
+                (a - from) as u32,
+            );
+            filled += b - a;
+            pos = off + len;
+        }
+    }
+    if filled != to - from {
+        return Err(TaskError::new(
+            ErrorCode::Storage,
+            format!("the stored copy of this upload lacks bytes between {from} and {to}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// Send one request of an upload and report what came of it.
+pub(super) async fn run_send(rt: Rc<Runtime>, req: SendRequest) {
+    let ctl = match AbortController::new() {
+        Ok(c) => c,
+        Err(e) => {
+            let err = TaskError::new(ErrorCode::Internal, js::describe(&e));
+            rt.engine
+                .borrow_mut()
+                .handle_failure(&req.task, req.gen, err, false, js::now());
+            pump(&rt).spawn();
+            return;
+        }
+    };
+    rt.aborts
+        .borrow_mut()
+        .push((req.task.clone(), req.gen, ctl.clone()));
+    let result = send(&rt, &req, &ctl).await;
+    rt.aborts
+        .borrow_mut()
+        .retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
+    if evicted() {
+        return;
+    }
+    match result {
+        Ok(resp) => rt.engine.borrow_mut().handle_upload_response(
+            &req.task,
+            req.gen,
+            req.step,
+            &resp,
+            js::now(),
+        ),
+        Err(f) => {
+            rt.engine
+                .borrow_mut()
+                .handle_failure(&req.task, req.gen, f.error, f.retryable, js::now())
+        }
+    }
+    pump(&rt).spawn();
+}
+
+async fn send(
+    rt: &Runtime,
+    req: &SendRequest,
+    ctl: &AbortController,
+) -> Result<UploadResponse, NetFailure> {
+    let body = match req.body {
+        Some((from, to)) => Some(
+            read_range(rt, &req.task, from, to)
+                .await
+                .map_err(storage_failure)?,
+        ),
+        None => None,
+    };
+    let extra = credentials(
+        rt,
+        &req.task,
+        &req.url,
+        &req.session,
+        req.attempt,
+        req.timeout_ms,
+    )
+    .await?;
+    let mut headers = req.headers.clone();
+    for (k, v) in extra.pairs() {
+        headers.retain(|(n, _)| n != k);
+        headers.push((k.clone(), v.clone()));
+    }
+    let resp = net::send(
+        req.method,
+        &req.url,
+        &headers,
+        body.as_ref(),
+        req.timeout_ms,
+        ctl,
+    )
+    .await?;
+    if let Some(b) = resp.body() {
+        let _ = b.cancel();
+    }
+    let h = resp.headers();
+    let get = |n: &str| h.get(n).ok().flatten();
+    let location = get("location").and_then(|l| {
+        web_sys::Url::new_with_base(&l, &req.url)
+            .ok()
+            .map(|u| u.href())
+    });
+    Ok(UploadResponse {
+        status: resp.status(),
+        location,
+        upload_offset: get("upload-offset"),
+        retry_after: get("retry-after"),
+    })
+}
+
+/// Delete a canceled tus upload on its server: one attempt, its outcome only logged.
+pub(super) async fn terminate(
+    rt: Rc<Runtime>,
+    task: TaskId,
+    url: String,
+    mut headers: Vec<(String, String)>,
+) -> Result<(), TaskError> {
+    let timeout = 30_000.0;
+    if let Ok(extra) = credentials(&rt, &task, &url, "", 1, timeout).await {
+        for (k, v) in extra.pairs() {
+            headers.retain(|(n, _)| n != k);
+            headers.push((k.clone(), v.clone()));
+        }
+    }
+    rt.secrets.borrow_mut().retain(|(t, _)| *t != task);
+    let Ok(ctl) = AbortController::new() else {
+        return Ok(());
+    };
+    match net::send("DELETE", &url, &headers, None, timeout, &ctl).await {
+        Ok(r) if r.ok() || r.status() == 404 || r.status() == 410 => {}
+        Ok(r) => js::warn(&format!(
+            "the server refused to delete a canceled upload (HTTP {})",
+            r.status()
+        )),
+        Err(f) => js::warn(&format!("could not delete a canceled upload: {}", f.error)),
+    }
+    Ok(())
+}
