@@ -2,6 +2,7 @@
 # is missing first (tools/setup.sh, idempotent).
 SHELL := /bin/bash
 PORT ?= 8080
+TUS_PORT ?= 1080
 TEST_PORT ?= 8091
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 DEVSERVER := target/release/devserver
@@ -18,10 +19,12 @@ devserver: setup
 	@echo "==> building the devserver"
 	@cargo build --release -q -p longhaul-devserver
 
-## Build everything and serve the demo PWA and the devserver on 127.0.0.1:$(PORT).
+## Build everything and serve the demo PWA and the devserver on 127.0.0.1:$(PORT),
+## and a tus server for its uploads on 127.0.0.1:$(TUS_PORT).
 demo: build devserver
-	@echo "==> serving the demo; open the URL below (Ctrl-C stops it)"
-	@PORT=$(PORT) $(DEVSERVER) --root www --pkg pkg
+	@echo "==> serving the demo and its tus server; open the URL below (Ctrl-C stops it)"
+	@TUS_PORT=$(TUS_PORT) node tools/tus-server.mjs & pid=$$!; trap "kill $$pid 2>/dev/null" EXIT INT TERM; \
+	PORT=$(PORT) $(DEVSERVER) --root www --pkg pkg
 
 ## Every test: native, type check, browser (Chromium and Firefox), end to end.
 test: build devserver test-lint test-native test-types test-browser test-e2e

@@ -133,6 +133,22 @@ async function main() {
       render(await session.download(`/files/${name}?size=${f.get('size')}${rate}`, { description: `${name} (${f.get('size')}iB)` }));
     } catch (err) { showError(err); }
   });
+  // `make demo` runs a tus server on TUS_PORT (1080 unless set); `?tus=<port>` says another.
+  const tusPort = new URLSearchParams(location.search).get('tus') ?? '1080';
+  $('#upload [name=endpoint]').value = `${location.protocol}//${location.hostname}:${tusPort}/files`;
+  $('#upload').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const file = f.get('file');
+    const protocol = f.get('protocol');
+    const url = protocol === 'tus' ? f.get('endpoint') : `/sink/${encodeURIComponent(file.name || 'upload.bin')}`;
+    try {
+      showError(null);
+      status(`Copying ${file.name} into storage…`);
+      render(await session.upload(url, file, { protocol, description: `${file.name} (${fmtBytes(file.size)}, ${protocol})` }));
+      status(`Session "${session.identifier}" is open: the upload goes on if you close this tab.`);
+    } catch (err) { showError(err); }
+  });
   $('#custom').addEventListener('submit', async (e) => {
     e.preventDefault();
     try {

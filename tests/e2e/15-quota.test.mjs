@@ -1,7 +1,8 @@
 // Quota (FAULTS 19): when the browser refuses to store more (`QuotaExceededError`),
 // the chunk's transaction aborts and the task fails with a typed `quota` error; the
 // committed offset still covers only stored bytes, other tasks and their bytes are
-// untouched, and canceling the failed task frees its room for the next download.
+// untouched, and canceling the failed task frees its room for the next download. An
+// upload whose body does not fit is refused with `quota`, leaving nothing stored.
 //
 // The quota is made small with Firefox's `dom.quotaManager.temporaryStorage.fixedLimit`
 // (20 MiB in all, which gives one origin a 10 MiB group limit). Chromium has no such
@@ -39,6 +40,31 @@ test('Firefox: a full quota fails the task typed and touches nothing else', { ti
     // The neighbour is untouched.
     assert.equal((await h.task(page, a.id)).state, 'completed');
     await h.assertSameBytes(assert, page, server, small, '2M', a.id);
+
+    // An upload whose body does not fit is refused with `quota`, and nothing of its
+    // copy is left behind.
+    const countChunks = () => page.evaluate(() => new Promise((resolve, reject) => {
+      const req = indexedDB.open('longhaul');
+      req.onsuccess = () => {
+        const c = req.result.transaction('chunks').objectStore('chunks').count();
+        c.onsuccess = () => { req.result.close(); resolve(c.result); };
+        c.onerror = () => reject(c.error);
+      };
+    }));
+    const chunksBefore = await countChunks();
+    const tasksBefore = (await h.tasks(page)).length;
+    await h.makeBody(page, 'big', h.uniquePath('quota-upload'), '16M');
+    const refused = await page.evaluate(async (url) => {
+      try {
+        await window.longhaulSession.upload(url, window.__bodies.big, { protocol: 'put' });
+        return { ok: true };
+      } catch (e) {
+        return { ok: false, code: e.code, message: e.message };
+      }
+    }, `${server.origin}/sink/quota-upload.bin`);
+    assert.deepEqual([refused.ok, refused.code], [false, 'quota'], JSON.stringify(refused));
+    assert.equal(await countChunks(), chunksBefore, 'nothing of the refused upload is stored');
+    assert.equal((await h.tasks(page)).length, tasksBefore, 'and no task was made');
 
     // Canceling the failed task frees its bytes: a new download fits again.
     assert.equal(await page.evaluate((id) => window.longhaulSession.cancel(id), b.id), true);

@@ -1,7 +1,7 @@
 // Compiled by `make test` (tsc --noEmit): the published declarations must describe
 // the API the README documents. Nothing here runs.
 import init, { BackgroundSession } from '../../pkg/longhaul.js';
-import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions, SessionConfig } from '../../pkg/longhaul.js';
+import type { TaskSnapshot, TaskState, ErrorCode, DownloadOptions, SessionConfig, UploadOptions, UploadSnapshot, DownloadSnapshot } from '../../pkg/longhaul.js';
 import { install } from '../../pkg/longhaul-sw.js';
 
 async function usage(): Promise<void> {
@@ -16,11 +16,18 @@ async function usage(): Promise<void> {
   await session.download('/f', { integrity: 'sha256-abc', sensitiveHeaders: ['X-Key'], persistCredentials: false });
   await install({ credentials: async ({ url, attempt }) => ({ Authorization: `Bearer ${url}-${attempt}` }) });
   await install();
-  const snap: TaskSnapshot = await session.download('/files/a.bin?size=1M', opts);
+  const snap: DownloadSnapshot = await session.download('/files/a.bin?size=1M', opts);
   await session.download(new URL('https://example.test/b'), { headers: [['X-A', '1']] });
   const state: TaskState = snap.state;
   const expected: number | null = snap.bytesExpected;
   const received: number = snap.bytesReceived;
+  const uopts: UploadOptions = { protocol: 'tus', chunkSize: 1 << 22, metadata: { filename: 'a.bin' }, headers: { 'X-A': '1' } };
+  const up: UploadSnapshot = await session.upload('https://tus.example.test/files', new Blob(['x']), uopts);
+  const sent: number = up.bytesSent;
+  await session.upload(new URL('https://example.test/put'), new Uint8Array(4).buffer, { protocol: 'put', contentType: 'text/plain' });
+  const doneOf = (t: TaskSnapshot): number => (t.kind === 'upload' ? t.bytesSent : t.bytesReceived);
+  const done: number = doneOf(up);
+  const dsnap: TaskSnapshot = snap;
   const code: ErrorCode | undefined = snap.error?.code;
   const all: TaskSnapshot[] = await session.tasks();
   const one: TaskSnapshot | null = await session.task(snap.id);
@@ -31,11 +38,11 @@ async function usage(): Promise<void> {
   const blob: Blob = await session.blob(snap.id);
   session.addEventListener('progress', (e) => {
     const s: TaskSnapshot = e.detail;
-    console.log(s.bytesReceived);
+    console.log(s.kind === 'download' ? s.bytesReceived : s.bytesSent);
   });
   session.addEventListener('complete', (e) => console.log(e.detail.state === 'completed'));
   session.close();
-  console.log(tooLarge, codes, id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
+  console.log(sent, done, dsnap, tooLarge, codes, id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
 }
 
 // @ts-expect-error: the identifier must be a string
@@ -44,7 +51,9 @@ BackgroundSession.open(42);
 async function badEvent(s: BackgroundSession) { s.addEventListener('finished', () => {}); }
 // @ts-expect-error: unknown configuration keys are refused
 BackgroundSession.open('x', { retyr: {} });
+// @ts-expect-error: only tus, put and post are protocols
+async function badProtocol(s: BackgroundSession) { await s.upload('/u', new Blob([]), { protocol: 'ftp' }); }
 // @ts-expect-error: the credentials hook is a function
 install({ credentials: 'token' });
 
-export { usage, badEvent };
+export { usage, badEvent, badProtocol };
