@@ -570,7 +570,10 @@ impl BackgroundSession {
         let absolute = absolute_url(&url)?;
         let blob = upload_blob(&body)?;
         let options = options.unwrap_or(JsValue::UNDEFINED);
-        let mut fields = vec![("url", JsValue::from(absolute)), ("body", blob.clone().into())];
+        let mut fields = vec![
+            ("url", JsValue::from(absolute)),
+            ("body", blob.clone().into()),
+        ];
         if options.is_object() {
             for (key, kind) in [
                 ("protocol", "string"),
@@ -592,7 +595,10 @@ impl BackgroundSession {
                 ));
             }
             fields.push(("sensitiveHeaders", sensitive));
-            fields.push(("headers", header_pairs(&js::get(&options, "headers"))?.into()));
+            fields.push((
+                "headers",
+                header_pairs(&js::get(&options, "headers"))?.into(),
+            ));
             let meta = js::get(&options, "metadata");
             if !meta.is_undefined() {
                 fields.push(("metadata", metadata_pairs(&meta)?.into()));
@@ -610,7 +616,10 @@ impl BackgroundSession {
                 pairs.push(&js_sys::Array::of2(&"filename".into(), &name.into()));
             }
             if !blob.type_().is_empty() {
-                pairs.push(&js_sys::Array::of2(&"filetype".into(), &blob.type_().into()));
+                pairs.push(&js_sys::Array::of2(
+                    &"filetype".into(),
+                    &blob.type_().into(),
+                ));
             }
             fields.push(("metadata", pairs.into()));
         }

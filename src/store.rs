@@ -428,7 +428,10 @@ impl Store {
             .map_err(|e| storage_err("read chunk keys", e))?;
         let mut orphans: Vec<TaskId> = Vec::new();
         for k in &keys {
-            let Some(id) = js_sys::Reflect::get_u32(k, 0).ok().and_then(|v| v.as_string()) else {
+            let Some(id) = js_sys::Reflect::get_u32(k, 0)
+                .ok()
+                .and_then(|v| v.as_string())
+            else {
                 continue;
             };
             let id = TaskId(id);

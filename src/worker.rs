@@ -254,7 +254,9 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
     let known: Vec<TaskId> = engine.ids();
     match store.drop_orphans(&known).await {
         Ok(0) => {}
-        Ok(n) => js::warn(&format!("freed the stored bytes of {n} unfinished upload copies")),
+        Ok(n) => js::warn(&format!(
+            "freed the stored bytes of {n} unfinished upload copies"
+        )),
         Err(e) => js::warn(&format!("could not look for orphaned bytes: {e}")),
     }
     for rec in &replaced {

@@ -39,7 +39,9 @@ pub(super) async fn command(
         .map_err(|_| TaskError::invalid("the upload body must be a Blob, File or ArrayBuffer"))?;
     let size = blob.size();
     if !(0.0..=crate::core::validate::MAX_SAFE_INTEGER as f64).contains(&size) {
-        return Err(TaskError::invalid("the upload body is larger than 2^53 bytes"));
+        return Err(TaskError::invalid(
+            "the upload body is larger than 2^53 bytes",
+        ));
     }
     let size = size as u64;
     let url = super::http_url(&u.url)?;
@@ -170,11 +172,13 @@ pub(super) async fn run_send(rt: Rc<Runtime>, req: SendRequest) {
             &resp,
             js::now(),
         ),
-        Err(f) => {
-            rt.engine
-                .borrow_mut()
-                .handle_failure(&req.task, req.gen, f.error, f.retryable, js::now())
-        }
+        Err(f) => rt.engine.borrow_mut().handle_failure(
+            &req.task,
+            req.gen,
+            f.error,
+            f.retryable,
+            js::now(),
+        ),
     }
     pump(&rt).spawn();
 }
