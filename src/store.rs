@@ -477,14 +477,15 @@ impl Store {
         Ok(v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()))
     }
 
-    /// Up to `max` stored chunks of `id` from offset `from` (below `upto`), with their
-    /// offsets, in order: for reading a large file a few chunks at a time.
+    /// The stored chunks of `id` from offset `from` (below `upto`), at most `max` of
+    /// them, with their offsets, in order: for reading a large file a few chunks at a
+    /// time.
     pub async fn read_chunk_batch(
         &self,
         id: &TaskId,
         from: u64,
         upto: u64,
-        max: u32,
+        max: Option<u32>,
     ) -> Result<Vec<(u64, js_sys::Uint8Array)>, TaskError> {
         let tx = self.tx(&[CHUNKS], TransactionMode::ReadOnly)?;
         let store = tx
@@ -492,10 +493,10 @@ impl Store {
             .map_err(|e| storage_err("open chunks", e))?;
         let range = chunk_range(id, from, Some(upto))?;
         let keys_req = store
-            .get_all_keys(Some(range.clone()), Some(max))
+            .get_all_keys(Some(range.clone()), max)
             .map_err(|e| storage_err("read chunk keys", e))?;
         let vals_req = store
-            .get_all(Some(range), Some(max))
+            .get_all(Some(range), max)
             .map_err(|e| storage_err("read chunks", e))?;
         let keys = keys_req
             .await
@@ -523,32 +524,11 @@ impl Store {
         id: &TaskId,
         upto: u64,
     ) -> Result<Vec<js_sys::Uint8Array>, TaskError> {
-        let tx = self.tx(&[CHUNKS], TransactionMode::ReadOnly)?;
-        let store = tx
-            .object_store(CHUNKS)
-            .map_err(|e| storage_err("open chunks", e))?;
-        let range = chunk_range(id, 0, Some(upto))?;
-        let keys_req = store
-            .get_all_keys(Some(range.clone()), None)
-            .map_err(|e| storage_err("read chunk keys", e))?;
-        let vals_req = store
-            .get_all(Some(range), None)
-            .map_err(|e| storage_err("read chunks", e))?;
-        let keys = keys_req
-            .await
-            .map_err(|e| storage_err("read chunk keys", e))?;
-        let vals = vals_req.await.map_err(|e| storage_err("read chunks", e))?;
-        let mut out = Vec::with_capacity(vals.len());
+        let batch = self.read_chunk_batch(id, 0, upto, None).await?;
+        let mut out = Vec::with_capacity(batch.len());
         let mut pos = 0u64;
-        for (k, v) in keys.iter().zip(vals) {
-            let off = js_sys::Reflect::get_u32(k, 1)
-                .ok()
-                .and_then(|o| o.as_f64())
-                .unwrap_or(-1.0);
-            let bytes: js_sys::Uint8Array = v
-                .dyn_into()
-                .map_err(|_| TaskError::new(ErrorCode::Storage, "a stored chunk is not bytes"))?;
-            if off != pos as f64 {
+        for (off, bytes) in batch {
+            if off != pos {
                 return Err(TaskError::new(
                     ErrorCode::Storage,
                     format!("stored bytes have a gap at {pos}"),

@@ -521,7 +521,7 @@ async fn hash_stored(
         }
         let batch = match rt
             .store
-            .read_chunk_batch(task, pos, upto, VERIFY_BATCH)
+            .read_chunk_batch(task, pos, upto, Some(VERIFY_BATCH))
             .await
         {
             Ok(b) => b,
@@ -552,30 +552,54 @@ async fn hash_stored(
 }
 
 async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
-    let ctl = match AbortController::new() {
-        Ok(c) => c,
-        Err(e) => {
-            let err = TaskError::new(ErrorCode::Internal, js::describe(&e));
-            rt.engine
+    let (task, gen) = (req.task.clone(), req.gen);
+    with_abort(rt, task, gen, |rt, ctl| async move {
+        transfer(&rt, &req, &ctl).await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// Run one request of `task` with an abort controller registered for `gen` (so that
+/// pause, cancel or eviction can abort it); a failure goes to the engine.
+async fn with_abort<F, Fut>(rt: Rc<Runtime>, task: TaskId, gen: u64, f: F)
+where
+    F: FnOnce(Rc<Runtime>, AbortController) -> Fut,
+    Fut: Future<Output = Result<(), NetFailure>>,
+{
+    let result = match AbortController::new() {
+        Ok(ctl) => {
+            rt.aborts
                 .borrow_mut()
-                .handle_failure(&req.task, req.gen, err, false, js::now());
-            pump(&rt).spawn();
-            return;
+                .push((task.clone(), gen, ctl.clone()));
+            let r = f(rt.clone(), ctl).await;
+            rt.aborts
+                .borrow_mut()
+                .retain(|(t, g, _)| !(*t == task && *g == gen));
+            r
         }
+        Err(e) => Err(NetFailure {
+            error: TaskError::new(ErrorCode::Internal, js::describe(&e)),
+            retryable: false,
+        }),
     };
-    rt.aborts
-        .borrow_mut()
-        .push((req.task.clone(), req.gen, ctl.clone()));
-    let result = transfer(&rt, &req, &ctl).await;
-    rt.aborts
-        .borrow_mut()
-        .retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
+    if evicted() {
+        return;
+    }
     if let Err(f) = result {
         rt.engine
             .borrow_mut()
-            .handle_failure(&req.task, req.gen, f.error, f.retryable, js::now());
+            .handle_failure(&task, gen, f.error, f.retryable, js::now());
     }
     pump(&rt).spawn();
+}
+
+/// `headers` with `extra` added, replacing same-named ones.
+fn merge_headers(headers: &mut Vec<(String, String)>, extra: &HeaderList) {
+    for (k, v) in extra.pairs() {
+        headers.retain(|(n, _)| n != k);
+        headers.push((k.clone(), v.clone()));
+    }
 }
 
 fn concat(parts: &[js_sys::Uint8Array], len: u32) -> js_sys::Uint8Array {

@@ -448,7 +448,7 @@ async fn stored_chunks(id: &str) -> usize {
     let store = longhaul::store::Store::open().await.unwrap();
     let id = longhaul::core::TaskId(id.into());
     store
-        .read_chunk_batch(&id, 0, 1 << 53, 1_000)
+        .read_chunk_batch(&id, 0, 1 << 53, None)
         .await
         .unwrap()
         .len()

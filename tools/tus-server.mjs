@@ -30,6 +30,8 @@ export async function startTusServer({ dir, port = 0 } = {}) {
     const entry = { method: req.method, path: req.url, uploadOffset: req.headers['upload-offset'] ?? null, status: 0, t: Date.now() };
     log.push(entry);
     res.on('finish', () => { entry.status = res.statusCode; });
+    // A response the client stopped reading still had a status.
+    res.on('close', () => { if (!entry.status && res.headersSent) entry.status = res.statusCode; });
     if (req.method === 'PATCH') {
       if (faults.conflictNext > 0) {
         faults.conflictNext -= 1;

@@ -9,7 +9,7 @@
 //! their byte range needs, so memory stays bounded by one tus chunk (a `PUT`/`POST`
 //! sends the whole body at once, by nature).
 
-use super::{credentials, evicted, pump, storage_failure, Runtime};
+use super::{credentials, evicted, merge_headers, pump, storage_failure, with_abort, Runtime};
 use crate::core::engine::upload::SendRequest;
 use crate::core::protocol::Upload;
 use crate::core::task::TaskRecord;
@@ -113,7 +113,7 @@ async fn read_range(
     let mut pos = from - from % COPY_CHUNK;
     let mut filled = 0u64;
     while pos < to {
-        let batch = rt.store.read_chunk_batch(id, pos, to, 8).await?;
+        let batch = rt.store.read_chunk_batch(id, pos, to, Some(8)).await?;
         if batch.is_empty() {
             break;
         }
@@ -143,44 +143,21 @@ async fn read_range(
 
 /// Send one request of an upload and report what came of it.
 pub(super) async fn run_send(rt: Rc<Runtime>, req: SendRequest) {
-    let ctl = match AbortController::new() {
-        Ok(c) => c,
-        Err(e) => {
-            let err = TaskError::new(ErrorCode::Internal, js::describe(&e));
-            rt.engine
-                .borrow_mut()
-                .handle_failure(&req.task, req.gen, err, false, js::now());
-            pump(&rt).spawn();
-            return;
+    let (task, gen) = (req.task.clone(), req.gen);
+    with_abort(rt, task, gen, |rt, ctl| async move {
+        let resp = send(&rt, &req, &ctl).await?;
+        if !evicted() {
+            rt.engine.borrow_mut().handle_upload_response(
+                &req.task,
+                req.gen,
+                req.step,
+                &resp,
+                js::now(),
+            );
         }
-    };
-    rt.aborts
-        .borrow_mut()
-        .push((req.task.clone(), req.gen, ctl.clone()));
-    let result = send(&rt, &req, &ctl).await;
-    rt.aborts
-        .borrow_mut()
-        .retain(|(t, g, _)| !(*t == req.task && *g == req.gen));
-    if evicted() {
-        return;
-    }
-    match result {
-        Ok(resp) => rt.engine.borrow_mut().handle_upload_response(
-            &req.task,
-            req.gen,
-            req.step,
-            &resp,
-            js::now(),
-        ),
-        Err(f) => rt.engine.borrow_mut().handle_failure(
-            &req.task,
-            req.gen,
-            f.error,
-            f.retryable,
-            js::now(),
-        ),
-    }
-    pump(&rt).spawn();
+        Ok(())
+    })
+    .await;
 }
 
 async fn send(
@@ -206,10 +183,7 @@ async fn send(
     )
     .await?;
     let mut headers = req.headers.clone();
-    for (k, v) in extra.pairs() {
-        headers.retain(|(n, _)| n != k);
-        headers.push((k.clone(), v.clone()));
-    }
+    merge_headers(&mut headers, &extra);
     let resp = net::send(
         req.method,
         &req.url,
@@ -246,10 +220,7 @@ pub(super) async fn terminate(
 ) -> Result<(), TaskError> {
     let timeout = 30_000.0;
     if let Ok(extra) = credentials(&rt, &task, &url, "", 1, timeout).await {
-        for (k, v) in extra.pairs() {
-            headers.retain(|(n, _)| n != k);
-            headers.push((k.clone(), v.clone()));
-        }
+        merge_headers(&mut headers, &extra);
     }
     rt.secrets.borrow_mut().retain(|(t, _)| *t != task);
     let Ok(ctl) = AbortController::new() else {

@@ -47,14 +47,7 @@ test('a corrupt task record fails that task alone', { timeout: 120_000 }, async 
       assert.equal(bad.state, 'failed', JSON.stringify(bad));
       assert.equal(bad.error?.code, 'storage', JSON.stringify(bad));
       assert.equal(bad.bytesReceived, 0, JSON.stringify(bad));
-      const chunks = await page.evaluate(() => new Promise((resolve) => {
-        const req = indexedDB.open('longhaul');
-        req.onsuccess = () => {
-          const db = req.result;
-          const c = db.transaction('chunks').objectStore('chunks').count(IDBKeyRange.bound(['corrupt-1', 0], ['corrupt-1', Infinity]));
-          c.onsuccess = () => { db.close(); resolve(c.result); };
-        };
-      }));
+      const chunks = await h.chunkCount(page, 'corrupt-1');
       assert.equal(chunks, 0, 'its bytes were freed');
 
       const done = await h.waitCompleted(page, good.id);

@@ -43,14 +43,7 @@ test('Firefox: a full quota fails the task typed and touches nothing else', { ti
 
     // An upload whose body does not fit is refused with `quota`, and nothing of its
     // copy is left behind.
-    const countChunks = () => page.evaluate(() => new Promise((resolve, reject) => {
-      const req = indexedDB.open('longhaul');
-      req.onsuccess = () => {
-        const c = req.result.transaction('chunks').objectStore('chunks').count();
-        c.onsuccess = () => { req.result.close(); resolve(c.result); };
-        c.onerror = () => reject(c.error);
-      };
-    }));
+    const countChunks = () => h.chunkCount(page);
     const chunksBefore = await countChunks();
     const tasksBefore = (await h.tasks(page)).length;
     await h.makeBody(page, 'big', h.uniquePath('quota-upload'), '16M');

@@ -522,3 +522,17 @@ export function waitSent(page, id, fraction, size, opts = {}) {
   return waitTask(page, id, (s) => s.state === 'completed' || s.bytesSent >= fraction * size,
     { what: `${Math.round(fraction * 100)}% sent`, ...opts });
 }
+
+/** How many chunks IndexedDB holds for task `id` (for every task without an id), read by `page`. */
+export async function chunkCount(page, id = null) {
+  return ev(page, (i) => new Promise((resolve, reject) => {
+    const req = indexedDB.open('longhaul');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const store = req.result.transaction('chunks').objectStore('chunks');
+      const c = i === null ? store.count() : store.count(IDBKeyRange.bound([i, 0], [i, Infinity]));
+      c.onsuccess = () => { req.result.close(); resolve(c.result); };
+      c.onerror = () => reject(c.error);
+    };
+  }), id);
+}
