@@ -222,3 +222,22 @@ test('a plain PUT interrupted mid-way restarts and completes', { timeout: 120_00
     await browser.dispose();
   }
 });
+
+test('Firefox: a tus upload completes', { timeout: 120_000 }, async () => {
+  const ff = await h.launchFirefox();
+  try {
+    const page = await ff.browser.newPage();
+    await h.openDemo(page, server.origin, '', 60_000);
+    const file = h.uniquePath('up-firefox');
+    await h.makeBody(page, 'a', file, '16M');
+    const before = tus.created().length;
+    const snap = await h.upload(page, tus.endpoint, 'a', { chunkSize: 4 * h.MiB });
+    const done = await h.waitTask(page, snap.id, (s) => s.state === 'completed', { what: 'completion', timeout: 90_000 });
+    assert.equal(done.bytesSent, 16 * h.MiB);
+    const [id] = createdSince(before);
+    assert.equal(requestsFor(id).filter((e) => e.method === 'PATCH').length, 4, fmt(requestsFor(id)));
+    await assertServerBytes(id, file, '16M');
+  } finally {
+    await ff.dispose();
+  }
+});
