@@ -52,8 +52,12 @@ interface TaskSnapshotBase {
   createdAt: number;
   updatedAt: number;
   retryAt: number | null;
-  /** Why a `waiting` task waits: for the network, or until `retryAt`. */
-  waitReason: 'offline' | 'retry-at' | null;
+  /** Why a `waiting` task waits. */
+  waitReason: 'offline' | 'retry-at' | 'earliest-begin' | 'connection-limit' | null;
+  /** 0 to 1. */
+  priority: number;
+  /** Not started before this, ms since the epoch, or null. */
+  earliestBegin: number | null;
 }
 /** A download: `bytesReceived` bytes are stored. */
 export interface DownloadSnapshot extends TaskSnapshotBase {
@@ -83,6 +87,10 @@ export interface UploadOptions {
   sensitiveHeaders?: string[];
   /** Store credential headers with the task (default false). */
   persistCredentials?: boolean;
+  /** As for downloads. */
+  priority?: number;
+  /** As for downloads. */
+  earliestBegin?: Date | number;
 }
 /** Options of `session.download`. */
 export interface DownloadOptions {
@@ -103,6 +111,12 @@ export interface DownloadOptions {
   sensitiveHeaders?: string[];
   /** Store credential headers with the task, so they survive a restart (default false). */
   persistCredentials?: boolean;
+  /** Order among the session's tasks for one host, 0 to 1 (default 0.5); higher first. */
+  priority?: number;
+  /** Not started before this time; survives restarts; runs at the first wake after it. */
+  earliestBegin?: Date | number;
+  /** Bytes the app expects; refused up front (`over-budget`, `quota`) if they cannot fit. */
+  expectedBytes?: number;
 }
 /** How failed attempts are retried (all durations in ms). */
 export interface RetryPolicy {
@@ -129,6 +143,12 @@ export interface SessionConfig {
    * it fails with `over-budget` before storing those bytes. Default: no budget.
    */
   byteBudget?: number;
+  /** Requests of the session in flight to one host at once (default 6, 1 to 64); more wait with `connection-limit`. */
+  maxConnectionsPerHost?: number;
+  /** A task not finished this long after it was created fails with `timeout`, ms (default 7 days); paused tasks are left alone. */
+  resourceTimeout?: number;
+  /** Headers sent with every request of the session; a task's own win. `Authorization` is refused here (it would be stored). */
+  headers?: Record<string, string> | [string, string][] | Headers;
 }
 /** The events a session dispatches; `detail` is the task's snapshot. */
 export interface SessionEventMap {
@@ -339,6 +359,43 @@ impl Inner {
     }
 }
 
+/// `priority` and `earliestBegin` (a `Date`, or ms since the epoch) of task options.
+fn schedule_options(options: &JsValue, fields: &mut Vec<(&str, JsValue)>) -> Result<(), JsValue> {
+    let priority = js::get(options, "priority");
+    if !priority.is_undefined() && priority.as_f64().is_none() {
+        return Err(js::type_error(
+            "options.priority must be a number from 0 to 1",
+        ));
+    }
+    let begin = js::get(options, "earliestBegin");
+    let begin = if let Some(d) = begin.dyn_ref::<js_sys::Date>() {
+        // An invalid Date gives NaN, which the worker refuses with invalid-input.
+        JsValue::from_f64(d.get_time())
+    } else if begin.is_undefined() || begin.as_f64().is_some() {
+        begin
+    } else {
+        return Err(js::type_error(
+            "options.earliestBegin must be a Date (or ms since the epoch)",
+        ));
+    };
+    fields.push(("priority", priority));
+    fields.push(("earliestBegin", begin));
+    Ok(())
+}
+
+/// A session configuration as the worker reads it: `headers` as `[name, value]`
+/// pairs, the rest as given (the worker checks every key and value).
+fn config_for_worker(c: &JsValue) -> Result<JsValue, JsValue> {
+    let headers = js::get(c, "headers");
+    if headers.is_undefined() {
+        return Ok(c.clone());
+    }
+    let copy = js_sys::Object::assign(&js_sys::Object::new(), c.unchecked_ref());
+    let pairs: JsValue = header_pairs(&headers)?.into();
+    let _ = js_sys::Reflect::set(&copy, &"headers".into(), &pairs);
+    Ok(copy.into())
+}
+
 /// `url` (a string or `URL`, maybe relative to the page) as an absolute URL string.
 fn absolute_url(url: &JsValue) -> Result<String, JsValue> {
     let url = if let Some(u) = url.dyn_ref::<web_sys::Url>() {
@@ -484,6 +541,7 @@ impl BackgroundSession {
             .set_onmessage(Some(on_event.as_ref().unchecked_ref()));
         *inner.on_event.borrow_mut() = Some(on_event);
         inner.forward_network_events();
+        let config = config.map(|c| config_for_worker(&c)).transpose()?;
         let fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
         inner.request("open", &fields).await.map_err(err)?;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
@@ -535,6 +593,11 @@ impl BackgroundSession {
                     "options.persistCredentials must be a boolean",
                 ));
             }
+            schedule_options(&options, &mut fields)?;
+            let expected = js::get(&options, "expectedBytes");
+            if !expected.is_undefined() && expected.as_f64().is_none() {
+                return Err(js::type_error("options.expectedBytes must be a number"));
+            }
             fields.extend([
                 (
                     "headers",
@@ -542,6 +605,7 @@ impl BackgroundSession {
                 ),
                 ("description", d),
                 ("maxBytes", max),
+                ("expectedBytes", expected),
                 ("integrity", integrity),
                 ("sensitiveHeaders", sensitive),
                 ("persistCredentials", persist),
@@ -599,6 +663,7 @@ impl BackgroundSession {
                 "headers",
                 header_pairs(&js::get(&options, "headers"))?.into(),
             ));
+            schedule_options(&options, &mut fields)?;
             let meta = js::get(&options, "metadata");
             if !meta.is_undefined() {
                 fields.push(("metadata", metadata_pairs(&meta)?.into()));

@@ -748,6 +748,37 @@ fn from_own_window(ev: &web_sys::ExtendableMessageEvent) -> bool {
     !origin.is_empty() && (url == origin || url.starts_with(&format!("{origin}/")))
 }
 
+/// Refuse up front (`quota`) a transfer of `bytes` that the browser's storage
+/// estimate says cannot fit. Where the estimate is missing, nothing is refused.
+async fn check_quota(bytes: u64) -> Result<(), TaskError> {
+    let storage = js::get(&js::get(&js_sys::global(), "navigator"), "storage");
+    let Ok(estimate) = js::get(&storage, "estimate").dyn_into::<js_sys::Function>() else {
+        return Ok(());
+    };
+    let Ok(p) = estimate
+        .call0(&storage)
+        .and_then(|p| p.dyn_into::<js_sys::Promise>())
+    else {
+        return Ok(());
+    };
+    let Ok(e) = JsFuture::from(p).await else {
+        return Ok(());
+    };
+    let (quota, usage) = (js::get(&e, "quota").as_f64(), js::get(&e, "usage").as_f64());
+    if let (Some(q), Some(u)) = (quota, usage) {
+        if bytes as f64 > q - u {
+            return Err(TaskError::new(
+                ErrorCode::Quota,
+                format!(
+                    "{bytes} bytes are expected, but the browser's storage has room for {}",
+                    (q - u).max(0.0) as u64
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parse and check a task's URL with the browser's parser: http(s), no
 /// credentials, no mixed content.
 fn http_url(href: &str) -> Result<crate::core::validate::HttpUrl, TaskError> {
@@ -832,6 +863,12 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             );
             rec.max_bytes = d.max_bytes;
             rec.integrity = d.integrity;
+            rec.priority = d.schedule.priority;
+            rec.earliest_begin = d.schedule.earliest_begin;
+            if let Some(expected) = d.expected_bytes {
+                rt.engine.borrow().check_room(&rec.session, expected)?;
+                check_quota(expected).await?;
+            }
             if !d.secrets.pairs().is_empty() {
                 rt.secrets.borrow_mut().push((rec.id.clone(), d.secrets));
             }

@@ -7,6 +7,7 @@
 
 use super::error::TaskError;
 use super::retry::RetryPolicy;
+use super::validate::{HeaderList, SENSITIVE_HEADERS};
 use serde::{Deserialize, Serialize};
 
 /// Default stall timeout (`requestTimeout`), ms.
@@ -27,7 +28,21 @@ pub struct SessionConfig {
     /// before storing the bytes that would. `None`: no budget beyond the browser's
     /// quota.
     pub byte_budget: Option<u64>,
+    /// Requests of this session in flight to one host (`host:port`) at once
+    /// (httpMaximumConnectionsPerHost); more wait with `connection-limit`.
+    pub max_connections_per_host: u32,
+    /// A task not finished this long after it was created fails with `timeout`
+    /// (timeoutIntervalForResource), ms; paused tasks are not stopped by it.
+    pub resource_timeout: f64,
+    /// Headers sent with every request of the session (httpAdditionalHeaders); a
+    /// task's own headers of the same name win.
+    pub headers: HeaderList,
 }
+
+/// Default `maxConnectionsPerHost`.
+pub const DEFAULT_CONNECTIONS_PER_HOST: u32 = 6;
+/// Default `resourceTimeout`: 7 days, as URLSession's.
+pub const DEFAULT_RESOURCE_TIMEOUT: f64 = 7.0 * 86_400_000.0;
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -35,12 +50,22 @@ impl Default for SessionConfig {
             retry: RetryPolicy::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             byte_budget: None,
+            max_connections_per_host: DEFAULT_CONNECTIONS_PER_HOST,
+            resource_timeout: DEFAULT_RESOURCE_TIMEOUT,
+            headers: HeaderList::default(),
         }
     }
 }
 
 /// The keys a session configuration may have.
-pub const CONFIG_KEYS: &[&str] = &["retry", "requestTimeout", "byteBudget"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "retry",
+    "requestTimeout",
+    "byteBudget",
+    "maxConnectionsPerHost",
+    "resourceTimeout",
+    "headers",
+];
 /// The keys of `config.retry`.
 pub const RETRY_KEYS: &[&str] = &[
     "maxAttempts",
@@ -77,6 +102,27 @@ impl SessionConfig {
                     "byteBudget must be a positive integer number of bytes up to 2^53",
                 ));
             }
+        }
+        if !(1..=64).contains(&self.max_connections_per_host) {
+            return Err(TaskError::invalid(
+                "maxConnectionsPerHost must be a whole number from 1 to 64",
+            ));
+        }
+        let r = self.resource_timeout;
+        if !r.is_finite() || !(1_000.0..=365.0 * 86_400_000.0).contains(&r) {
+            return Err(TaskError::invalid(
+                "resourceTimeout must be a number of ms from 1 s to 365 days",
+            ));
+        }
+        let headers = HeaderList::parse(self.headers.pairs().to_vec())?;
+        if headers
+            .pairs()
+            .iter()
+            .any(|(n, _)| SENSITIVE_HEADERS.contains(&n.as_str()))
+        {
+            return Err(TaskError::invalid(
+                "session headers are stored: pass Authorization per task, or from the worker's credentials hook",
+            ));
         }
         self.retry.validate()
     }

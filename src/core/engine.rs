@@ -285,6 +285,23 @@ impl Engine {
         })
     }
 
+    /// The headers of a request of `rec`: the session's, then the task's own.
+    fn base_headers(&self, rec: &TaskRecord) -> Vec<(String, String)> {
+        match self.session_config(&rec.session) {
+            Some(c) if !c.headers.pairs().is_empty() => {
+                c.headers.merged(&rec.headers).pairs().to_vec()
+            }
+            _ => rec.headers.pairs().to_vec(),
+        }
+    }
+
+    fn session_config(&self, session: &SessionId) -> Option<&SessionConfig> {
+        self.sessions
+            .iter()
+            .find(|(s, _)| s == session)
+            .map(|(_, c)| c)
+    }
+
     fn retry_policy(&self, session: &SessionId) -> &RetryPolicy {
         self.sessions
             .iter()
@@ -483,64 +500,17 @@ impl Engine {
         });
     }
 
-    /// Start pending tasks while their hosts have room. Called after every input.
-    pub fn schedule(&mut self, now: f64) {
-        if !self.online {
-            let pending: Vec<TaskId> = self
-                .tasks
-                .values()
-                .filter(|s| s.rec.state == TaskState::Pending)
-                .map(|s| s.rec.id.clone())
-                .collect();
-            for id in pending {
-                self.wait_offline(&id, None, now);
-            }
-            return;
-        }
-        // Few hosts are ever busy at once: a small vector beats another map type
-        // (each map type costs kilobytes of wasm).
-        let mut busy: Vec<(String, usize)> = Vec::new();
-        for s in self.tasks.values().filter(|s| s.active) {
-            match busy.iter_mut().find(|(h, _)| *h == s.rec.url.host) {
-                Some((_, n)) => *n += 1,
-                None => busy.push((s.rec.url.host.clone(), 1)),
-            }
-        }
-        let mut pending: Vec<(f64, TaskId)> = self
-            .tasks
-            .values()
-            .filter(|s| s.rec.state == TaskState::Pending)
-            .map(|s| (s.rec.created_at, s.rec.id.clone()))
-            .collect();
-        pending.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        for (_, id) in pending {
-            let Some(host) = self.tasks.get(&id).map(|s| s.rec.url.host.clone()) else {
-                continue;
-            };
-            let i = match busy.iter().position(|(h, _)| *h == host) {
-                Some(i) => i,
-                None => {
-                    busy.push((host, 0));
-                    busy.len() - 1
-                }
-            };
-            if busy[i].1 < self.config.max_connections_per_host {
-                busy[i].1 += 1;
-                self.start(&id, now);
-            }
-        }
-    }
-
     fn start(&mut self, id: &TaskId, now: f64) {
         if self.tasks.get(id).is_some_and(|s| s.rec.upload.is_some()) {
             self.start_upload(id, now);
             return;
         }
-        let Some(stall_ms) = self
-            .tasks
-            .get(id)
-            .map(|s| self.request_timeout(&s.rec.session))
-        else {
+        let Some((stall_ms, base)) = self.tasks.get(id).map(|s| {
+            (
+                self.request_timeout(&s.rec.session),
+                self.base_headers(&s.rec),
+            )
+        }) else {
             return;
         };
         let Some(s) = self.tasks.get_mut(id) else {
@@ -559,7 +529,7 @@ impl Engine {
         }
         s.gen += 1;
         s.active = true;
-        let mut headers = s.rec.headers.pairs().to_vec();
+        let mut headers = base;
         if let Some((r, ir)) = range {
             headers.push(("range".into(), r));
             headers.push(("if-range".into(), ir));
@@ -744,7 +714,10 @@ impl Engine {
             .values()
             .filter(|s| {
                 s.rec.state == TaskState::Waiting
-                    && s.rec.wait_reason != Some(WaitReason::Offline)
+                    && !matches!(
+                        s.rec.wait_reason,
+                        Some(WaitReason::Offline | WaitReason::ConnectionLimit)
+                    )
                     && s.rec.retry_at.is_none_or(|t| t <= now)
             })
             .map(|s| s.rec.id.clone())
@@ -769,10 +742,13 @@ impl Engine {
 
     /// When to call [`Engine::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<f64> {
-        self.tasks
+        let retries = self
+            .tasks
             .values()
             .filter(|s| s.rec.state == TaskState::Waiting)
-            .filter_map(|s| s.rec.retry_at)
+            .filter_map(|s| s.rec.retry_at);
+        retries
+            .chain(self.resource_deadlines())
             .min_by(f64::total_cmp)
     }
 
@@ -1037,9 +1013,12 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
         updated_at: 0.0,
         retry_at: None,
         wait_reason: None,
+        priority: super::task::DEFAULT_PRIORITY,
+        earliest_begin: None,
     }
 }
 
+mod schedule;
 pub mod upload;
 
 #[cfg(test)]

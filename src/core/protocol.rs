@@ -69,6 +69,24 @@ pub struct RawCommand {
     /// `Content-Type` of a `put`/`post` body, for `upload`.
     #[serde(default)]
     pub content_type: Option<String>,
+    /// 0 to 1, for `download` and `upload`.
+    #[serde(default)]
+    pub priority: Option<f64>,
+    /// ms since the epoch, for `download` and `upload`.
+    #[serde(default)]
+    pub earliest_begin: Option<f64>,
+    /// Bytes the app expects, for `download`.
+    #[serde(default)]
+    pub expected_bytes: Option<f64>,
+}
+
+/// Scheduling options every new task takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// 0 to 1.
+    pub priority: f64,
+    /// Not before this, ms since the epoch.
+    pub earliest_begin: Option<f64>,
 }
 
 /// A validated command.
@@ -114,6 +132,10 @@ pub struct Download {
     pub description: String,
     /// Most bytes the task may store.
     pub max_bytes: Option<u64>,
+    /// Bytes the app expects (checked against the budget and quota up front).
+    pub expected_bytes: Option<u64>,
+    /// Priority and earliest begin.
+    pub schedule: Schedule,
 }
 
 /// An upload command's arguments (the body itself travels beside the command).
@@ -135,6 +157,8 @@ pub struct Upload {
     pub chunk_size: u64,
     /// Body type for `PUT`/`POST`.
     pub content_type: String,
+    /// Priority and earliest begin.
+    pub schedule: Schedule,
 }
 
 /// Parse the URL parts the browser gave into a validated URL, for a worker whose
@@ -157,6 +181,24 @@ impl RawCommand {
             return Err(TaskError::invalid("the URL is longer than 64 KiB"));
         }
         Ok(url)
+    }
+
+    fn checked_schedule(&self) -> Result<Schedule, TaskError> {
+        let priority = self.priority.unwrap_or(super::task::DEFAULT_PRIORITY);
+        if !(0.0..=1.0).contains(&priority) {
+            return Err(TaskError::invalid("priority must be a number from 0 to 1"));
+        }
+        if let Some(t) = self.earliest_begin {
+            if !t.is_finite() || t.abs() > 8.64e15 {
+                return Err(TaskError::invalid(
+                    "earliestBegin must be a valid Date (or ms since the epoch)",
+                ));
+            }
+        }
+        Ok(Schedule {
+            priority,
+            earliest_begin: self.earliest_begin,
+        })
     }
 
     /// The headers to store and the credentials to keep in memory only.
@@ -241,6 +283,7 @@ impl RawCommand {
                     metadata: upload::validate_metadata(self.metadata.clone().unwrap_or_default())?,
                     chunk_size,
                     content_type,
+                    schedule: self.checked_schedule()?,
                 })
             }
             "download" => {
@@ -257,6 +300,8 @@ impl RawCommand {
                         .transpose()?,
                     description: validate::description(self.description.clone())?,
                     max_bytes: self.max_bytes.map(validate::byte_count).transpose()?,
+                    expected_bytes: self.expected_bytes.map(validate::byte_count).transpose()?,
+                    schedule: self.checked_schedule()?,
                 })
             }
             other => return Err(TaskError::invalid(format!("unknown operation \"{other}\""))),
@@ -289,7 +334,40 @@ mod tests {
             metadata: None,
             chunk_size: None,
             content_type: None,
+            priority: None,
+            earliest_begin: None,
+            expected_bytes: None,
         }
+    }
+
+    #[test]
+    fn schedules_validate() {
+        let mut d = raw("download");
+        d.url = Some("https://a.test/f".into());
+        for bad in [-0.1, 1.5, f64::NAN] {
+            d.priority = Some(bad);
+            assert!(d.clone().validate().is_err(), "priority {bad}");
+        }
+        d.priority = Some(1.0);
+        for bad in [f64::NAN, f64::INFINITY, 1e16] {
+            d.earliest_begin = Some(bad);
+            assert!(d.clone().validate().is_err(), "earliestBegin {bad}");
+        }
+        d.earliest_begin = Some(1.8e12);
+        d.expected_bytes = Some(-3.0);
+        assert!(d.clone().validate().is_err());
+        d.expected_bytes = Some(1e6);
+        let (_, Command::Download(dl)) = d.validate().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                dl.schedule.priority,
+                dl.schedule.earliest_begin,
+                dl.expected_bytes
+            ),
+            (1.0, Some(1.8e12), Some(1_000_000))
+        );
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub enum WaitReason {
     Offline,
     /// Backing off after a failure until `retryAt`.
     RetryAt,
+    /// Not to start before its `earliestBegin` (`retryAt` says when).
+    EarliestBegin,
+    /// Its host has as many requests of the session in flight as
+    /// `maxConnectionsPerHost` allows; it starts when one ends.
+    ConnectionLimit,
 }
 
 /// Everything persisted about a task. The committed offset (`bytes_received`) is the
@@ -113,6 +118,19 @@ pub struct TaskRecord {
     /// counts the bytes the server acknowledged (`bytesSent`).
     #[serde(default)]
     pub upload: Option<UploadInfo>,
+    /// Order among the session's tasks for one host, 0 to 1 (`priority`); higher first.
+    #[serde(default = "default_priority")]
+    pub priority: f64,
+    /// Not started before this time, ms since the epoch (`earliestBegin`).
+    #[serde(default)]
+    pub earliest_begin: Option<f64>,
+}
+
+/// The priority of a task that was given none (URLSessionTask's default).
+pub const DEFAULT_PRIORITY: f64 = 0.5;
+
+fn default_priority() -> f64 {
+    DEFAULT_PRIORITY
 }
 
 impl TaskRecord {
@@ -145,6 +163,8 @@ impl TaskRecord {
             wait_reason: None,
             integrity: None,
             upload: None,
+            priority: DEFAULT_PRIORITY,
+            earliest_begin: None,
         }
     }
 
@@ -220,6 +240,8 @@ impl TaskRecord {
             updated_at: self.updated_at,
             retry_at: self.retry_at,
             wait_reason: self.wait_reason,
+            priority: self.priority,
+            earliest_begin: self.earliest_begin,
         }
     }
 }
@@ -256,6 +278,10 @@ pub struct TaskSnapshot {
     pub updated_at: f64,
     /// When a waiting task retries, or `null`.
     pub retry_at: Option<f64>,
-    /// Why a waiting task waits (`'offline'`, `'retry-at'`), or `null`.
+    /// Why a waiting task waits, or `null`.
     pub wait_reason: Option<WaitReason>,
+    /// 0 to 1.
+    pub priority: f64,
+    /// Not started before this, ms since the epoch, or `null`.
+    pub earliest_begin: Option<f64>,
 }

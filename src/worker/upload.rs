@@ -46,6 +46,7 @@ pub(super) async fn command(
     let size = size as u64;
     let url = super::http_url(&u.url)?;
     rt.engine.borrow().check_room(&session, size)?;
+    super::check_quota(size).await?;
     let id = TaskId(js::random_uuid());
     if let Err(e) = copy_in(rt, &id, &blob, size).await {
         // Nothing half-stored is left behind.
@@ -62,7 +63,9 @@ pub(super) async fn command(
         content_type: u.content_type,
         chunk_size: u.chunk_size,
     };
-    let rec = TaskRecord::new_upload(id, session, url, u.headers, u.description, info);
+    let mut rec = TaskRecord::new_upload(id, session, url, u.headers, u.description, info);
+    rec.priority = u.schedule.priority;
+    rec.earliest_begin = u.schedule.earliest_begin;
     if !u.secrets.pairs().is_empty() {
         rt.secrets.borrow_mut().push((rec.id.clone(), u.secrets));
     }

@@ -222,8 +222,14 @@ impl Sim {
     }
 
     /// Jump past every retry timer.
+    /// Jump past the next retry timer (not to a `resourceTimeout` days away, which
+    /// the tests that want it reach on purpose).
     pub(super) fn wait(&mut self) {
-        if let Some(t) = self.e.poll_timeout() {
+        if let Some(t) = self
+            .e
+            .poll_timeout()
+            .filter(|&t| t < self.now + 3_600_000.0)
+        {
             self.now = self.now.max(t);
             self.e.handle_timeout(self.now);
         }
@@ -950,4 +956,129 @@ fn the_session_byte_budget_refuses_or_stops_what_does_not_fit() {
     sim.drain();
     assert_eq!(sim.state("second"), TaskState::Completed);
     assert_eq!(sim.stored(&id("second")), res.bytes);
+}
+
+#[test]
+fn priority_orders_a_host_and_the_limit_is_per_session() {
+    let mut sim = Sim::new();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            max_connections_per_host: 2,
+            ..Default::default()
+        },
+    );
+    for (i, p) in [0.1, 0.9, 0.5, 0.9].iter().enumerate() {
+        sim.now += 1.0;
+        let mut r = rec(&format!("t{i}"), "h");
+        r.priority = *p;
+        sim.e.add(r, sim.now);
+    }
+    let f = sim.drain();
+    let started: Vec<_> = sim.fetches.iter().map(|f| f.task.0.clone()).collect();
+    assert_eq!(
+        started,
+        ["t0", "t1"],
+        "the first two took the two connections"
+    );
+    let waiting = sim.e.get(&sid(), &id("t2")).unwrap();
+    assert_eq!(
+        (waiting.state, waiting.wait_reason),
+        (TaskState::Waiting, Some(WaitReason::ConnectionLimit))
+    );
+    // When one ends, the highest priority of the waiting goes next, then age.
+    sim.serve(&f[0], &Resource::new(10, 1), Fault::None);
+    let next = sim.drain();
+    assert_eq!(next[0].task, id("t3"), "priority 0.9 before 0.5");
+    // Another session has its own connections to the same host.
+    let mut other = rec("o", "h");
+    other.session = SessionId::parse("other").unwrap();
+    sim.e.add(other, sim.now);
+    assert_eq!(sim.drain().len(), 1);
+}
+
+#[test]
+fn earliest_begin_waits_survives_a_restart_and_runs_at_the_first_wake_after() {
+    let mut sim = Sim::new();
+    let mut r = rec("a", "h");
+    r.earliest_begin = Some(sim.now + 60_000.0);
+    sim.e.add(r, sim.now);
+    assert!(sim.drain().is_empty(), "not started before its time");
+    let s = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!(
+        (s.state, s.wait_reason, s.retry_at),
+        (
+            TaskState::Waiting,
+            Some(WaitReason::EarliestBegin),
+            Some(sim.now + 60_000.0)
+        )
+    );
+    assert_eq!(sim.e.poll_timeout(), Some(sim.now + 60_000.0));
+    // The worker dies; a later life wakes after the time.
+    let saved = sim.persisted[&id("a")].clone();
+    let mut sim2 = Sim::new();
+    sim2.now = sim.now + 120_000.0;
+    sim2.e.restore(saved);
+    sim2.e.schedule(sim2.now);
+    sim2.drain();
+    sim2.wait();
+    let f = sim2.drain();
+    assert_eq!(f.len(), 1, "it starts at the first wake after its time");
+    sim2.serve(&f[0], &Resource::new(500, 1), Fault::None);
+    sim2.drain();
+    assert_eq!(sim2.state("a"), TaskState::Completed);
+}
+
+#[test]
+fn the_resource_timeout_fails_unfinished_tasks_but_not_paused_ones() {
+    let mut sim = Sim::new();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            resource_timeout: 10_000.0,
+            ..Default::default()
+        },
+    );
+    sim.e.add(rec("a", "h"), sim.now);
+    sim.e.add(rec("b", "h"), sim.now);
+    sim.drain();
+    sim.e.pause(&sid(), &id("b"), sim.now).unwrap();
+    assert_eq!(sim.e.poll_timeout(), Some(sim.now + 10_000.0));
+    sim.now += 10_000.0;
+    sim.e.handle_timeout(sim.now);
+    sim.drain();
+    let a = sim.e.get(&sid(), &id("a")).unwrap();
+    assert_eq!(
+        (a.state, a.error.map(|e| e.code)),
+        (TaskState::Failed, Some(ErrorCode::Timeout))
+    );
+    assert_eq!(
+        sim.aborted.len(),
+        2,
+        "its request was aborted (b's by the pause)"
+    );
+    assert_eq!(sim.state("b"), TaskState::Paused);
+}
+
+#[test]
+fn session_headers_go_with_every_request_and_the_task_wins() {
+    let mut sim = Sim::new();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            headers: HeaderList::parse(vec![
+                ("X-App".into(), "1".into()),
+                ("X-Both".into(), "session".into()),
+            ])
+            .unwrap(),
+            ..Default::default()
+        },
+    );
+    let mut r = rec("a", "h");
+    r.headers = HeaderList::parse(vec![("X-Both".into(), "task".into())]).unwrap();
+    sim.e.add(r, sim.now);
+    let f = sim.drain();
+    assert!(f[0].headers.contains(&("x-app".into(), "1".into())));
+    assert!(f[0].headers.contains(&("x-both".into(), "task".into())));
+    assert!(!f[0].headers.contains(&("x-both".into(), "session".into())));
 }

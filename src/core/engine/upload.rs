@@ -43,11 +43,12 @@ const SLOWEST_BPS: f64 = 64.0 * 1024.0;
 impl Engine {
     /// Send the next request of upload `id` (its state becomes `running`).
     pub(super) fn start_upload(&mut self, id: &TaskId, now: f64) {
-        let Some(stall_ms) = self
-            .tasks
-            .get(id)
-            .map(|s| self.request_timeout(&s.rec.session))
-        else {
+        let Some((stall_ms, base)) = self.tasks.get(id).map(|s| {
+            (
+                self.request_timeout(&s.rec.session),
+                self.base_headers(&s.rec),
+            )
+        }) else {
             return;
         };
         let Some(s) = self.tasks.get_mut(id) else {
@@ -83,7 +84,7 @@ impl Engine {
                 Some((0, info.size)),
             ),
         };
-        let mut headers = s.rec.headers.pairs().to_vec();
+        let mut headers = base;
         for (k, v) in rules::tus_headers(step, &info) {
             headers.retain(|(n, _)| *n != k);
             headers.push((k, v));

@@ -1,0 +1,157 @@
+//! Scheduling: which task starts when. Called after every input.
+//!
+//! - Offline, nothing starts: candidates wait with `offline`.
+//! - A task whose `earliestBegin` is still ahead waits with `earliest-begin` until
+//!   then (its `retryAt`); the timer, or the first wake after it, moves it on.
+//! - Candidates (pending, or waiting for a connection) start in order of priority
+//!   (higher first), then age, while their session has fewer than
+//!   `maxConnectionsPerHost` requests in flight to their host; the others wait with
+//!   `connection-limit` and start as requests end.
+//! - A task not finished `resourceTimeout` after it was created fails with
+//!   `timeout`; a paused one is left alone.
+
+use super::{Engine, TaskState, WaitReason};
+use crate::core::config::{DEFAULT_CONNECTIONS_PER_HOST, DEFAULT_RESOURCE_TIMEOUT};
+use crate::core::error::{ErrorCode, TaskError};
+use crate::core::task::TaskId;
+use crate::core::validate::SessionId;
+
+impl Engine {
+    /// Start what may start now; see the module docs.
+    pub fn schedule(&mut self, now: f64) {
+        self.expire(now);
+        let candidates: Vec<(f64, f64, TaskId)> = self
+            .tasks
+            .values()
+            .filter(|s| {
+                s.rec.state == TaskState::Pending
+                    || (s.rec.state == TaskState::Waiting
+                        && s.rec.wait_reason == Some(WaitReason::ConnectionLimit))
+            })
+            .map(|s| (s.rec.priority, s.rec.created_at, s.rec.id.clone()))
+            .collect();
+        if !self.online {
+            for (_, _, id) in candidates {
+                self.wait_offline(&id, None, now);
+            }
+            return;
+        }
+        let mut ready = Vec::with_capacity(candidates.len());
+        for (p, c, id) in candidates {
+            let later = self
+                .tasks
+                .get(&id)
+                .and_then(|s| s.rec.earliest_begin)
+                .filter(|&t| t > now);
+            match later {
+                Some(t) => self.set_state(&id, TaskState::Waiting, now, |r| {
+                    r.wait_reason = Some(WaitReason::EarliestBegin);
+                    r.retry_at = Some(t);
+                }),
+                None => ready.push((p, c, id)),
+            }
+        }
+        ready.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| a.1.total_cmp(&b.1))
+                .then_with(|| a.2.cmp(&b.2))
+        });
+        // Few (session, host) pairs are ever busy at once: a small vector beats
+        // another map type (each map type costs kilobytes of wasm).
+        let mut busy: Vec<(SessionId, String, u32)> = Vec::new();
+        for s in self.tasks.values().filter(|s| s.active) {
+            let key = (&s.rec.session, &s.rec.url.host);
+            match busy.iter_mut().find(|(a, b, _)| (a, b) == key) {
+                Some((_, _, n)) => *n += 1,
+                None => busy.push((s.rec.session.clone(), s.rec.url.host.clone(), 1)),
+            }
+        }
+        for (_, _, id) in ready {
+            let Some((session, host, state)) = self
+                .tasks
+                .get(&id)
+                .map(|s| (s.rec.session.clone(), s.rec.url.host.clone(), s.rec.state))
+            else {
+                continue;
+            };
+            let limit = self.connections_per_host(&session);
+            let i = match busy
+                .iter()
+                .position(|(a, b, _)| *a == session && *b == host)
+            {
+                Some(i) => i,
+                None => {
+                    busy.push((session, host, 0));
+                    busy.len() - 1
+                }
+            };
+            if busy[i].2 < limit {
+                busy[i].2 += 1;
+                self.start(&id, now);
+            } else if state == TaskState::Pending {
+                self.set_state(&id, TaskState::Waiting, now, |r| {
+                    r.wait_reason = Some(WaitReason::ConnectionLimit);
+                    r.retry_at = None;
+                });
+            }
+        }
+    }
+
+    fn connections_per_host(&self, session: &SessionId) -> u32 {
+        self.session_config(session)
+            .map_or(DEFAULT_CONNECTIONS_PER_HOST, |c| c.max_connections_per_host)
+            .min(self.config.max_connections_per_host as u32)
+    }
+
+    fn resource_timeout_of(&self, session: &SessionId) -> f64 {
+        self.session_config(session)
+            .map_or(DEFAULT_RESOURCE_TIMEOUT, |c| c.resource_timeout)
+    }
+
+    /// When unfinished tasks run out of `resourceTimeout`.
+    pub(super) fn resource_deadlines(&self) -> impl Iterator<Item = f64> + '_ {
+        self.tasks
+            .values()
+            .filter(|s| {
+                matches!(
+                    s.rec.state,
+                    TaskState::Pending | TaskState::Running | TaskState::Waiting
+                )
+            })
+            .map(|s| s.rec.created_at + self.resource_timeout_of(&s.rec.session))
+    }
+
+    /// Fail the unfinished tasks whose `resourceTimeout` passed.
+    fn expire(&mut self, now: f64) {
+        let late: Vec<(TaskId, f64)> = self
+            .tasks
+            .values()
+            .filter(|s| {
+                matches!(
+                    s.rec.state,
+                    TaskState::Pending | TaskState::Running | TaskState::Waiting
+                )
+            })
+            .map(|s| (s.rec.id.clone(), self.resource_timeout_of(&s.rec.session)))
+            .filter(|(id, limit)| {
+                self.tasks
+                    .get(id)
+                    .is_some_and(|s| now >= s.rec.created_at + limit)
+            })
+            .collect();
+        for (id, limit) in late {
+            self.stop_request(&id);
+            let err = TaskError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the task did not finish within the session's resourceTimeout ({} s)",
+                    (limit / 1000.0) as u64
+                ),
+            );
+            self.set_state(&id, TaskState::Failed, now, |r| {
+                r.error = Some(err);
+                r.retry_at = None;
+            });
+        }
+    }
+}
