@@ -98,6 +98,23 @@ test('the API checks its input', { timeout: 90_000 }, async () => {
       for (const bad of ['0', '-5', '1.5', "'big'", '2 ** 60']) {
         assertRejects(await settle(page, `return B.open('demo', { byteBudget: ${bad} })`), 'invalid-input', `byteBudget ${bad}`);
       }
+      for (const [config, what] of [
+        ['{ maxConnectionsPerHost: 0 }', 'maxConnectionsPerHost 0'],
+        ['{ maxConnectionsPerHost: 65 }', 'maxConnectionsPerHost 65'],
+        ['{ resourceTimeout: 10 }', 'a resourceTimeout under 1 s'],
+        ["{ headers: { Authorization: 'Bearer x' } }", 'Authorization in the stored session headers'],
+        ["{ headers: { 'X-A': 'a\\nb' } }", 'a session header with LF'],
+      ]) {
+        assertRejects(await settle(page, `return B.open('demo', ${config})`), 'invalid-input', what);
+      }
+      for (const bad of ['-0.5', '2', 'NaN']) {
+        assertRejects(await settle(page, `return s.download(arg, { priority: ${bad} })`, `${file0}?size=1M`), 'invalid-input', `priority ${bad}`);
+      }
+      assertRejects(await settle(page, "return s.download(arg, { earliestBegin: new Date('nope') })", `${file0}?size=1M`), 'invalid-input', 'an invalid Date');
+      assertRejects(await settle(page, 'return s.download(arg, { expectedBytes: 2 ** 60 })', `${file0}?size=1M`), 'invalid-input', 'expectedBytes over 2^53');
+      assertRejects(await settle(page, 'return s.download(arg, { expectedBytes: 2 ** 52 })', `${file0}?size=1M`), 'quota', 'expectedBytes beyond the storage estimate');
+      const badBegin = await settle(page, "return s.download(arg, { earliestBegin: 'tomorrow' })", `${file0}?size=1M`);
+      assert.ok(!badBegin.ok && badBegin.isTypeError, `a string earliestBegin is a TypeError: ${JSON.stringify(badBegin)}`);
       assert.equal((await server.log(file0)).length, 0, 'refused downloads never hit the network');
       assert.deepEqual((await h.tasks(page)).filter((s) => s.url.includes(file0)), [], 'and leave no task');
       // A task of one session is not found from another (FAULTS 27).
