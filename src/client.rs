@@ -71,6 +71,13 @@ export interface UploadSnapshot extends TaskSnapshotBase {
 }
 /** A plain-object view of a task; `kind` tells which. */
 export type TaskSnapshot = DownloadSnapshot | UploadSnapshot;
+/** Opaque, versioned, JSON-serializable resume data of a canceled download. */
+export interface ResumeData { readonly longhaulResumeData: number; readonly [key: string]: unknown; }
+/** Options of `session.cancel`. */
+export interface CancelOptions {
+  /** Keep a download's bytes and resolve with resume data for `download(resumeData)`. */
+  produceResumeData?: boolean;
+}
 /** Options of `session.upload`. */
 export interface UploadOptions {
   /** `'tus'` (default: resumable, chunked), or one `'put'`/`'post'` restarted from zero on failure. */
@@ -560,9 +567,20 @@ impl BackgroundSession {
     #[wasm_bindgen(unchecked_return_type = "DownloadSnapshot")]
     pub async fn download(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string | URL")] url: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | URL | ResumeData")] url: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "DownloadOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
+        if url.is_object() && !js::get(&url, "longhaulResumeData").is_undefined() {
+            // Resume data from `cancel(id, { produceResumeData: true })`: the worker
+            // checks it against the bytes it kept.
+            let snap = self
+                .inner
+                .request("download", &[("resumeData", url)])
+                .await
+                .map_err(err)?;
+            self.inner.observe(&snap);
+            return Ok(snap);
+        }
         let absolute = absolute_url(&url)?;
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let mut fields = vec![("url", JsValue::from(absolute))];
@@ -742,17 +760,28 @@ impl BackgroundSession {
     }
 
     /// Cancel a task and free its bytes. Resolves `true`, or `false` if it was
-    /// already canceled.
-    #[wasm_bindgen(unchecked_return_type = "boolean")]
+    /// already canceled. With `{ produceResumeData: true }` (downloads), the bytes are
+    /// kept and it resolves with resume data for `download(resumeData)`.
+    #[wasm_bindgen(unchecked_return_type = "boolean | ResumeData")]
     pub async fn cancel(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "CancelOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
-        self.inner
-            .request("cancel", &[("id", id.0.into())])
-            .await
-            .map_err(err)
+        let produce = options
+            .map(|o| js::get(&o, "produceResumeData"))
+            .filter(|v| !v.is_undefined());
+        if produce.as_ref().is_some_and(|v| v.as_bool().is_none()) {
+            return Err(js::type_error(
+                "options.produceResumeData must be a boolean",
+            ));
+        }
+        let mut fields = vec![("id", JsValue::from(id.0))];
+        if let Some(p) = produce {
+            fields.push(("produceResumeData", p));
+        }
+        self.inner.request("cancel", &fields).await.map_err(err)
     }
 
     /// Forget an ended (completed, failed or canceled) task and free its bytes.

@@ -886,6 +886,16 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             .await?;
             changed
         }
+        Command::CancelForResume(id) => {
+            let token = js::random_uuid();
+            apply(rt, |e| {
+                e.cancel_producing_resume_data(&session, &id, token, now)
+            })
+            .await?
+        }
+        Command::ResumeFrom(data) => {
+            apply(rt, |e| e.resume_from_data(&session, &data, now)).await?
+        }
         Command::Remove(id) => {
             rt.engine.borrow_mut().remove(&session, &id)?;
             pump(rt).wait().await?;

@@ -229,6 +229,8 @@ impl Engine {
             .values()
             .filter(|s| &s.rec.session == session && &s.rec.id != except)
             .map(|s| match s.rec.state {
+                // Bytes kept for resume data still take room.
+                TaskState::Canceled if s.rec.resume_token.is_some() => s.rec.bytes_received,
                 // A finished upload's stored copy is freed; an unfinished one holds it.
                 state if s.rec.upload.is_some() => {
                     if state.is_final() {
@@ -1018,6 +1020,7 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
     }
 }
 
+pub mod resume_data;
 mod schedule;
 pub mod upload;
 

@@ -5,6 +5,7 @@
 //! into a [`Command`] whose fields cannot hold invalid values.
 
 use super::config::SessionConfig;
+use super::engine::resume_data::ResumeData;
 use super::error::TaskError;
 use super::integrity::Integrity;
 use super::task::TaskId;
@@ -78,6 +79,12 @@ pub struct RawCommand {
     /// Bytes the app expects, for `download`.
     #[serde(default)]
     pub expected_bytes: Option<f64>,
+    /// Keep the bytes and return resume data, for `cancel`.
+    #[serde(default)]
+    pub produce_resume_data: Option<bool>,
+    /// Resume data to continue from, for `download` (instead of a URL).
+    #[serde(default)]
+    pub resume_data: Option<ResumeData>,
 }
 
 /// Scheduling options every new task takes.
@@ -112,6 +119,10 @@ pub enum Command {
     Resume(TaskId),
     /// Cancel.
     Cancel(TaskId),
+    /// Cancel a download, keeping its bytes, and return resume data.
+    CancelForResume(TaskId),
+    /// Revive a download from resume data.
+    ResumeFrom(Box<ResumeData>),
     /// Forget an ended task.
     Remove(TaskId),
 }
@@ -245,7 +256,13 @@ impl RawCommand {
             "task" => Command::Task(id()?),
             "pause" => Command::Pause(id()?),
             "resume" => Command::Resume(id()?),
+            "cancel" if self.produce_resume_data == Some(true) => Command::CancelForResume(id()?),
             "cancel" => Command::Cancel(id()?),
+            "download" if self.resume_data.is_some() => Command::ResumeFrom(Box::new(
+                self.resume_data
+                    .clone()
+                    .ok_or_else(|| TaskError::invalid("resume data is missing"))?,
+            )),
             "remove" => Command::Remove(id()?),
             "upload" => {
                 let url = self.checked_url()?;
@@ -337,6 +354,8 @@ mod tests {
             priority: None,
             earliest_begin: None,
             expected_bytes: None,
+            produce_resume_data: None,
+            resume_data: None,
         }
     }
 

@@ -124,6 +124,10 @@ pub struct TaskRecord {
     /// Not started before this time, ms since the epoch (`earliestBegin`).
     #[serde(default)]
     pub earliest_begin: Option<f64>,
+    /// A canceled download whose bytes are kept for resume data: the token the resume
+    /// data must carry.
+    #[serde(default)]
+    pub resume_token: Option<String>,
 }
 
 /// The priority of a task that was given none (URLSessionTask's default).
@@ -165,6 +169,7 @@ impl TaskRecord {
             upload: None,
             priority: DEFAULT_PRIORITY,
             earliest_begin: None,
+            resume_token: None,
         }
     }
 

@@ -33,7 +33,12 @@ async function usage(): Promise<void> {
   const one: TaskSnapshot | null = await session.task(snap.id);
   const paused: TaskSnapshot = await session.pause(snap.id);
   const resumed: TaskSnapshot = await session.resume(snap.id);
-  const canceled: boolean = await session.cancel(snap.id);
+  const canceled = await session.cancel(snap.id);
+  const data = await session.cancel(snap.id, { produceResumeData: true });
+  if (typeof data === 'object') {
+    const revived: DownloadSnapshot = await session.download(data);
+    console.log(revived.bytesReceived, JSON.stringify(data));
+  }
   await session.remove(snap.id);
   const blob: Blob = await session.blob(snap.id);
   session.addEventListener('progress', (e) => {

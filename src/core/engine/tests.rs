@@ -1,6 +1,7 @@
 //! Engine tests against a simulated server and store: every test ends by comparing
 //! the stored bytes with the source's.
 
+use super::resume_data::ResumeData;
 use super::*;
 use crate::core::config::SessionConfig;
 use crate::core::integrity::Integrity;
@@ -1081,4 +1082,82 @@ fn session_headers_go_with_every_request_and_the_task_wins() {
     assert!(f[0].headers.contains(&("x-app".into(), "1".into())));
     assert!(f[0].headers.contains(&("x-both".into(), "task".into())));
     assert!(!f[0].headers.contains(&("x-both".into(), "session".into())));
+}
+
+#[test]
+fn resume_data_revives_a_canceled_download_once_and_refuses_forgeries() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(4_000));
+    sim.drain();
+    let data = sim
+        .e
+        .cancel_producing_resume_data(&sid(), &id("a"), "tok-1".into(), sim.now)
+        .unwrap();
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Canceled);
+    assert_eq!((data.offset, data.etag.as_deref()), (4_000, Some("\"v1\"")));
+    assert_eq!(sim.stored(&id("a")).len(), 4_000, "the bytes are kept");
+    // Altered or forged data is refused; nothing moves.
+    for bad in [
+        ResumeData {
+            token: "guess".into(),
+            ..data.clone()
+        },
+        ResumeData {
+            offset: 9_000,
+            ..data.clone()
+        },
+        ResumeData {
+            url: "http://h/other".into(),
+            ..data.clone()
+        },
+        ResumeData {
+            longhaul_resume_data: 9,
+            ..data.clone()
+        },
+        ResumeData {
+            session: "other".into(),
+            ..data.clone()
+        },
+    ] {
+        let e = sim.e.resume_from_data(&sid(), &bad, sim.now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotResumable, "{bad:?}");
+    }
+    assert_eq!(sim.state("a"), TaskState::Canceled);
+    // The real one continues from the stored offset, with a range.
+    sim.e.resume_from_data(&sid(), &data, sim.now).unwrap();
+    let f = sim.drain();
+    assert!(f[0]
+        .headers
+        .contains(&("range".into(), "bytes=4000-".into())));
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+    // Used once: a second use is stale.
+    assert!(sim.e.resume_from_data(&sid(), &data, sim.now).is_err());
+}
+
+#[test]
+fn removed_resume_data_is_stale_and_its_bytes_are_freed() {
+    let mut sim = Sim::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &Resource::new(10_000, 1), Fault::ResetAfter(3_000));
+    sim.drain();
+    let data = sim
+        .e
+        .cancel_producing_resume_data(&sid(), &id("a"), "t".into(), sim.now)
+        .unwrap();
+    sim.e.remove(&sid(), &id("a")).unwrap();
+    sim.drain();
+    assert!(
+        !sim.chunks.contains_key(&id("a")),
+        "remove freed the kept bytes"
+    );
+    let e = sim.e.resume_from_data(&sid(), &data, sim.now).unwrap_err();
+    assert!(e.message.contains("removed"), "{}", e.message);
 }
