@@ -162,6 +162,8 @@ export interface SessionEventMap {
   progress: CustomEvent<TaskSnapshot>;
   statechange: CustomEvent<TaskSnapshot>;
   complete: CustomEvent<TaskSnapshot>;
+  /** Every task of the session has ended (delivered once; to a page that opens later if none was open). */
+  finish: CustomEvent<{ session: string }>;
 }
 "#;
 
@@ -550,10 +552,64 @@ impl BackgroundSession {
         inner.forward_network_events();
         let config = config.map(|c| config_for_worker(&c)).transpose()?;
         let fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
-        inner.request("open", &fields).await.map_err(err)?;
+        let opened = inner.request("open", &fields).await.map_err(err)?;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
         inner.observe_list(&list);
+        if js::get(&opened, "finishPending").as_bool() == Some(true) {
+            // The session finished while no page was open: deliver `finish` once,
+            // after the caller had a chance to add its listener.
+            let target = inner.target.clone();
+            let session = inner.id.as_str().to_owned();
+            js::Timer::once(0.0, move || {
+                let detail = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&detail, &"session".into(), &session.into());
+                let init = web_sys::CustomEventInit::new();
+                init.set_detail(&detail);
+                if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("finish", &init) {
+                    let _ = target.dispatch_event(&ev);
+                }
+            })
+            .forget();
+        }
         Ok(BackgroundSession { inner })
+    }
+
+    /// The identifiers of the stored sessions, except those invalidated by
+    /// `finishTasksAndInvalidate` (read from IndexedDB; no worker needed).
+    #[wasm_bindgen(unchecked_return_type = "string[]")]
+    pub async fn identifiers() -> Result<JsValue, JsValue> {
+        let store = Store::open().await.map_err(err)?;
+        let out = js_sys::Array::new();
+        for s in store.load_sessions().await.map_err(err)? {
+            if !s.invalidated {
+                out.push(&s.id.into());
+            }
+        }
+        Ok(out.into())
+    }
+
+    /// Take no new task; the tasks go on to their end, then the session gets its
+    /// `finish` event and is no longer listed by `identifiers()`. Opening it again
+    /// makes it live again.
+    #[wasm_bindgen(js_name = finishTasksAndInvalidate)]
+    pub async fn finish_tasks_and_invalidate(&self) -> Result<(), JsValue> {
+        self.inner
+            .request("invalidate", &[("cancel", false.into())])
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Cancel every task, free every byte and forget the session.
+    #[wasm_bindgen(js_name = invalidateAndCancel)]
+    pub async fn invalidate_and_cancel(&self) -> Result<(), JsValue> {
+        self.inner
+            .request("invalidate", &[("cancel", true.into())])
+            .await
+            .map_err(err)?;
+        self.inner.active.borrow_mut().clear();
+        self.inner.stop_ping();
+        Ok(())
     }
 
     /// The session's identifier.

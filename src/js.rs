@@ -80,6 +80,15 @@ impl Timer {
     }
 }
 
+impl Timer {
+    /// Let the timer fire even though this handle is dropped.
+    pub fn forget(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // The closure must outlive the timer: leak it with the handle.
+        let _ = &this.1;
+    }
+}
+
 impl Drop for Timer {
     fn drop(&mut self) {
         clear_timeout(&self.0);

@@ -61,6 +61,17 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+/// A stored session.
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    /// Its identifier.
+    pub id: String,
+    /// Its configuration (the default where the stored one cannot be read).
+    pub config: SessionConfig,
+    /// `finishTasksAndInvalidate` was called and it was not opened since.
+    pub invalidated: bool,
+}
+
 /// An open connection.
 pub struct Store {
     db: Database,
@@ -237,13 +248,55 @@ impl Store {
         Ok((tx, tasks, chunks))
     }
 
-    /// Record that a session exists; with `config`, store it as the session's
-    /// configuration (without, an existing configuration is kept).
-    pub async fn put_session(
+    /// Open a session: record it (keeping its creation time), store `config` if
+    /// given (else keep the stored one), and make it live again (not invalidated).
+    /// Returns whether a `finish` event was pending for it, and clears that.
+    pub async fn open_session(
         &self,
         id: &str,
         config: Option<&SessionConfig>,
         now: f64,
+    ) -> Result<bool, TaskError> {
+        let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
+        let store = tx
+            .object_store(SESSIONS)
+            .map_err(|e| storage_err("open sessions", e))?;
+        let existing = store
+            .get(Query::from(JsValue::from_str(id)))
+            .map_err(|e| storage_err("read a session", e))?
+            .await
+            .map_err(|e| storage_err("read a session", e))?;
+        let old = |k: &str| existing.as_ref().map(|e| js::get(e, k));
+        let pending = old("finishPending").and_then(|v| v.as_bool()) == Some(true);
+        let created = old("createdAt").filter(|c| c.as_f64().is_some());
+        let stored_config = old("config").filter(|c| c.is_object());
+        let config = match (config, stored_config) {
+            (Some(c), _) => js::to_js(c),
+            (None, Some(c)) => c,
+            (None, None) => js::to_js(&SessionConfig::default()),
+        };
+        let obj = js_sys::Object::new();
+        let set = |k: &str, v: &JsValue| {
+            let _ = js_sys::Reflect::set(&obj, &k.into(), v);
+        };
+        set("id", &id.into());
+        set("createdAt", &created.unwrap_or_else(|| now.into()));
+        set("config", &config);
+        set("invalidated", &false.into());
+        set("finishPending", &false.into());
+        store
+            .put(&obj, None)
+            .map_err(|e| storage_err("store a session", e))?;
+        Self::commit(tx, "store a session").await?;
+        Ok(pending)
+    }
+
+    /// Set `key` (`invalidated`, `finishPending`) of a stored session to `value`.
+    pub async fn set_session_flag(
+        &self,
+        id: &str,
+        key: &str,
+        value: bool,
     ) -> Result<(), TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
         let store = tx
@@ -254,34 +307,31 @@ impl Store {
             .map_err(|e| storage_err("read a session", e))?
             .await
             .map_err(|e| storage_err("read a session", e))?;
-        if existing.is_some() && config.is_none() {
+        let Some(obj) = existing.filter(|e| e.is_object()) else {
             return Self::commit(tx, "read a session").await;
-        }
-        let obj = js_sys::Object::new();
-        let created = existing
-            .as_ref()
-            .map(|e| js::get(e, "createdAt"))
-            .filter(|c| c.as_f64().is_some());
-        let _ = js_sys::Reflect::set(&obj, &"id".into(), &id.into());
-        let _ = js_sys::Reflect::set(
-            &obj,
-            &"createdAt".into(),
-            &created.unwrap_or_else(|| now.into()),
-        );
-        let _ = js_sys::Reflect::set(
-            &obj,
-            &"config".into(),
-            &js::to_js(&config.cloned().unwrap_or_default()),
-        );
+        };
+        let _ = js_sys::Reflect::set(&obj, &key.into(), &value.into());
         store
             .put(&obj, None)
             .map_err(|e| storage_err("store a session", e))?;
         Self::commit(tx, "store a session").await
     }
 
+    /// Delete a session's record (its tasks are deleted on their own).
+    pub async fn delete_session(&self, id: &str) -> Result<(), TaskError> {
+        let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
+        let store = tx
+            .object_store(SESSIONS)
+            .map_err(|e| storage_err("open sessions", e))?;
+        store
+            .delete(Query::from(JsValue::from_str(id)))
+            .map_err(|e| storage_err("delete a session", e))?;
+        Self::commit(tx, "delete a session").await
+    }
+
     /// Every stored session with its configuration (the default where the stored one
     /// cannot be read).
-    pub async fn load_sessions(&self) -> Result<Vec<(String, SessionConfig)>, TaskError> {
+    pub async fn load_sessions(&self) -> Result<Vec<StoredSession>, TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadOnly)?;
         let store = tx
             .object_store(SESSIONS)
@@ -297,7 +347,12 @@ impl Store {
                 let id = js::get(&v, "id").as_string()?;
                 let config =
                     serde_wasm_bindgen::from_value(js::get(&v, "config")).unwrap_or_default();
-                Some((id, config))
+                let invalidated = js::get(&v, "invalidated").as_bool() == Some(true);
+                Some(StoredSession {
+                    id,
+                    config,
+                    invalidated,
+                })
             })
             .collect())
     }

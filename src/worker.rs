@@ -219,9 +219,10 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
     claim_ownership().await;
     let store = Store::open().await?;
     let mut engine = Engine::new(EngineConfig::default(), js::random_seed());
-    for (id, config) in store.load_sessions().await? {
-        if let Ok(session) = SessionId::parse(&id) {
-            engine.configure(session, config);
+    for stored in store.load_sessions().await? {
+        if let Ok(session) = SessionId::parse(&stored.id) {
+            engine.set_invalidated(&session, stored.invalidated);
+            engine.configure(session, stored.config);
         }
     }
     let mut replaced = Vec::new();
@@ -422,21 +423,34 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
                 integrity,
             } => spawn_local(verify(rt.clone(), task, gen, upto, integrity)),
             Output::Send(req) => spawn_local(upload::run_send(rt.clone(), req)),
+            Output::Finished(session) => {
+                // Broadcast to the pages open now; with none open, kept as pending
+                // until a page opens the session (`open` returns and clears it).
+                let detail = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&detail, &"session".into(), &session.as_str().into());
+                broadcast(rt, "finish", session.as_str(), &detail.into());
+                let store_rt = rt.clone();
+                writes.push(Box::pin(async move {
+                    if window_count().await == 0 {
+                        store_rt
+                            .store
+                            .set_session_flag(session.as_str(), "finishPending", true)
+                            .await?;
+                    }
+                    Ok(())
+                }));
+            }
+            Output::ForgetSession(session) => {
+                let store_rt = rt.clone();
+                writes.push(Box::pin(async move {
+                    store_rt.store.delete_session(session.as_str()).await
+                }));
+            }
             Output::Terminate { task, url, headers } => {
                 writes.push(Box::pin(upload::terminate(rt.clone(), task, url, headers)));
             }
             Output::Event(kind, snap) => {
-                if let Some(ch) = &rt.channel {
-                    let msg = js_sys::Object::new();
-                    let _ = js_sys::Reflect::set(&msg, &"type".into(), &kind.as_str().into());
-                    let _ = js_sys::Reflect::set(
-                        &msg,
-                        &"session".into(),
-                        &snap.session.as_str().into(),
-                    );
-                    let _ = js_sys::Reflect::set(&msg, &"snapshot".into(), &js::to_js(&snap));
-                    let _ = ch.post_message(&msg);
-                }
+                broadcast(rt, kind.as_str(), &snap.session, &js::to_js(&snap));
             }
         }
     }
@@ -453,6 +467,37 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
         }
     }
     Writes(writes)
+}
+
+/// How many window clients (pages) of this worker are open.
+async fn window_count() -> u32 {
+    let clients = js::get(&js_sys::global(), "clients");
+    let Ok(match_all) = js::get(&clients, "matchAll").dyn_into::<js_sys::Function>() else {
+        return 0;
+    };
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"type".into(), &"window".into());
+    let Ok(p) = match_all
+        .call1(&clients, &opts)
+        .and_then(|p| p.dyn_into::<js_sys::Promise>())
+    else {
+        return 0;
+    };
+    JsFuture::from(p)
+        .await
+        .ok()
+        .map_or(0, |list| js_sys::Array::from(&list).length())
+}
+
+/// Publish an event to the pages of `session`.
+fn broadcast(rt: &Runtime, kind: &str, session: &str, detail: &JsValue) {
+    if let Some(ch) = &rt.channel {
+        let msg = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&msg, &"type".into(), &kind.into());
+        let _ = js_sys::Reflect::set(&msg, &"session".into(), &session.into());
+        let _ = js_sys::Reflect::set(&msg, &"snapshot".into(), detail);
+        let _ = ch.post_message(&msg);
+    }
 }
 
 /// `navigator.onLine` of this global, if the browser has it.
@@ -836,12 +881,28 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
     let now = js::now();
     let value = match cmd {
         Command::Open(config) => {
-            rt.store
-                .put_session(session.as_str(), config.as_ref(), now)
+            let pending = rt
+                .store
+                .open_session(session.as_str(), config.as_ref(), now)
                 .await?;
+            rt.engine.borrow_mut().set_invalidated(&session, false);
             if let Some(config) = config {
                 rt.engine.borrow_mut().configure(session, config);
             }
+            let reply = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&reply, &"finishPending".into(), &pending.into());
+            reply.into()
+        }
+        Command::Invalidate { cancel } => {
+            if cancel {
+                rt.engine.borrow_mut().invalidate_and_cancel(&session, now);
+            } else {
+                rt.store
+                    .set_session_flag(session.as_str(), "invalidated", true)
+                    .await?;
+                rt.engine.borrow_mut().finish_and_invalidate(&session);
+            }
+            pump(rt).wait().await?;
             JsValue::UNDEFINED
         }
         Command::Ping => JsValue::UNDEFINED,
@@ -853,6 +914,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         Command::Tasks => js::to_js(&rt.engine.borrow().list(&session)),
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Download(d) => {
+            rt.engine.borrow().accepts(&session)?;
             let url = http_url(&d.url)?;
             let mut rec = TaskRecord::new_download(
                 TaskId(js::random_uuid()),
@@ -876,7 +938,10 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             pump(rt).wait().await?;
             js::to_js(&snap)
         }
-        Command::Upload(u) => upload::command(rt, session, u, body).await?,
+        Command::Upload(u) => {
+            rt.engine.borrow().accepts(&session)?;
+            upload::command(rt, session, u, body).await?
+        }
         Command::Pause(id) => apply(rt, |e| e.pause(&session, &id, now)).await?,
         Command::Resume(id) => apply(rt, |e| e.resume(&session, &id, now)).await?,
         Command::Cancel(id) => {

@@ -111,6 +111,11 @@ pub enum Output {
     /// Send one request of an upload; report with [`Engine::handle_upload_response`]
     /// or [`Engine::handle_failure`].
     Send(upload::SendRequest),
+    /// The last unfinished task of the session ended: deliver one `finish` event
+    /// (and keep it pending for pages that open the session later).
+    Finished(SessionId),
+    /// Delete the session's record (`invalidateAndCancel`).
+    ForgetSession(SessionId),
     /// Delete a tus upload on its server (a canceled upload's termination); best
     /// effort, never retried.
     Terminate {
@@ -175,6 +180,8 @@ pub struct Engine {
     /// Per-session configuration; few sessions, so a vector.
     sessions: Vec<(SessionId, SessionConfig)>,
     tasks: BTreeMap<TaskId, Slot>,
+    /// Sessions invalidated by `finishTasksAndInvalidate`: they take no new task.
+    invalidated: Vec<SessionId>,
     /// What the browser last said about the network.
     online: bool,
     out: VecDeque<Output>,
@@ -188,6 +195,7 @@ impl Engine {
             config,
             sessions: Vec::new(),
             tasks: BTreeMap::new(),
+            invalidated: Vec::new(),
             online: true,
             out: VecDeque::new(),
             rng: Rng::new(seed),
@@ -837,7 +845,11 @@ impl Engine {
         self.out
             .push_back(Output::Event(EventKind::StateChange, snap.clone()));
         if state.is_final() {
+            let session = rec_session(&snap);
             self.out.push_back(Output::Event(EventKind::Complete, snap));
+            if let Some(session) = session {
+                self.check_finished(&session);
+            }
         }
     }
 
@@ -972,6 +984,10 @@ impl Engine {
     }
 }
 
+fn rec_session(snap: &TaskSnapshot) -> Option<SessionId> {
+    SessionId::parse(&snap.session).ok()
+}
+
 fn too_large(bytes: u64, max: u64) -> TaskError {
     TaskError::new(
         ErrorCode::TooLarge,
@@ -1020,6 +1036,7 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
     }
 }
 
+mod lifecycle;
 pub mod resume_data;
 mod schedule;
 pub mod upload;

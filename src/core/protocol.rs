@@ -85,6 +85,9 @@ pub struct RawCommand {
     /// Resume data to continue from, for `download` (instead of a URL).
     #[serde(default)]
     pub resume_data: Option<ResumeData>,
+    /// Cancel every task too, for `invalidate`.
+    #[serde(default)]
+    pub cancel: Option<bool>,
 }
 
 /// Scheduling options every new task takes.
@@ -125,6 +128,11 @@ pub enum Command {
     ResumeFrom(Box<ResumeData>),
     /// Forget an ended task.
     Remove(TaskId),
+    /// `finishTasksAndInvalidate` (`cancel: false`) or `invalidateAndCancel`.
+    Invalidate {
+        /// Cancel and forget every task at once.
+        cancel: bool,
+    },
 }
 
 /// A download command's arguments.
@@ -264,6 +272,9 @@ impl RawCommand {
                     .ok_or_else(|| TaskError::invalid("resume data is missing"))?,
             )),
             "remove" => Command::Remove(id()?),
+            "invalidate" => Command::Invalidate {
+                cancel: self.cancel == Some(true),
+            },
             "upload" => {
                 let url = self.checked_url()?;
                 let (headers, secrets) = self.checked_headers()?;
@@ -356,6 +367,7 @@ mod tests {
             expected_bytes: None,
             produce_resume_data: None,
             resume_data: None,
+            cancel: None,
         }
     }
 

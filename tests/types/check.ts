@@ -46,6 +46,11 @@ async function usage(): Promise<void> {
     console.log(s.kind === 'download' ? s.bytesReceived : s.bytesSent);
   });
   session.addEventListener('complete', (e) => console.log(e.detail.state === 'completed'));
+  session.addEventListener('finish', (e) => console.log(e.detail.session));
+  const ids: string[] = await BackgroundSession.identifiers();
+  await session.finishTasksAndInvalidate();
+  await session.invalidateAndCancel();
+  console.log(ids);
   session.close();
   console.log(sent, done, dsnap, tooLarge, codes, id, state, expected, received, code, all, one, paused, resumed, canceled, blob);
 }

@@ -55,6 +55,10 @@ pub(super) struct Sim {
     pub(super) sends: Vec<upload::SendRequest>,
     /// tus uploads deleted on their server.
     pub(super) terminated: Vec<String>,
+    /// Sessions whose `finish` was delivered.
+    finished: Vec<SessionId>,
+    /// Sessions forgotten by `invalidateAndCancel`.
+    forgotten_sessions: Vec<SessionId>,
 }
 
 pub(super) fn rec(id: &str, host: &str) -> TaskRecord {
@@ -88,6 +92,8 @@ impl Sim {
             defer_verify: false,
             sends: vec![],
             terminated: vec![],
+            finished: vec![],
+            forgotten_sessions: vec![],
         }
     }
 
@@ -127,6 +133,8 @@ impl Sim {
                 }
                 Output::Event(k, s) => self.events.push((k, s)),
                 Output::Send(r) => self.sends.push(r),
+                Output::Finished(session) => self.finished.push(session),
+                Output::ForgetSession(session) => self.forgotten_sessions.push(session),
                 Output::Terminate { url, .. } => self.terminated.push(url),
                 Output::Verify {
                     task,
@@ -1160,4 +1168,71 @@ fn removed_resume_data_is_stale_and_its_bytes_are_freed() {
     );
     let e = sim.e.resume_from_data(&sid(), &data, sim.now).unwrap_err();
     assert!(e.message.contains("removed"), "{}", e.message);
+}
+
+#[test]
+fn finish_is_delivered_once_when_the_last_task_ends() {
+    let mut sim = Sim::new();
+    let res = Resource::new(1_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    sim.e.add(rec("b", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert!(sim.finished.is_empty(), "one task is still running");
+    sim.serve(&f[1], &res, Fault::None);
+    sim.drain();
+    assert_eq!(sim.finished, vec![sid()]);
+}
+
+#[test]
+fn finish_tasks_and_invalidate_refuses_new_tasks_and_finishes() {
+    let mut sim = Sim::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.e.finish_and_invalidate(&sid());
+    assert_eq!(
+        sim.e.accepts(&sid()).unwrap_err().code,
+        ErrorCode::InvalidState
+    );
+    sim.drain();
+    assert!(sim.finished.is_empty());
+    sim.serve(&f[0], &Resource::new(1_000, 1), Fault::None);
+    sim.drain();
+    assert_eq!(sim.finished, vec![sid()], "finish once its tasks ended");
+    assert_eq!(
+        sim.state("a"),
+        TaskState::Completed,
+        "ended tasks stay readable"
+    );
+    sim.e.set_invalidated(&sid(), false);
+    assert!(
+        sim.e.accepts(&sid()).is_ok(),
+        "opening it again makes it live"
+    );
+}
+
+#[test]
+fn invalidate_and_cancel_forgets_every_task_and_byte() {
+    let mut sim = Sim::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    sim.e.add(rec("b", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &Resource::new(5_000, 1), Fault::None);
+    sim.serve(&f[1], &Resource::new(5_000, 1), Fault::ResetAfter(2_000));
+    sim.drain();
+    let mut other = rec("o", "h");
+    other.session = SessionId::parse("other").unwrap();
+    sim.e.add(other, sim.now);
+    sim.drain();
+    sim.e.invalidate_and_cancel(&sid(), sim.now);
+    sim.drain();
+    assert!(sim.e.list(&sid()).is_empty());
+    assert!(!sim.chunks.contains_key(&id("a")) && !sim.chunks.contains_key(&id("b")));
+    assert_eq!(sim.forgotten_sessions, vec![sid()]);
+    assert_eq!(
+        sim.e.list(&SessionId::parse("other").unwrap()).len(),
+        1,
+        "other sessions untouched"
+    );
 }
