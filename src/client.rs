@@ -53,7 +53,8 @@ interface TaskSnapshotBase {
   updatedAt: number;
   retryAt: number | null;
   /** Why a `waiting` task waits. */
-  waitReason: 'offline' | 'retry-at' | 'earliest-begin' | 'connection-limit' | null;
+  waitReason: 'offline' | 'retry-at' | 'earliest-begin' | 'connection-limit' | 'discretionary'
+    | 'expensive-network' | 'constrained-network' | null;
   /** 0 to 1. */
   priority: number;
   /** Not started before this, ms since the epoch, or null. */
@@ -156,6 +157,12 @@ export interface SessionConfig {
   resourceTimeout?: number;
   /** Headers sent with every request of the session; a task's own win. `Authorization` is refused here (it would be stored). */
   headers?: Record<string, string> | [string, string][] | Headers;
+  /** Run only when pages report a good network (not cellular, no Save-Data, not 2G); best effort (default false). */
+  discretionary?: boolean;
+  /** May use cellular networks, as pages report them (default true). */
+  allowsExpensiveNetworkAccess?: boolean;
+  /** May use the network while the user asks to save data (default true). */
+  allowsConstrainedNetworkAccess?: boolean;
 }
 /** The events a session dispatches; `detail` is the task's snapshot. */
 export interface SessionEventMap {
@@ -180,6 +187,8 @@ struct Inner {
     on_event: RefCell<Option<EventHandler>>,
     /// The window's `online`/`offline` listener, forwarding them to the worker.
     on_network: RefCell<Option<NetworkHandler>>,
+    /// The `navigator.connection` `change` listener.
+    on_connection: RefCell<Option<Closure<dyn FnMut()>>>,
     active: RefCell<Vec<String>>,
     ping: RefCell<Option<Interval>>,
     store: RefCell<Option<Rc<Store>>>,
@@ -347,6 +356,30 @@ impl Inner {
             let _ = target.add_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
         }
         *self.on_network.borrow_mut() = Some(cb);
+        // `navigator.connection` (Network Information API, where it exists): report it
+        // now and on every change, for sessions with a network policy.
+        let connection = js::get(&js::get(&global, "navigator"), "connection");
+        let weak = Rc::downgrade(self);
+        let report = Closure::<dyn FnMut()>::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = inner
+                        .request("network", &[("connection", connection_report())])
+                        .await;
+                });
+            }
+        });
+        if let Some(c) = connection.dyn_ref::<EventTarget>() {
+            let _ = c.add_event_listener_with_callback("change", report.as_ref().unchecked_ref());
+        }
+        *self.on_connection.borrow_mut() = Some(report);
+    }
+
+    /// Send the first report of `navigator.connection`.
+    async fn report_connection(&self) {
+        let _ = self
+            .request("network", &[("connection", connection_report())])
+            .await;
     }
 
     fn stop_ping(&self) {
@@ -456,6 +489,20 @@ fn metadata_pairs(m: &JsValue) -> Result<js_sys::Array, JsValue> {
     Ok(out)
 }
 
+/// `navigator.connection` as `{ saveData, type, effectiveType }` (each `undefined`
+/// where unknown; `{}` where the API is missing).
+fn connection_report() -> JsValue {
+    let c = js::get(&js::get(&js_sys::global(), "navigator"), "connection");
+    let out = js_sys::Object::new();
+    for key in ["saveData", "type", "effectiveType"] {
+        let v = js::get(&c, key);
+        if v.is_string() || v.as_bool().is_some() {
+            let _ = js_sys::Reflect::set(&out, &key.into(), &v);
+        }
+    }
+    out.into()
+}
+
 fn task_id(id: &JsValue) -> Result<TaskId, JsValue> {
     match id.as_string() {
         Some(s) if !s.is_empty() => Ok(TaskId(s)),
@@ -523,6 +570,7 @@ impl BackgroundSession {
             channel,
             on_event: RefCell::new(None),
             on_network: RefCell::new(None),
+            on_connection: RefCell::new(None),
             active: RefCell::new(Vec::new()),
             ping: RefCell::new(None),
             store: RefCell::new(None),
@@ -553,6 +601,7 @@ impl BackgroundSession {
         let config = config.map(|c| config_for_worker(&c)).transpose()?;
         let fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
         let opened = inner.request("open", &fields).await.map_err(err)?;
+        inner.report_connection().await;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
         inner.observe_list(&list);
         if js::get(&opened, "finishPending").as_bool() == Some(true) {
@@ -925,6 +974,13 @@ impl BackgroundSession {
     /// Stop listening and pinging; the session's tasks go on in the worker.
     pub fn close(&self) {
         self.inner.stop_ping();
+        if let Some(cb) = self.inner.on_connection.borrow_mut().take() {
+            let c = js::get(&js::get(&js_sys::global(), "navigator"), "connection");
+            if let Some(c) = c.dyn_ref::<EventTarget>() {
+                let _ =
+                    c.remove_event_listener_with_callback("change", cb.as_ref().unchecked_ref());
+            }
+        }
         self.inner.channel.set_onmessage(None);
         self.inner.channel.close();
         self.inner.on_event.borrow_mut().take();

@@ -911,6 +911,11 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             pump(rt).spawn();
             JsValue::UNDEFINED
         }
+        Command::Connection(report) => {
+            rt.engine.borrow_mut().set_network_report(report, now);
+            pump(rt).spawn();
+            JsValue::UNDEFINED
+        }
         Command::Tasks => js::to_js(&rt.engine.borrow().list(&session)),
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Download(d) => {

@@ -37,6 +37,12 @@ pub struct SessionConfig {
     /// Headers sent with every request of the session (httpAdditionalHeaders); a
     /// task's own headers of the same name win.
     pub headers: HeaderList,
+    /// Run only on a good network, as pages report it (isDiscretionary).
+    pub discretionary: bool,
+    /// May use an expensive (cellular) network (allowsExpensiveNetworkAccess).
+    pub allows_expensive_network_access: bool,
+    /// May use a constrained network, Save-Data (allowsConstrainedNetworkAccess).
+    pub allows_constrained_network_access: bool,
 }
 
 /// Default `maxConnectionsPerHost`.
@@ -53,6 +59,9 @@ impl Default for SessionConfig {
             max_connections_per_host: DEFAULT_CONNECTIONS_PER_HOST,
             resource_timeout: DEFAULT_RESOURCE_TIMEOUT,
             headers: HeaderList::default(),
+            discretionary: false,
+            allows_expensive_network_access: true,
+            allows_constrained_network_access: true,
         }
     }
 }
@@ -65,6 +74,9 @@ pub const CONFIG_KEYS: &[&str] = &[
     "maxConnectionsPerHost",
     "resourceTimeout",
     "headers",
+    "discretionary",
+    "allowsExpensiveNetworkAccess",
+    "allowsConstrainedNetworkAccess",
 ];
 /// The keys of `config.retry`.
 pub const RETRY_KEYS: &[&str] = &[

@@ -182,6 +182,8 @@ pub struct Engine {
     tasks: BTreeMap<TaskId, Slot>,
     /// Sessions invalidated by `finishTasksAndInvalidate`: they take no new task.
     invalidated: Vec<SessionId>,
+    /// What pages last reported of `navigator.connection` (`None`: nothing yet).
+    network: Option<crate::core::network::NetworkReport>,
     /// What the browser last said about the network.
     online: bool,
     out: VecDeque<Output>,
@@ -196,6 +198,7 @@ impl Engine {
             sessions: Vec::new(),
             tasks: BTreeMap::new(),
             invalidated: Vec::new(),
+            network: None,
             online: true,
             out: VecDeque::new(),
             rng: Rng::new(seed),
@@ -724,9 +727,9 @@ impl Engine {
             .values()
             .filter(|s| {
                 s.rec.state == TaskState::Waiting
-                    && !matches!(
+                    && matches!(
                         s.rec.wait_reason,
-                        Some(WaitReason::Offline | WaitReason::ConnectionLimit)
+                        Some(WaitReason::RetryAt | WaitReason::EarliestBegin) | None
                     )
                     && s.rec.retry_at.is_none_or(|t| t <= now)
             })

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod integrity;
+pub mod network;
 pub mod protocol;
 pub mod retry;
 pub mod task;

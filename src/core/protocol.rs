@@ -88,6 +88,9 @@ pub struct RawCommand {
     /// Cancel every task too, for `invalidate`.
     #[serde(default)]
     pub cancel: Option<bool>,
+    /// What `navigator.connection` says, for `network`.
+    #[serde(default)]
+    pub connection: Option<crate::core::network::NetworkReport>,
 }
 
 /// Scheduling options every new task takes.
@@ -108,6 +111,8 @@ pub enum Command {
     Ping,
     /// A page's `online`/`offline` event.
     Network(bool),
+    /// A page's report of `navigator.connection`.
+    Connection(crate::core::network::NetworkReport),
     /// List the session's tasks.
     Tasks,
     /// One task.
@@ -256,6 +261,11 @@ impl RawCommand {
                 Command::Open(self.config.clone())
             }
             "ping" => Command::Ping,
+            "network" if self.connection.is_some() => Command::Connection(
+                self.connection
+                    .clone()
+                    .ok_or_else(|| TaskError::invalid("a connection report is missing"))?,
+            ),
             "network" => Command::Network(
                 self.online
                     .ok_or_else(|| TaskError::invalid("network needs online: true or false"))?,
@@ -368,6 +378,7 @@ mod tests {
             produce_resume_data: None,
             resume_data: None,
             cancel: None,
+            connection: None,
         }
     }
 

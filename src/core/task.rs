@@ -66,6 +66,14 @@ pub enum WaitReason {
     /// Its host has as many requests of the session in flight as
     /// `maxConnectionsPerHost` allows; it starts when one ends.
     ConnectionLimit,
+    /// A discretionary session's task waits for a good network (not cellular, no
+    /// Save-Data, not 2G), as pages report it.
+    Discretionary,
+    /// The session does not allow expensive (cellular) networks, and pages report one.
+    ExpensiveNetwork,
+    /// The session does not allow constrained networks (Save-Data), and pages
+    /// report one.
+    ConstrainedNetwork,
 }
 
 /// Everything persisted about a task. The committed offset (`bytes_received`) is the

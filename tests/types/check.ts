@@ -6,7 +6,9 @@ import { install } from '../../pkg/longhaul-sw.js';
 
 async function usage(): Promise<void> {
   await init();
-  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 }, requestTimeout: 30_000, byteBudget: 1 << 30 };
+  const config: SessionConfig = { retry: { maxAttempts: 3, delays: [1000, 5000], maxAge: 86_400_000 }, requestTimeout: 30_000, byteBudget: 1 << 30,
+    maxConnectionsPerHost: 2, resourceTimeout: 86_400_000, headers: { 'X-App': '1' }, discretionary: true,
+    allowsExpensiveNetworkAccess: false, allowsConstrainedNetworkAccess: false };
   const session: BackgroundSession = await BackgroundSession.open('downloads', config);
   await BackgroundSession.open('downloads');
   const id: string = session.identifier;

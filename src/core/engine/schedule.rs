@@ -7,6 +7,10 @@
 //!   (higher first), then age, while their session has fewer than
 //!   `maxConnectionsPerHost` requests in flight to their host; the others wait with
 //!   `connection-limit` and start as requests end.
+//! - A session's network policy holds its tasks back while pages report a network
+//!   it does not want (see [`crate::core::network`]): `discretionary`,
+//!   `expensive-network`, `constrained-network`; a new report re-decides. Requests
+//!   already running are left to finish.
 //! - A task not finished `resourceTimeout` after it was created fails with
 //!   `timeout`; a paused one is left alone.
 
@@ -26,7 +30,15 @@ impl Engine {
             .filter(|s| {
                 s.rec.state == TaskState::Pending
                     || (s.rec.state == TaskState::Waiting
-                        && s.rec.wait_reason == Some(WaitReason::ConnectionLimit))
+                        && matches!(
+                            s.rec.wait_reason,
+                            Some(
+                                WaitReason::ConnectionLimit
+                                    | WaitReason::Discretionary
+                                    | WaitReason::ExpensiveNetwork
+                                    | WaitReason::ConstrainedNetwork
+                            )
+                        ))
             })
             .map(|s| (s.rec.priority, s.rec.created_at, s.rec.id.clone()))
             .collect();
@@ -43,12 +55,17 @@ impl Engine {
                 .get(&id)
                 .and_then(|s| s.rec.earliest_begin)
                 .filter(|&t| t > now);
-            match later {
-                Some(t) => self.set_state(&id, TaskState::Waiting, now, |r| {
+            let held = self
+                .tasks
+                .get(&id)
+                .and_then(|s| self.network_hold(&s.rec.session));
+            match (later, held) {
+                (Some(t), _) => self.set_state(&id, TaskState::Waiting, now, |r| {
                     r.wait_reason = Some(WaitReason::EarliestBegin);
                     r.retry_at = Some(t);
                 }),
-                None => ready.push((p, c, id)),
+                (None, Some(reason)) => self.wait_for(&id, reason, now),
+                (None, None) => ready.push((p, c, id)),
             }
         }
         ready.sort_by(|a, b| {
@@ -88,12 +105,43 @@ impl Engine {
             if busy[i].2 < limit {
                 busy[i].2 += 1;
                 self.start(&id, now);
-            } else if state == TaskState::Pending {
-                self.set_state(&id, TaskState::Waiting, now, |r| {
-                    r.wait_reason = Some(WaitReason::ConnectionLimit);
-                    r.retry_at = None;
-                });
+            } else if state == TaskState::Pending || state == TaskState::Waiting {
+                self.wait_for(&id, WaitReason::ConnectionLimit, now);
             }
+        }
+    }
+
+    /// A new report of the network from a page: re-decide what waits for it.
+    pub fn set_network_report(&mut self, report: crate::core::network::NetworkReport, now: f64) {
+        self.network = Some(report);
+        self.schedule(now);
+    }
+
+    /// Why `session`'s network policy holds its tasks back now, if it does.
+    fn network_hold(&self, session: &SessionId) -> Option<WaitReason> {
+        let c = self.session_config(session)?;
+        let r = self.network.as_ref();
+        if c.discretionary && !r.is_some_and(|r| r.good()) {
+            Some(WaitReason::Discretionary)
+        } else if !c.allows_expensive_network_access && r.is_some_and(|r| r.expensive()) {
+            Some(WaitReason::ExpensiveNetwork)
+        } else if !c.allows_constrained_network_access && r.is_some_and(|r| r.constrained()) {
+            Some(WaitReason::ConstrainedNetwork)
+        } else {
+            None
+        }
+    }
+
+    /// Make task `id` wait for `reason` (no event if it already does).
+    fn wait_for(&mut self, id: &TaskId, reason: WaitReason, now: f64) {
+        let same = self.tasks.get(id).is_some_and(|s| {
+            s.rec.state == TaskState::Waiting && s.rec.wait_reason == Some(reason)
+        });
+        if !same {
+            self.set_state(id, TaskState::Waiting, now, |r| {
+                r.wait_reason = Some(reason);
+                r.retry_at = None;
+            });
         }
     }
 

@@ -1236,3 +1236,78 @@ fn invalidate_and_cancel_forgets_every_task_and_byte() {
         "other sessions untouched"
     );
 }
+
+fn report(save: bool, kind: &str, eff: &str) -> crate::core::network::NetworkReport {
+    crate::core::network::NetworkReport {
+        save_data: Some(save),
+        kind: Some(kind.into()),
+        effective_type: Some(eff.into()),
+    }
+}
+
+#[test]
+fn network_policy_holds_tasks_until_pages_report_a_network_it_wants() {
+    let mut sim = Sim::new();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            discretionary: true,
+            ..Default::default()
+        },
+    );
+    sim.e.add(rec("a", "h"), sim.now);
+    assert!(
+        sim.drain().is_empty(),
+        "no report yet: a discretionary task waits"
+    );
+    let wait = |sim: &Sim| sim.e.get(&sid(), &id("a")).unwrap().wait_reason;
+    assert_eq!(wait(&sim), Some(WaitReason::Discretionary));
+    sim.e
+        .set_network_report(report(false, "cellular", "4g"), sim.now);
+    assert!(sim.drain().is_empty(), "cellular is not good enough");
+    sim.e
+        .set_network_report(report(true, "wifi", "4g"), sim.now);
+    assert!(sim.drain().is_empty(), "Save-Data is not either");
+    sim.e
+        .set_network_report(report(false, "wifi", "4g"), sim.now);
+    assert_eq!(sim.drain().len(), 1, "a good network: it runs");
+
+    // A session that refuses expensive networks, another that refuses constrained ones.
+    let mut sim = Sim::new();
+    let other = SessionId::parse("other").unwrap();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            allows_expensive_network_access: false,
+            ..Default::default()
+        },
+    );
+    sim.e.configure(
+        other.clone(),
+        SessionConfig {
+            allows_constrained_network_access: false,
+            ..Default::default()
+        },
+    );
+    sim.e
+        .set_network_report(report(true, "cellular", "4g"), sim.now);
+    sim.e.add(rec("a", "h"), sim.now);
+    let mut b = rec("b", "h");
+    b.session = other.clone();
+    sim.e.add(b, sim.now);
+    assert!(sim.drain().is_empty());
+    assert_eq!(wait(&sim), Some(WaitReason::ExpensiveNetwork));
+    assert_eq!(
+        sim.e.get(&other, &id("b")).unwrap().wait_reason,
+        Some(WaitReason::ConstrainedNetwork)
+    );
+    sim.e
+        .set_network_report(report(true, "wifi", "4g"), sim.now);
+    let f = sim.drain();
+    assert_eq!(
+        f.len(),
+        1,
+        "wifi: the first may go, Save-Data still holds the second"
+    );
+    assert_eq!(f[0].task, id("a"));
+}
