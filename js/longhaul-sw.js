@@ -26,6 +26,7 @@ export function install(options = {}) {
   self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
   self.addEventListener('sync', handle);
   self.addEventListener('activate', handle);
+  self.addEventListener('notificationclick', (e) => { if (e.notification?.data?.longhaul) handle(e); });
   self.addEventListener('fetch', (e) => { if (e.request.mode === 'navigate') handle(e); });
   return ready;
 }

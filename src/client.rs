@@ -72,6 +72,11 @@ export interface UploadSnapshot extends TaskSnapshotBase {
 }
 /** A plain-object view of a task; `kind` tells which. */
 export type TaskSnapshot = DownloadSnapshot | UploadSnapshot;
+/** Options of `BackgroundSession.open`. */
+export interface OpenOptions {
+  /** Refuse with `not-found` instead of creating a session that is not stored (its storage vanished). */
+  mustExist?: boolean;
+}
 /** Opaque, versioned, JSON-serializable resume data of a canceled download. */
 export interface ResumeData { readonly longhaulResumeData: number; readonly [key: string]: unknown; }
 /** Options of `session.cancel`. */
@@ -163,6 +168,12 @@ export interface SessionConfig {
   allowsExpensiveNetworkAccess?: boolean;
   /** May use the network while the user asks to save data (default true). */
   allowsConstrainedNetworkAccess?: boolean;
+  /**
+   * Show a notification when a task ends while no page is open (default false). The
+   * app must have the permission (`Notification.requestPermission()`); clicking the
+   * notification focuses or opens the app.
+   */
+  notifications?: boolean;
 }
 /** The events a session dispatches; `detail` is the task's snapshot. */
 export interface SessionEventMap {
@@ -198,6 +209,7 @@ struct Inner {
 #[wasm_bindgen]
 pub struct BackgroundSession {
     inner: Rc<Inner>,
+    is_new: bool,
 }
 
 fn err(e: TaskError) -> JsValue {
@@ -547,7 +559,14 @@ impl BackgroundSession {
     pub async fn open(
         #[wasm_bindgen(unchecked_param_type = "string")] identifier: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "SessionConfig")] config: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "OpenOptions")] options: Option<JsValue>,
     ) -> Result<BackgroundSession, JsValue> {
+        let must_exist = options
+            .map(|o| js::get(&o, "mustExist"))
+            .filter(|v| !v.is_undefined());
+        if must_exist.as_ref().is_some_and(|v| v.as_bool().is_none()) {
+            return Err(js::type_error("options.mustExist must be a boolean"));
+        }
         let config = config.filter(|c| !c.is_undefined() && !c.is_null());
         if config.as_ref().is_some_and(|c| !c.is_object()) {
             return Err(js::type_error(
@@ -599,7 +618,10 @@ impl BackgroundSession {
         *inner.on_event.borrow_mut() = Some(on_event);
         inner.forward_network_events();
         let config = config.map(|c| config_for_worker(&c)).transpose()?;
-        let fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
+        let mut fields: Vec<(&str, JsValue)> = config.into_iter().map(|c| ("config", c)).collect();
+        if let Some(m) = must_exist {
+            fields.push(("mustExist", m));
+        }
         let opened = inner.request("open", &fields).await.map_err(err)?;
         inner.report_connection().await;
         let list = inner.request("tasks", &[]).await.map_err(err)?;
@@ -620,7 +642,8 @@ impl BackgroundSession {
             })
             .forget();
         }
-        Ok(BackgroundSession { inner })
+        let is_new = js::get(&opened, "isNew").as_bool() == Some(true);
+        Ok(BackgroundSession { inner, is_new })
     }
 
     /// The identifiers of the stored sessions, except those invalidated by
@@ -659,6 +682,15 @@ impl BackgroundSession {
         self.inner.active.borrow_mut().clear();
         self.inner.stop_ping();
         Ok(())
+    }
+
+    /// Whether this `open` created the session: it was not stored before. An app
+    /// that knows it opened this identifier before is seeing a session whose storage
+    /// vanished (site data cleared: the web's force-quit); `open(id, config, {
+    /// mustExist: true })` refuses such a session with `not-found` instead.
+    #[wasm_bindgen(getter, js_name = isNew)]
+    pub fn is_new(&self) -> bool {
+        self.is_new
     }
 
     /// The session's identifier.

@@ -250,13 +250,15 @@ impl Store {
 
     /// Open a session: record it (keeping its creation time), store `config` if
     /// given (else keep the stored one), and make it live again (not invalidated).
-    /// Returns whether a `finish` event was pending for it, and clears that.
+    /// Returns `None` without writing if it is not stored and `must_exist`; else
+    /// whether it existed, and whether a `finish` event was pending for it (cleared).
     pub async fn open_session(
         &self,
         id: &str,
         config: Option<&SessionConfig>,
+        must_exist: bool,
         now: f64,
-    ) -> Result<bool, TaskError> {
+    ) -> Result<Option<(bool, bool)>, TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
         let store = tx
             .object_store(SESSIONS)
@@ -266,6 +268,10 @@ impl Store {
             .map_err(|e| storage_err("read a session", e))?
             .await
             .map_err(|e| storage_err("read a session", e))?;
+        if existing.is_none() && must_exist {
+            Self::commit(tx, "read a session").await?;
+            return Ok(None);
+        }
         let old = |k: &str| existing.as_ref().map(|e| js::get(e, k));
         let pending = old("finishPending").and_then(|v| v.as_bool()) == Some(true);
         let created = old("createdAt").filter(|c| c.as_f64().is_some());
@@ -288,7 +294,7 @@ impl Store {
             .put(&obj, None)
             .map_err(|e| storage_err("store a session", e))?;
         Self::commit(tx, "store a session").await?;
-        Ok(pending)
+        Ok(Some((existing.is_some(), pending)))
     }
 
     /// Set `key` (`invalidated`, `finishPending`) of a stored session to `value`.

@@ -19,7 +19,7 @@
 //! every chunk is committed with its offset as it arrives.
 
 use crate::core::config;
-use crate::core::engine::{Body, FetchRequest, Output};
+use crate::core::engine::{Body, EventKind, FetchRequest, Output};
 use crate::core::integrity::Integrity;
 use crate::core::protocol::{self, Command, RawCommand};
 use crate::core::task::TaskRecord;
@@ -48,6 +48,7 @@ pub const CHANNEL: &str = "longhaul";
 
 type Write = Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
 
+mod notify;
 mod upload;
 
 struct Runtime {
@@ -331,6 +332,10 @@ pub fn worker_handle(
             // version) but must not last: a long `activate` keeps the worker in
             // "activating", and pages' messages wait until it ends.
             "activate" => return Ok(JsValue::UNDEFINED),
+            "notificationclick" => {
+                notify::on_click(&event).await;
+                return Ok(JsValue::UNDEFINED);
+            }
             // Background Sync (Chromium) fires when the network is back.
             "sync" if navigator_online() == Some(true) => {
                 rt.engine.borrow_mut().set_online(true, js::now());
@@ -451,6 +456,15 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
             }
             Output::Event(kind, snap) => {
                 broadcast(rt, kind.as_str(), &snap.session, &js::to_js(&snap));
+                if kind == EventKind::Complete {
+                    writes.push(Box::pin({
+                        let rt = rt.clone();
+                        async move {
+                            notify::on_event(rt, kind, snap).await;
+                            Ok(())
+                        }
+                    }));
+                }
             }
         }
     }
@@ -880,17 +894,27 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
     }
     let now = js::now();
     let value = match cmd {
-        Command::Open(config) => {
-            let pending = rt
+        Command::Open { config, must_exist } => {
+            let Some((existed, pending)) = rt
                 .store
-                .open_session(session.as_str(), config.as_ref(), now)
-                .await?;
+                .open_session(session.as_str(), config.as_ref(), must_exist, now)
+                .await?
+            else {
+                return Err(TaskError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "session \"{}\" is not stored: its storage vanished (site data cleared, or evicted) or it never existed",
+                        session.as_str()
+                    ),
+                ));
+            };
             rt.engine.borrow_mut().set_invalidated(&session, false);
             if let Some(config) = config {
                 rt.engine.borrow_mut().configure(session, config);
             }
             let reply = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&reply, &"finishPending".into(), &pending.into());
+            let _ = js_sys::Reflect::set(&reply, &"isNew".into(), &(!existed).into());
             reply.into()
         }
         Command::Invalidate { cancel } => {

@@ -9,7 +9,7 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn open_err(id: JsValue) -> JsValue {
-    match BackgroundSession::open(id, None).await {
+    match BackgroundSession::open(id, None, None).await {
         Ok(_) => panic!("open accepted a bad identifier"),
         Err(e) => e,
     }

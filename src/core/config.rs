@@ -43,6 +43,9 @@ pub struct SessionConfig {
     pub allows_expensive_network_access: bool,
     /// May use a constrained network, Save-Data (allowsConstrainedNetworkAccess).
     pub allows_constrained_network_access: bool,
+    /// With the permission granted, a notification when a task ends while no page is
+    /// open (sessionSendsLaunchEvents); clicking it focuses or opens the app.
+    pub notifications: bool,
 }
 
 /// Default `maxConnectionsPerHost`.
@@ -62,6 +65,7 @@ impl Default for SessionConfig {
             discretionary: false,
             allows_expensive_network_access: true,
             allows_constrained_network_access: true,
+            notifications: false,
         }
     }
 }
@@ -77,6 +81,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "discretionary",
     "allowsExpensiveNetworkAccess",
     "allowsConstrainedNetworkAccess",
+    "notifications",
 ];
 /// The keys of `config.retry`.
 pub const RETRY_KEYS: &[&str] = &[

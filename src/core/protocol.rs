@@ -91,6 +91,9 @@ pub struct RawCommand {
     /// What `navigator.connection` says, for `network`.
     #[serde(default)]
     pub connection: Option<crate::core::network::NetworkReport>,
+    /// Refuse to create the session, for `open`.
+    #[serde(default)]
+    pub must_exist: Option<bool>,
 }
 
 /// Scheduling options every new task takes.
@@ -105,8 +108,14 @@ pub struct Schedule {
 /// A validated command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Open (create if needed) the session; with a configuration, set it.
-    Open(Option<SessionConfig>),
+    /// Open (create if needed, unless `must_exist`) the session; with a
+    /// configuration, set it.
+    Open {
+        /// The configuration to store, if given.
+        config: Option<SessionConfig>,
+        /// Refuse (`not-found`) instead of creating a session that is not stored.
+        must_exist: bool,
+    },
     /// Keep the worker alive; no effect otherwise.
     Ping,
     /// A page's `online`/`offline` event.
@@ -258,7 +267,10 @@ impl RawCommand {
                 if let Some(c) = &self.config {
                     c.validate()?;
                 }
-                Command::Open(self.config.clone())
+                Command::Open {
+                    config: self.config.clone(),
+                    must_exist: self.must_exist == Some(true),
+                }
             }
             "ping" => Command::Ping,
             "network" if self.connection.is_some() => Command::Connection(
@@ -379,6 +391,7 @@ mod tests {
             resume_data: None,
             cancel: None,
             connection: None,
+            must_exist: None,
         }
     }
 

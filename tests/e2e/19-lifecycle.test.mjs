@@ -83,3 +83,31 @@ test('finishTasksAndInvalidate, a pending finish, invalidateAndCancel', { timeou
     await browser.dispose();
   }
 });
+
+test('a session whose storage vanished (site data cleared) is reported, not silently recreated', { timeout: 90_000 }, async () => {
+  const browser = await h.launchChromium();
+  try {
+    const page = await browser.context.newPage();
+    await h.openDemo(page, server.origin);
+    const before = await inPage(page, `
+      const first = await B.open('vanishing');
+      const again = await B.open('vanishing', undefined, { mustExist: true });
+      return { firstNew: first.isNew, againNew: again.isNew };
+    `);
+    assert.deepEqual(before, { firstNew: true, againNew: false });
+    // The user clears the site's data: storage and the service worker are gone.
+    const cdp = await browser.context.newCDPSession(page);
+    await cdp.send('Storage.clearDataForOrigin', { origin: server.origin, storageTypes: 'all' });
+    await page.reload();
+    await h.waitForSession(page);
+    const after = await inPage(page, `
+      let lost = null;
+      try { await B.open('vanishing', undefined, { mustExist: true }); } catch (e) { lost = e.code; }
+      const fresh = await B.open('vanishing');
+      return { lost, freshNew: fresh.isNew };
+    `);
+    assert.deepEqual(after, { lost: 'not-found', freshNew: true }, JSON.stringify(after));
+  } finally {
+    await browser.dispose();
+  }
+});

@@ -11,6 +11,10 @@ async function usage(): Promise<void> {
     allowsExpensiveNetworkAccess: false, allowsConstrainedNetworkAccess: false };
   const session: BackgroundSession = await BackgroundSession.open('downloads', config);
   await BackgroundSession.open('downloads');
+  const kept = await BackgroundSession.open('downloads', undefined, { mustExist: true });
+  const isNew: boolean = kept.isNew;
+  console.log(isNew);
+  await BackgroundSession.open('downloads', { notifications: true });
   const id: string = session.identifier;
   const opts: DownloadOptions = { headers: { 'X-Token': 'abc' }, description: 'a file', maxBytes: 1 << 30 };
   const tooLarge: ErrorCode = 'too-large';

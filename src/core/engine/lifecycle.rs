@@ -17,6 +17,12 @@ use crate::core::task::TaskId;
 use crate::core::validate::SessionId;
 
 impl Engine {
+    /// Whether `session` shows notifications when tasks end with no page open.
+    pub fn notifies(&self, session: &SessionId) -> bool {
+        self.session_config(session)
+            .is_some_and(|c| c.notifications)
+    }
+
     /// Whether `session` still takes new tasks.
     pub fn accepts(&self, session: &SessionId) -> Result<(), TaskError> {
         if self.invalidated.contains(session) {
