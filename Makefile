@@ -22,7 +22,7 @@ devserver: setup
 ## Build everything and serve the demo PWA and the devserver on 127.0.0.1:$(PORT),
 ## and a tus server for its uploads on 127.0.0.1:$(TUS_PORT).
 demo: build devserver
-	@echo "==> serving the demo and its tus server; open the URL below (Ctrl-C stops it)"
+	@echo "==> serving the demo and its tus server; open http://127.0.0.1:$(PORT)/$(if $(filter 1080,$(TUS_PORT)),,?tus=$(TUS_PORT)) (Ctrl-C stops it)"
 	@TUS_PORT=$(TUS_PORT) node tools/tus-server.mjs & pid=$$!; trap "kill $$pid 2>/dev/null" EXIT INT TERM; \
 	PORT=$(PORT) $(DEVSERVER) --root www --pkg pkg
 
