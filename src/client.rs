@@ -413,8 +413,52 @@ impl Inner {
     }
 }
 
+/// Check that each of `keys` in `options` is absent or of its `typeof`, and pass it on.
+fn typed_options(
+    options: &JsValue,
+    fields: &mut Vec<(&'static str, JsValue)>,
+    keys: &[(&'static str, &str)],
+) -> Result<(), JsValue> {
+    for &(key, kind) in keys {
+        let v = js::get(options, key);
+        if !v.is_undefined() && v.js_typeof().as_string().as_deref() != Some(kind) {
+            return Err(js::type_error(&format!("options.{key} must be a {kind}")));
+        }
+        fields.push((key, v));
+    }
+    Ok(())
+}
+
+/// The options every new task takes: `description`, `headers`, the credentials
+/// options and the scheduling options.
+fn task_options(
+    options: &JsValue,
+    fields: &mut Vec<(&'static str, JsValue)>,
+) -> Result<(), JsValue> {
+    typed_options(
+        options,
+        fields,
+        &[("description", "string"), ("persistCredentials", "boolean")],
+    )?;
+    let sensitive = js::get(options, "sensitiveHeaders");
+    if !sensitive.is_undefined() && !string_array(&sensitive) {
+        return Err(js::type_error(
+            "options.sensitiveHeaders must be an array of header names",
+        ));
+    }
+    fields.push(("sensitiveHeaders", sensitive));
+    fields.push((
+        "headers",
+        header_pairs(&js::get(options, "headers"))?.into(),
+    ));
+    schedule_options(options, fields)
+}
+
 /// `priority` and `earliestBegin` (a `Date`, or ms since the epoch) of task options.
-fn schedule_options(options: &JsValue, fields: &mut Vec<(&str, JsValue)>) -> Result<(), JsValue> {
+fn schedule_options(
+    options: &JsValue,
+    fields: &mut Vec<(&'static str, JsValue)>,
+) -> Result<(), JsValue> {
     let priority = js::get(options, "priority");
     if !priority.is_undefined() && priority.as_f64().is_none() {
         return Err(js::type_error(
@@ -722,49 +766,16 @@ impl BackgroundSession {
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let mut fields = vec![("url", JsValue::from(absolute))];
         if options.is_object() {
-            let d = js::get(&options, "description");
-            if !d.is_undefined() && !d.is_string() {
-                return Err(js::type_error("options.description must be a string"));
-            }
-            let max = js::get(&options, "maxBytes");
-            if !max.is_undefined() && max.as_f64().is_none() {
-                return Err(js::type_error("options.maxBytes must be a number"));
-            }
-            let integrity = js::get(&options, "integrity");
-            if !integrity.is_undefined() && !integrity.is_string() {
-                return Err(js::type_error(
-                    "options.integrity must be a string such as 'sha256-<base64>'",
-                ));
-            }
-            let sensitive = js::get(&options, "sensitiveHeaders");
-            if !sensitive.is_undefined() && !string_array(&sensitive) {
-                return Err(js::type_error(
-                    "options.sensitiveHeaders must be an array of header names",
-                ));
-            }
-            let persist = js::get(&options, "persistCredentials");
-            if !persist.is_undefined() && persist.as_bool().is_none() {
-                return Err(js::type_error(
-                    "options.persistCredentials must be a boolean",
-                ));
-            }
-            schedule_options(&options, &mut fields)?;
-            let expected = js::get(&options, "expectedBytes");
-            if !expected.is_undefined() && expected.as_f64().is_none() {
-                return Err(js::type_error("options.expectedBytes must be a number"));
-            }
-            fields.extend([
-                (
-                    "headers",
-                    header_pairs(&js::get(&options, "headers"))?.into(),
-                ),
-                ("description", d),
-                ("maxBytes", max),
-                ("expectedBytes", expected),
-                ("integrity", integrity),
-                ("sensitiveHeaders", sensitive),
-                ("persistCredentials", persist),
-            ]);
+            task_options(&options, &mut fields)?;
+            typed_options(
+                &options,
+                &mut fields,
+                &[
+                    ("maxBytes", "number"),
+                    ("expectedBytes", "number"),
+                    ("integrity", "string"),
+                ],
+            )?;
         } else if !options.is_undefined() && !options.is_null() {
             return Err(js::type_error("options must be an object"));
         }
@@ -794,31 +805,16 @@ impl BackgroundSession {
             ("body", blob.clone().into()),
         ];
         if options.is_object() {
-            for (key, kind) in [
-                ("protocol", "string"),
-                ("description", "string"),
-                ("contentType", "string"),
-                ("chunkSize", "number"),
-                ("persistCredentials", "boolean"),
-            ] {
-                let v = js::get(&options, key);
-                if !v.is_undefined() && v.js_typeof().as_string().as_deref() != Some(kind) {
-                    return Err(js::type_error(&format!("options.{key} must be a {kind}")));
-                }
-                fields.push((key, v));
-            }
-            let sensitive = js::get(&options, "sensitiveHeaders");
-            if !sensitive.is_undefined() && !string_array(&sensitive) {
-                return Err(js::type_error(
-                    "options.sensitiveHeaders must be an array of header names",
-                ));
-            }
-            fields.push(("sensitiveHeaders", sensitive));
-            fields.push((
-                "headers",
-                header_pairs(&js::get(&options, "headers"))?.into(),
-            ));
-            schedule_options(&options, &mut fields)?;
+            task_options(&options, &mut fields)?;
+            typed_options(
+                &options,
+                &mut fields,
+                &[
+                    ("protocol", "string"),
+                    ("contentType", "string"),
+                    ("chunkSize", "number"),
+                ],
+            )?;
             let meta = js::get(&options, "metadata");
             if !meta.is_undefined() {
                 fields.push(("metadata", metadata_pairs(&meta)?.into()));

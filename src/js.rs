@@ -54,6 +54,18 @@ pub fn timeout(ms: f64, value: JsValue) -> (js_sys::Promise, ClearOnDrop) {
     (p, ClearOnDrop(handle))
 }
 
+/// Await `p` for at most `ms`: `Ok(Some(value))` if it resolves first, `Ok(None)`
+/// if the time runs out first, `Err` if it rejects. The timer is cleared either way.
+pub async fn within(p: &js_sys::Promise, ms: f64) -> Result<Option<JsValue>, JsValue> {
+    // A fresh object marks the timeout: no value `p` resolves to can equal it.
+    let marker: JsValue = js_sys::Object::new().into();
+    let (timer, _clear) = timeout(ms, marker.clone());
+    let v =
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::race(&js_sys::Array::of2(p, &timer)))
+            .await?;
+    Ok((v != marker).then_some(v))
+}
+
 /// Clears a `setTimeout` when dropped.
 pub struct ClearOnDrop(JsValue);
 

@@ -3,13 +3,10 @@
 //! Body bytes stay in JS memory: each read gives a `Uint8Array` that is gathered and
 //! later written to IndexedDB without a copy through wasm memory.
 
-use crate::core::engine::FetchRequest;
 use crate::core::http::ResponseHead;
 use crate::core::{ErrorCode, TaskError};
 use crate::js;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
 /// Why a request failed, and whether trying again may help.
@@ -25,22 +22,6 @@ fn failure(code: ErrorCode, msg: String, retryable: bool) -> NetFailure {
         error: TaskError::new(code, msg),
         retryable,
     }
-}
-
-/// Start download request `req`; resolves when the head arrives (a `timeout`
-/// failure if it does not within `req.stall_ms`). `extra` headers (credentials, never
-/// stored) replace same-named ones of `req`.
-pub async fn start(
-    req: &FetchRequest,
-    extra: &[(String, String)],
-    ctl: &AbortController,
-) -> Result<Response, NetFailure> {
-    let own = req
-        .headers
-        .iter()
-        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    let headers: Vec<_> = own.chain(extra).cloned().collect();
-    send("GET", &req.url, &headers, None, req.stall_ms, ctl).await
 }
 
 /// Send a request and resolve with its response head, or fail: `network` (retryable)
@@ -74,23 +55,23 @@ pub async fn send(
     }
     let request = Request::new_with_str_and_init(url, &init)
         .map_err(|e| failure(ErrorCode::InvalidInput, js::describe(&e), false))?;
-    let (timeout, _clear) = js::timeout(timeout_ms, JsValue::from_str("stall"));
-    let raced = js_sys::Promise::race(&js_sys::Array::of2(&js::global_fetch(&request), &timeout));
-    let resp = JsFuture::from(raced).await.map_err(|e| {
-        failure(
-            ErrorCode::Network,
-            format!("the request failed: {}", js::describe(&e)),
-            true,
-        )
-    })?;
-    if resp.as_string().as_deref() == Some("stall") {
+    let resp = js::within(&js::global_fetch(&request), timeout_ms)
+        .await
+        .map_err(|e| {
+            failure(
+                ErrorCode::Network,
+                format!("the request failed: {}", js::describe(&e)),
+                true,
+            )
+        })?;
+    let Some(resp) = resp else {
         ctl.abort();
         return Err(failure(
             ErrorCode::Timeout,
             format!("no answer arrived for {} s", (timeout_ms / 1000.0) as u64),
             true,
         ));
-    }
+    };
     resp.dyn_into::<Response>()
         .map_err(|_| failure(ErrorCode::Internal, "fetch gave no Response".into(), false))
 }
@@ -129,24 +110,23 @@ impl BodyReader {
     /// The next piece, `Ok(None)` at the end, or a failure; fails with `timeout` if no
     /// byte arrives for `stall_ms`.
     pub async fn next(&self, stall_ms: f64) -> Result<Option<js_sys::Uint8Array>, NetFailure> {
-        let read = self.reader.read();
-        let (timeout, _clear) = js::timeout(stall_ms, JsValue::from_str("stall"));
-        let raced = js_sys::Promise::race(&js_sys::Array::of2(&read, &timeout));
-        let v = JsFuture::from(raced).await.map_err(|e| {
-            failure(
-                ErrorCode::Network,
-                format!("the body broke off: {}", js::describe(&e)),
-                true,
-            )
-        })?;
-        if v.as_string().as_deref() == Some("stall") {
+        let v = js::within(&self.reader.read(), stall_ms)
+            .await
+            .map_err(|e| {
+                failure(
+                    ErrorCode::Network,
+                    format!("the body broke off: {}", js::describe(&e)),
+                    true,
+                )
+            })?;
+        let Some(v) = v else {
             let _ = self.reader.cancel();
             return Err(failure(
                 ErrorCode::Timeout,
                 format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64),
                 true,
             ));
-        }
+        };
         if js::get(&v, "done").as_bool() == Some(true) {
             return Ok(None);
         }

@@ -578,6 +578,53 @@ impl Store {
             .collect()
     }
 
+    /// Visit the stored bytes `[from, to)` of `id` in order, reading at most `batch`
+    /// chunks per transaction (`None`: all at once). `chunk_start` is the offset of the
+    /// stored chunk that holds `from` (0 when `from` is 0). `each(offset, bytes)` gets
+    /// every piece, clipped to the span, and returns `false` to stop: `Ok(false)`.
+    /// A missing byte is a `storage` error: the chunks must tile the span exactly.
+    pub async fn read_span(
+        &self,
+        id: &TaskId,
+        chunk_start: u64,
+        from: u64,
+        to: u64,
+        batch: Option<u32>,
+        mut each: impl FnMut(u64, js_sys::Uint8Array) -> bool,
+    ) -> Result<bool, TaskError> {
+        let gap = |at: u64| {
+            TaskError::new(
+                ErrorCode::Storage,
+                format!("the stored bytes of this task stop at {at} of {to}"),
+            )
+        };
+        let (mut pos, mut done) = (chunk_start, from);
+        while done < to {
+            let chunks = self.read_chunk_batch(id, pos, to, batch).await?;
+            if chunks.is_empty() {
+                break;
+            }
+            for (off, bytes) in chunks {
+                let len = u64::from(bytes.length());
+                if off != pos || len == 0 {
+                    return Err(gap(done));
+                }
+                let (a, b) = (off.max(from), (off + len).min(to));
+                if a < b {
+                    if !each(a, bytes.subarray((a - off) as u32, (b - off) as u32)) {
+                        return Ok(false);
+                    }
+                    done = b;
+                }
+                pos = off + len;
+            }
+        }
+        if done != to {
+            return Err(gap(done));
+        }
+        Ok(true)
+    }
+
     /// The stored chunks of `id` below `upto`, in offset order, checked to tile
     /// `[0, upto)` exactly.
     pub async fn read_chunks(
@@ -585,30 +632,12 @@ impl Store {
         id: &TaskId,
         upto: u64,
     ) -> Result<Vec<js_sys::Uint8Array>, TaskError> {
-        let batch = self.read_chunk_batch(id, 0, upto, None).await?;
-        let mut out = Vec::with_capacity(batch.len());
-        let mut pos = 0u64;
-        for (off, bytes) in batch {
-            if off != pos {
-                return Err(TaskError::new(
-                    ErrorCode::Storage,
-                    format!("stored bytes have a gap at {pos}"),
-                ));
-            }
-            let len = u64::from(bytes.length()).min(upto - pos);
-            out.push(if len < u64::from(bytes.length()) {
-                bytes.subarray(0, len as u32)
-            } else {
-                bytes
-            });
-            pos += len;
-        }
-        if pos != upto {
-            return Err(TaskError::new(
-                ErrorCode::Storage,
-                format!("only {pos} of {upto} bytes are stored"),
-            ));
-        }
+        let mut out = Vec::new();
+        self.read_span(id, 0, 0, upto, None, |_, bytes| {
+            out.push(bytes);
+            true
+        })
+        .await?;
         Ok(out)
     }
 }

@@ -23,7 +23,7 @@ use crate::core::engine::{Body, EventKind, FetchRequest, Output};
 use crate::core::integrity::Integrity;
 use crate::core::protocol::{self, Command, RawCommand};
 use crate::core::task::TaskRecord;
-use crate::core::validate::{HeaderList, SessionId, UrlParts};
+use crate::core::validate::{merge_headers, HeaderList, SessionId, UrlParts};
 use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
 use crate::js;
 use crate::net::{self, BodyReader, NetFailure};
@@ -137,17 +137,15 @@ async fn hook_headers(
     let v = hook
         .call1(&JsValue::UNDEFINED, &arg)
         .map_err(|e| hook_failed(js::describe(&e)))?;
-    let (timeout, _clear) = js::timeout(timeout_ms, JsValue::from_str("stall"));
-    let raced = js_sys::Promise::race(&js_sys::Array::of2(&js_sys::Promise::resolve(&v), &timeout));
-    let v = JsFuture::from(raced)
+    let v = js::within(&js_sys::Promise::resolve(&v), timeout_ms)
         .await
-        .map_err(|e| hook_failed(js::describe(&e)))?;
-    if v.as_string().as_deref() == Some("stall") {
-        return Err(hook_failed(format!(
-            "it did not answer within requestTimeout ({} s)",
-            (timeout_ms / 1000.0) as u64
-        )));
-    }
+        .map_err(|e| hook_failed(js::describe(&e)))?
+        .ok_or_else(|| {
+            hook_failed(format!(
+                "it did not answer within requestTimeout ({} s)",
+                (timeout_ms / 1000.0) as u64
+            ))
+        })?;
     if v.is_undefined() || v.is_null() {
         return Ok(HeaderList::default());
     }
@@ -572,42 +570,20 @@ async fn hash_stored(
     upto: u64,
     integrity: &Integrity,
 ) -> Option<Result<(), TaskError>> {
+    let wanted = || !evicted() && rt.engine.borrow().is_verifying(task, gen);
     let mut v = integrity.verifier();
-    let mut pos = 0u64;
-    while pos < upto {
-        if evicted() || !rt.engine.borrow().is_verifying(task, gen) {
-            return None;
-        }
-        let batch = match rt
-            .store
-            .read_chunk_batch(task, pos, upto, Some(VERIFY_BATCH))
-            .await
-        {
-            Ok(b) => b,
-            Err(e) => return Some(Err(e)),
-        };
-        if batch.is_empty() {
-            break;
-        }
-        for (offset, bytes) in batch {
-            if offset != pos {
-                break;
-            }
-            let len = u64::from(bytes.length()).min(upto - pos);
-            v.update(&bytes.subarray(0, len as u32).to_vec());
-            pos += len;
-        }
+    let read = rt
+        .store
+        .read_span(task, 0, 0, upto, Some(VERIFY_BATCH), |_, bytes| {
+            v.update(&bytes.to_vec());
+            wanted()
+        })
+        .await;
+    match read {
+        Ok(true) if wanted() => Some(v.finish()),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
     }
-    if pos != upto {
-        return Some(Err(TaskError::new(
-            ErrorCode::Storage,
-            format!("only {pos} of {upto} stored bytes could be read back to check them"),
-        )));
-    }
-    if evicted() || !rt.engine.borrow().is_verifying(task, gen) {
-        return None;
-    }
-    Some(v.finish())
 }
 
 async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
@@ -653,14 +629,6 @@ where
     pump(&rt).spawn();
 }
 
-/// `headers` with `extra` added, replacing same-named ones.
-fn merge_headers(headers: &mut Vec<(String, String)>, extra: &HeaderList) {
-    for (k, v) in extra.pairs() {
-        headers.retain(|(n, _)| n != k);
-        headers.push((k.clone(), v.clone()));
-    }
-}
-
 fn concat(parts: &[js_sys::Uint8Array], len: u32) -> js_sys::Uint8Array {
     if parts.len() == 1 {
         return parts[0].clone();
@@ -696,7 +664,8 @@ async fn transfer(
         req.stall_ms,
     )
     .await?;
-    let resp = net::start(req, extra.pairs(), ctl).await?;
+    let headers = merge_headers(&req.headers, extra.pairs());
+    let resp = net::send("GET", &req.url, &headers, None, req.stall_ms, ctl).await?;
     let head = net::head(&resp);
     let decision = rt
         .engine
@@ -807,9 +776,11 @@ fn from_own_window(ev: &web_sys::ExtendableMessageEvent) -> bool {
     !origin.is_empty() && (url == origin || url.starts_with(&format!("{origin}/")))
 }
 
-/// Refuse up front (`quota`) a transfer of `bytes` that the browser's storage
-/// estimate says cannot fit. Where the estimate is missing, nothing is refused.
-async fn check_quota(bytes: u64) -> Result<(), TaskError> {
+/// Refuse up front a transfer of `bytes` that the session's byte budget
+/// (`over-budget`) or the browser's storage estimate (`quota`) has no room for.
+/// Where the estimate is missing, the browser's side refuses nothing.
+async fn check_space(rt: &Runtime, session: &SessionId, bytes: u64) -> Result<(), TaskError> {
+    rt.engine.borrow().check_room(session, bytes)?;
     let storage = js::get(&js::get(&js_sys::global(), "navigator"), "storage");
     let Ok(estimate) = js::get(&storage, "estimate").dyn_into::<js_sys::Function>() else {
         return Ok(());
@@ -957,8 +928,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             rec.priority = d.schedule.priority;
             rec.earliest_begin = d.schedule.earliest_begin;
             if let Some(expected) = d.expected_bytes {
-                rt.engine.borrow().check_room(&rec.session, expected)?;
-                check_quota(expected).await?;
+                check_space(rt, &rec.session, expected).await?;
             }
             if !d.secrets.pairs().is_empty() {
                 rt.secrets.borrow_mut().push((rec.id.clone(), d.secrets));

@@ -761,18 +761,13 @@ impl Engine {
             .filter(|s| s.rec.state == TaskState::Waiting)
             .filter_map(|s| s.rec.retry_at);
         retries
-            .chain(self.resource_deadlines())
+            .chain(self.resource_deadlines().map(|(_, deadline, _)| deadline))
             .min_by(f64::total_cmp)
     }
 
     /// Whether any task still has work to do (pending, running or waiting).
     pub fn has_work(&self) -> bool {
-        self.tasks.values().any(|s| {
-            matches!(
-                s.rec.state,
-                TaskState::Pending | TaskState::Running | TaskState::Waiting
-            )
-        })
+        self.tasks.values().any(|s| s.rec.state.has_work())
     }
 
     fn snapshot(&self, id: &TaskId) -> TaskSnapshot {
@@ -840,6 +835,7 @@ impl Engine {
         f(&mut s.rec);
         let rec = s.rec.clone();
         let snap = rec.snapshot();
+        let session = rec.session.clone();
         self.out.push_back(if drop_bytes {
             Output::PersistAndDropBytes(rec)
         } else {
@@ -848,11 +844,8 @@ impl Engine {
         self.out
             .push_back(Output::Event(EventKind::StateChange, snap.clone()));
         if state.is_final() {
-            let session = rec_session(&snap);
             self.out.push_back(Output::Event(EventKind::Complete, snap));
-            if let Some(session) = session {
-                self.check_finished(&session);
-            }
+            self.check_finished(&session);
         }
     }
 
@@ -985,10 +978,6 @@ impl Engine {
             None => self.fail(id, err, now),
         }
     }
-}
-
-fn rec_session(snap: &TaskSnapshot) -> Option<SessionId> {
-    SessionId::parse(&snap.session).ok()
 }
 
 fn too_large(bytes: u64, max: u64) -> TaskError {

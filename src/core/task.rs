@@ -43,6 +43,15 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Pending, running or waiting: the task still has work to do (a paused one
+    /// waits for the user).
+    pub fn has_work(self) -> bool {
+        matches!(
+            self,
+            TaskState::Pending | TaskState::Running | TaskState::Waiting
+        )
+    }
+
     /// Completed, failed or canceled.
     pub fn is_final(self) -> bool {
         matches!(

@@ -211,15 +211,22 @@ impl HeaderList {
 
     /// These headers, then `more`, whose names replace the same names here.
     pub fn merged(&self, more: &HeaderList) -> HeaderList {
-        let mut out: Vec<_> = self
-            .0
-            .iter()
-            .filter(|(n, _)| !more.0.iter().any(|(m, _)| m == n))
-            .cloned()
-            .collect();
-        out.extend(more.0.iter().cloned());
-        HeaderList(out)
+        HeaderList(merge_headers(&self.0, &more.0))
     }
+}
+
+/// `base` then `extra`, leaving out the headers of `base` that `extra` names: every
+/// layering of request headers (session and task, task and protocol, stored and
+/// credentials) goes through here. Names are lower-case on both sides.
+pub fn merge_headers(
+    base: &[(String, String)],
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    base.iter()
+        .filter(|(n, _)| !extra.iter().any(|(m, _)| m == n))
+        .chain(extra)
+        .cloned()
+        .collect()
 }
 
 /// Headers that are credentials whatever the app says: never stored unless the app

@@ -9,11 +9,12 @@
 //! their byte range needs, so memory stays bounded by one tus chunk (a `PUT`/`POST`
 //! sends the whole body at once, by nature).
 
-use super::{credentials, evicted, merge_headers, pump, storage_failure, with_abort, Runtime};
+use super::{credentials, evicted, pump, storage_failure, with_abort, Runtime};
 use crate::core::engine::upload::SendRequest;
 use crate::core::protocol::Upload;
 use crate::core::task::TaskRecord;
 use crate::core::upload::{UploadInfo, UploadResponse};
+use crate::core::validate::merge_headers;
 use crate::core::validate::SessionId;
 use crate::core::{ErrorCode, TaskError, TaskId};
 use crate::js;
@@ -45,8 +46,7 @@ pub(super) async fn command(
     }
     let size = size as u64;
     let url = super::http_url(&u.url)?;
-    rt.engine.borrow().check_room(&session, size)?;
-    super::check_quota(size).await?;
+    super::check_space(rt, &session, size).await?;
     let id = TaskId(js::random_uuid());
     if let Err(e) = copy_in(rt, &id, &blob, size).await {
         // Nothing half-stored is left behind.
@@ -113,34 +113,13 @@ async fn read_range(
     to: u64,
 ) -> Result<js_sys::Uint8Array, TaskError> {
     let out = js_sys::Uint8Array::new_with_length((to - from) as u32);
-    let mut pos = from - from % COPY_CHUNK;
-    let mut filled = 0u64;
-    while pos < to {
-        let batch = rt.store.read_chunk_batch(id, pos, to, Some(8)).await?;
-        if batch.is_empty() {
-            break;
-        }
-        for (off, bytes) in batch {
-            let len = u64::from(bytes.length());
-            let (a, b) = (off.max(from), (off + len).min(to));
-            if off != pos || a >= b {
-                pos = u64::MAX;
-                break;
-            }
-            out.set(
-                &bytes.subarray((a - off) as u32, (b - off) as u32),
-                (a - from) as u32,
-            );
-            filled += b - a;
-            pos = off + len;
-        }
-    }
-    if filled != to - from {
-        return Err(TaskError::new(
-            ErrorCode::Storage,
-            format!("the stored copy of this upload lacks bytes between {from} and {to}"),
-        ));
-    }
+    let chunk_start = from - from % COPY_CHUNK;
+    rt.store
+        .read_span(id, chunk_start, from, to, Some(8), |at, bytes| {
+            out.set(&bytes, (at - from) as u32);
+            true
+        })
+        .await?;
     Ok(out)
 }
 
@@ -185,8 +164,7 @@ async fn send(
         req.timeout_ms,
     )
     .await?;
-    let mut headers = req.headers.clone();
-    merge_headers(&mut headers, &extra);
+    let headers = merge_headers(&req.headers, extra.pairs());
     let resp = net::send(
         req.method,
         &req.url,
@@ -219,12 +197,13 @@ pub(super) async fn terminate(
     rt: Rc<Runtime>,
     task: TaskId,
     url: String,
-    mut headers: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
 ) -> Result<(), TaskError> {
     let timeout = 30_000.0;
-    if let Ok(extra) = credentials(&rt, &task, &url, "", 1, timeout).await {
-        merge_headers(&mut headers, &extra);
-    }
+    let headers = match credentials(&rt, &task, &url, "", 1, timeout).await {
+        Ok(extra) => merge_headers(&headers, extra.pairs()),
+        Err(_) => headers,
+    };
     rt.secrets.borrow_mut().retain(|(t, _)| *t != task);
     let Ok(ctl) = AbortController::new() else {
         return Ok(());

@@ -54,9 +54,7 @@ impl Engine {
     /// once if none is unfinished).
     pub fn finish_and_invalidate(&mut self, session: &SessionId) {
         self.set_invalidated(session, true);
-        if !self.has_unfinished(session) {
-            self.out.push_back(Output::Finished(session.clone()));
-        }
+        self.check_finished(session);
     }
 
     /// `invalidateAndCancel`: cancel and forget every task of `session`, freeing every
@@ -82,8 +80,8 @@ impl Engine {
         self.schedule(now);
     }
 
-    /// Called when task `id` of `session` reached a final state: the session's
-    /// `finish` if it was its last unfinished task.
+    /// The session's `finish`, if no task of it is left unfinished (called when one
+    /// of its tasks reached a final state, and at `finishTasksAndInvalidate`).
     pub(super) fn check_finished(&mut self, session: &SessionId) {
         if !self.has_unfinished(session) {
             self.out.push_back(Output::Finished(session.clone()));

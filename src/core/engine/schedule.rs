@@ -156,36 +156,24 @@ impl Engine {
             .map_or(DEFAULT_RESOURCE_TIMEOUT, |c| c.resource_timeout)
     }
 
-    /// When unfinished tasks run out of `resourceTimeout`.
-    pub(super) fn resource_deadlines(&self) -> impl Iterator<Item = f64> + '_ {
+    /// Each task with work left, with when it runs out of `resourceTimeout` and
+    /// that timeout.
+    pub(super) fn resource_deadlines(&self) -> impl Iterator<Item = (&TaskId, f64, f64)> + '_ {
         self.tasks
             .values()
-            .filter(|s| {
-                matches!(
-                    s.rec.state,
-                    TaskState::Pending | TaskState::Running | TaskState::Waiting
-                )
+            .filter(|s| s.rec.state.has_work())
+            .map(|s| {
+                let limit = self.resource_timeout_of(&s.rec.session);
+                (&s.rec.id, s.rec.created_at + limit, limit)
             })
-            .map(|s| s.rec.created_at + self.resource_timeout_of(&s.rec.session))
     }
 
     /// Fail the unfinished tasks whose `resourceTimeout` passed.
     fn expire(&mut self, now: f64) {
         let late: Vec<(TaskId, f64)> = self
-            .tasks
-            .values()
-            .filter(|s| {
-                matches!(
-                    s.rec.state,
-                    TaskState::Pending | TaskState::Running | TaskState::Waiting
-                )
-            })
-            .map(|s| (s.rec.id.clone(), self.resource_timeout_of(&s.rec.session)))
-            .filter(|(id, limit)| {
-                self.tasks
-                    .get(id)
-                    .is_some_and(|s| now >= s.rec.created_at + limit)
-            })
+            .resource_deadlines()
+            .filter(|&(_, deadline, _)| now >= deadline)
+            .map(|(id, _, limit)| (id.clone(), limit))
             .collect();
         for (id, limit) in late {
             self.stop_request(&id);

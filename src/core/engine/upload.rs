@@ -10,6 +10,7 @@ use crate::core::error::{ErrorCode, TaskError};
 use crate::core::http::retry_after_ms;
 use crate::core::task::TaskId;
 use crate::core::upload::{self as rules, Next, Step, UploadProtocol, UploadResponse};
+use crate::core::validate::merge_headers;
 
 /// A request of an upload, for the shell to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,11 +85,7 @@ impl Engine {
                 Some((0, info.size)),
             ),
         };
-        let mut headers = base;
-        for (k, v) in rules::tus_headers(step, &info) {
-            headers.retain(|(n, _)| *n != k);
-            headers.push((k, v));
-        }
+        let headers = merge_headers(&base, &rules::tus_headers(step, &info));
         let body_bytes = body.map_or(0, |(a, b)| b - a);
         s.gen += 1;
         s.active = true;
