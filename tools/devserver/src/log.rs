@@ -48,7 +48,13 @@ pub struct Entry {
     pub fault: Option<String>,
     bytes_sent: AtomicU64,
     complete: AtomicBool,
+    /// When the response ended (written whole, failed or dropped), in ms since
+    /// the server started; [`NOT_ENDED`] until then.
+    end_ms: AtomicU64,
 }
+
+/// `end_ms` of a response still going out.
+const NOT_ENDED: u64 = u64::MAX;
 
 impl Entry {
     pub fn bytes_sent(&self) -> u64 {
@@ -57,6 +63,11 @@ impl Entry {
 
     pub fn complete(&self) -> bool {
         self.complete.load(SeqCst)
+    }
+
+    /// When the response ended, if it has.
+    pub fn end_ms(&self) -> Option<u64> {
+        Some(self.end_ms.load(SeqCst)).filter(|&t| t != NOT_ENDED)
     }
 
     fn write_json(&self, out: &mut String) {
@@ -78,11 +89,18 @@ impl Entry {
         json_opt(out, self.authorization.as_deref());
         let _ = write!(
             out,
-            ",\"status\":{},\"bytes_sent\":{},\"complete\":{},\"fault\":",
+            ",\"status\":{},\"bytes_sent\":{},\"complete\":{},\"end_ms\":",
             self.status,
             self.bytes_sent(),
             self.complete()
         );
+        match self.end_ms() {
+            Some(t) => {
+                let _ = write!(out, "{t}");
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"fault\":");
         json_opt(out, self.fault.as_deref());
         out.push('}');
     }
@@ -176,6 +194,7 @@ impl Log {
             fault,
             bytes_sent: AtomicU64::new(0),
             complete: AtomicBool::new(false),
+            end_ms: AtomicU64::new(NOT_ENDED),
         });
         inner.next_seq += 1;
         if inner.entries.len() >= MAX_ENTRIES {
@@ -236,10 +255,19 @@ impl Drop for Busy<'_> {
 }
 
 /// Writes a response to the socket and keeps its log entry (if any) up to
-/// date.
+/// date; when dropped, the response has ended and the entry's `end_ms` is set.
 pub struct Tracker<'a> {
     log: &'a Log,
     entry: Option<Arc<Entry>>,
+}
+
+impl Drop for Tracker<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = &self.entry {
+            let t = self.log.start.elapsed().as_millis() as u64;
+            let _ = e.end_ms.compare_exchange(NOT_ENDED, t, SeqCst, SeqCst);
+        }
+    }
 }
 
 impl<'a> Tracker<'a> {
@@ -346,6 +374,9 @@ mod tests {
         assert!(t.write(&mut sink, b"head", false, false).is_ok());
         assert!(t.write(&mut sink, b"ab", true, true).is_ok());
         assert_eq!((a.bytes_sent(), a.complete()), (2, true));
+        assert_eq!(a.end_ms(), None, "still going out while its tracker lives");
+        drop(t);
+        assert!(a.end_ms().is_some(), "ended once its tracker is dropped");
         let all = log.to_json(None);
         assert!(all.contains(r#""seq":1,"#), "{all}");
         assert!(all.contains(r#""path":"/files/a","query":"size=10","range":"bytes=0-1","if_range":null,"authorization":null,"status":206,"bytes_sent":2,"complete":true"#), "{all}");
@@ -393,10 +424,10 @@ mod tests {
         );
         assert_eq!(f.fault.as_deref(), Some("fail_rate"));
         let a = log.to_json(Some(&["/a"]));
-        assert!(a.contains(r#""complete":false,"fault":null}"#), "{a}");
+        assert!(a.contains(r#""complete":false,"end_ms":null,"fault":null}"#), "{a}");
         let f = log.to_json(Some(&["/f"]));
         assert!(
-            f.contains(r#""status":503,"bytes_sent":0,"complete":false,"fault":"fail_rate"}"#),
+            f.contains(r#""status":503,"bytes_sent":0,"complete":false,"end_ms":null,"fault":"fail_rate"}"#),
             "{f}"
         );
     }
