@@ -957,14 +957,11 @@ impl BackgroundSession {
         }
         let received = js::get(&snap, "bytesReceived").as_f64().unwrap_or(0.0) as u64;
         let store = self.store().await.map_err(err)?;
-        let parts = store.read_chunks(&id, received).await.map_err(err)?;
-        let seq = js_sys::Array::new();
-        for p in parts {
-            seq.push(&p);
-        }
-        web_sys::Blob::new_with_u8_array_sequence(&seq)
+        store
+            .blob(&id, (0, 0, received))
+            .await
             .map(Into::into)
-            .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))
+            .map_err(err)
     }
 
     /// Add a listener for `progress`, `statechange` or `complete`.

@@ -6,6 +6,7 @@
 use crate::core::http::ResponseHead;
 use crate::core::{ErrorCode, TaskError};
 use crate::js;
+use std::future::Future;
 use wasm_bindgen::JsCast;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
@@ -31,7 +32,7 @@ pub async fn send(
     method: &str,
     url: &str,
     headers: &[(String, String)],
-    body: Option<&js_sys::Uint8Array>,
+    body: Option<&wasm_bindgen::JsValue>,
     timeout_ms: f64,
     ctl: &AbortController,
 ) -> Result<Response, NetFailure> {
@@ -109,18 +110,31 @@ impl BodyReader {
 
     /// The next piece, `Ok(None)` at the end, or a failure; fails with `timeout` if no
     /// byte arrives for `stall_ms`.
-    pub async fn next(&self, stall_ms: f64) -> Result<Option<js_sys::Uint8Array>, NetFailure> {
-        let v = js::within(&self.reader.read(), stall_ms)
-            .await
-            .map_err(|e| {
-                failure(
-                    ErrorCode::Network,
-                    format!("the body broke off: {}", js::describe(&e)),
-                    true,
-                )
-            })?;
+    ///
+    /// The future does not borrow the reader, so it can stay pending while the caller
+    /// does other work (commits the previous chunk); dropping it unresolved would lose
+    /// a piece, so a caller keeps it until it resolves.
+    pub fn next(
+        &self,
+        stall_ms: f64,
+    ) -> impl Future<Output = Result<Option<js_sys::Uint8Array>, NetFailure>> + 'static {
+        let reader = self.reader.clone();
+        async move { Self::read(reader, stall_ms).await }
+    }
+
+    async fn read(
+        reader: web_sys::ReadableStreamDefaultReader,
+        stall_ms: f64,
+    ) -> Result<Option<js_sys::Uint8Array>, NetFailure> {
+        let v = js::within(&reader.read(), stall_ms).await.map_err(|e| {
+            failure(
+                ErrorCode::Network,
+                format!("the body broke off: {}", js::describe(&e)),
+                true,
+            )
+        })?;
         let Some(v) = v else {
-            let _ = self.reader.cancel();
+            let _ = reader.cancel();
             return Err(failure(
                 ErrorCode::Timeout,
                 format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64),

@@ -37,10 +37,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use web_sys::{AbortController, BroadcastChannel};
 
-/// Commit buffered bytes once this many are gathered.
+/// A chunk record's size, and the bytes gathered before a commit starts.
 pub const CHUNK_BYTES: u32 = 1 << 20;
 /// ... or once this long passed since the last commit (slow links still make progress).
 pub const FLUSH_MS: f64 = 1_000.0;
+/// Bytes read while a commit is in flight, at most; then reading waits for it.
+pub const MAX_BUFFERED: u32 = 8 * CHUNK_BYTES;
 /// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
 pub const KEEPALIVE_MS: f64 = 270_000.0;
 /// The BroadcastChannel pages listen on.
@@ -574,7 +576,7 @@ async fn hash_stored(
     let mut v = integrity.verifier();
     let read = rt
         .store
-        .read_span(task, 0, 0, upto, Some(VERIFY_BATCH), |_, bytes| {
+        .read_span(task, (0, 0, upto), Some(VERIFY_BATCH), |_, bytes| {
             v.update(&bytes.to_vec());
             wanted()
         })
@@ -629,15 +631,39 @@ where
     pump(&rt).spawn();
 }
 
-fn concat(parts: &[js_sys::Uint8Array], len: u32) -> js_sys::Uint8Array {
-    if parts.len() == 1 {
-        return parts[0].clone();
-    }
-    let out = js_sys::Uint8Array::new_with_length(len);
-    let mut at = 0;
-    for p in parts {
-        out.set(p, at);
-        at += p.length();
+/// `parts` (`len` bytes in all) cut into chunk records of [`CHUNK_BYTES`] each, the
+/// last one taking the remainder (so every record holds 1 to 2 chunks' worth): each
+/// record as the views of `parts` it is made of. No byte is copied here; the store
+/// copies each record's views once, into a Blob (or one array).
+fn chunked(parts: &[js_sys::Uint8Array], len: u32) -> Vec<js_sys::Array> {
+    let count = (len / CHUNK_BYTES).max(1);
+    let mut out = Vec::with_capacity(count as usize);
+    let mut src = parts.iter();
+    let mut cur: Option<(&js_sys::Uint8Array, u32)> = None; // a part, and how much of it is used
+    for i in 0..count {
+        let size = if i + 1 < count {
+            CHUNK_BYTES
+        } else {
+            len - (count - 1) * CHUNK_BYTES
+        };
+        let views = js_sys::Array::new();
+        let mut fill = 0;
+        while fill < size {
+            let Some((part, used)) = cur.take().or_else(|| src.next().map(|p| (p, 0))) else {
+                break;
+            };
+            let n = (part.length() - used).min(size - fill);
+            if used == 0 && n == part.length() {
+                views.push(part);
+            } else {
+                views.push(&part.subarray(used, used + n));
+            }
+            fill += n;
+            if used + n < part.length() {
+                cur = Some((part, used + n));
+            }
+        }
+        out.push(views);
     }
     out
 }
@@ -650,6 +676,15 @@ fn storage_failure(e: TaskError) -> NetFailure {
 }
 
 /// One request: head, then the body in committed chunks.
+///
+/// Group commit: a commit (bytes and the offset that covers them, one transaction)
+/// starts once [`CHUNK_BYTES`] are gathered, and reading goes on while it is in
+/// flight; what arrives meanwhile, up to [`MAX_BUFFERED`], goes into the next commit,
+/// as 1 MiB chunk records in one transaction. A slow link thus commits every chunk
+/// on its own (at most a chunk is lost to a crash), while a fast one, where
+/// IndexedDB's cost per transaction would be the limit, commits several per
+/// transaction and never stops reading for a commit. One commit at a time keeps the
+/// engine's view simple: the committed offset only moves at [`committed`].
 async fn transfer(
     rt: &Rc<Runtime>,
     req: &FetchRequest,
@@ -684,21 +719,20 @@ async fn transfer(
             .handle_body_end(&req.task, req.gen, js::now());
         return Ok(());
     };
-    let mut pos = offset;
+    let mut pos = offset; // committed
     let mut drop_from = Some(offset);
     let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
     let mut buffered: u32 = 0;
     let mut last_commit = js::now();
+    let mut done = false;
+    let mut read: Option<Read> = None;
+    let mut write: Option<(Write, u64)> = None; // in flight, and the offset it commits
+    rt.store.probe_blobs().await;
     loop {
-        let piece = reader.next(req.stall_ms).await?;
-        let done = piece.is_none();
-        if let Some(p) = piece {
-            buffered += p.length();
-            parts.push(p);
-        }
         let now = js::now();
-        if buffered > 0 && (done || buffered >= CHUNK_BYTES || now - last_commit >= FLUSH_MS) {
-            let bytes = concat(&parts, buffered);
+        let due = done || buffered >= CHUNK_BYTES || now - last_commit >= FLUSH_MS;
+        if write.is_none() && buffered > 0 && due {
+            let chunks = chunked(&parts, buffered);
             parts.clear();
             let new_pos = pos + u64::from(buffered);
             let rec = rt
@@ -709,30 +743,98 @@ async fn transfer(
                 reader.cancel();
                 return Ok(());
             };
-            let write = rt
+            let w = rt
                 .store
-                .write_chunk(&rec, pos, &bytes, drop_from.take())
-                .map_err(storage_failure)?;
-            write.await.map_err(storage_failure)?;
-            pos = new_pos;
+                .write_chunks(&rec, pos, &chunks, drop_from.take())
+                .map_err(|e| {
+                    reader.cancel();
+                    storage_failure(e)
+                })?;
+            write = Some((Box::pin(w), new_pos));
             buffered = 0;
-            last_commit = js::now();
-            rt.engine
-                .borrow_mut()
-                .handle_committed(&req.task, req.gen, pos, last_commit);
-            pump(rt).spawn();
-            if !rt.engine.borrow().is_current(&req.task, req.gen) {
-                reader.cancel();
-                return Ok(());
-            }
         }
-        if done {
+        if done && write.is_none() && buffered == 0 {
             rt.engine
                 .borrow_mut()
                 .handle_body_end(&req.task, req.gen, js::now());
             return Ok(());
         }
+        if read.is_none() && !done && buffered < MAX_BUFFERED {
+            read = Some(Box::pin(reader.next(req.stall_ms)));
+        }
+        match step(&mut read, &mut write).await {
+            Step::Piece(Ok(Some(p))) => {
+                read = None;
+                buffered += p.length();
+                parts.push(p);
+            }
+            Step::Piece(Ok(None)) => {
+                read = None;
+                done = true;
+            }
+            Step::Piece(Err(failure)) => {
+                // Keep what is already on its way to storage, then report the break.
+                if let Some((w, new_pos)) = write.take() {
+                    if w.await.is_ok() {
+                        committed(rt, req, new_pos);
+                    }
+                }
+                return Err(failure);
+            }
+            Step::Written(result) => {
+                let new_pos = write.take().map_or(pos, |(_, p)| p);
+                if let Err(e) = result {
+                    reader.cancel();
+                    return Err(storage_failure(e));
+                }
+                pos = new_pos;
+                last_commit = js::now();
+                if !committed(rt, req, pos) {
+                    reader.cancel();
+                    return Ok(());
+                }
+            }
+        }
     }
+}
+
+/// The next piece of the body being read.
+type Read = Pin<Box<dyn Future<Output = Result<Option<js_sys::Uint8Array>, NetFailure>>>>;
+
+/// What [`step`] saw first.
+enum Step {
+    Piece(Result<Option<js_sys::Uint8Array>, NetFailure>),
+    Written(Result<(), TaskError>),
+}
+
+/// Wait for the pending read or the write in flight, whichever settles first (the
+/// write if both have). Neither is dropped unsettled: a read that lost the race stays
+/// pending for the next call. At least one of them must be there.
+async fn step(read: &mut Option<Read>, write: &mut Option<(Write, u64)>) -> Step {
+    std::future::poll_fn(|cx| {
+        if let Some((w, _)) = write.as_mut() {
+            if let std::task::Poll::Ready(r) = w.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Step::Written(r));
+            }
+        }
+        if let Some(r) = read.as_mut() {
+            if let std::task::Poll::Ready(p) = r.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Step::Piece(p));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Tell the engine that `pos` bytes of the request's task are committed; false once
+/// the request is no longer the task's current one (paused, canceled, superseded).
+fn committed(rt: &Rc<Runtime>, req: &FetchRequest, pos: u64) -> bool {
+    rt.engine
+        .borrow_mut()
+        .handle_committed(&req.task, req.gen, pos, js::now());
+    pump(rt).spawn();
+    rt.engine.borrow().is_current(&req.task, req.gen)
 }
 
 /// A command from a page: validate, apply, reply on the port.
@@ -1043,7 +1145,13 @@ pub mod testing {
             .record(&id)
             .map(|r| r.bytes_received)
             .unwrap_or(0);
-        let parts = rt.store.read_chunks(&id, upto).await?;
-        Ok(parts.iter().flat_map(|p| p.to_vec()).collect())
+        let mut out = Vec::new();
+        rt.store
+            .read_span(&id, (0, 0, upto), None, |_, bytes| {
+                out.extend(bytes.to_vec());
+                true
+            })
+            .await?;
+        Ok(out)
     }
 }

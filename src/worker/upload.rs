@@ -22,7 +22,6 @@ use crate::net::{self, NetFailure};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortController;
 
 /// Bytes per stored chunk of an upload's copy; requests rely on this alignment.
@@ -92,35 +91,25 @@ async fn copy_in(
         let part = blob
             .slice_with_f64_and_f64(at as f64, end as f64)
             .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))?;
-        let buf = JsFuture::from(part.array_buffer()).await.map_err(|e| {
-            TaskError::new(
-                ErrorCode::Storage,
-                format!("the upload body could not be read: {}", js::describe(&e)),
-            )
-        })?;
-        let bytes = js_sys::Uint8Array::new(&buf);
-        rt.store.put_chunk(id, at, &bytes)?.await?;
+        rt.store.put_chunk(id, at, &part).await?;
         at = end;
     }
     Ok(())
 }
 
-/// The stored bytes `[from, to)` of upload `id`, as one array.
+/// The stored bytes `[from, to)` of upload `id`, as one Blob composed of the stored
+/// chunks: a request body that is never read into memory where chunks are Blobs.
 async fn read_range(
     rt: &Runtime,
     id: &TaskId,
     from: u64,
     to: u64,
-) -> Result<js_sys::Uint8Array, TaskError> {
-    let out = js_sys::Uint8Array::new_with_length((to - from) as u32);
+) -> Result<wasm_bindgen::JsValue, TaskError> {
     let chunk_start = from - from % COPY_CHUNK;
     rt.store
-        .read_span(id, chunk_start, from, to, Some(8), |at, bytes| {
-            out.set(&bytes, (at - from) as u32);
-            true
-        })
-        .await?;
-    Ok(out)
+        .blob(id, (chunk_start, from, to))
+        .await
+        .map(Into::into)
 }
 
 /// Send one request of an upload and report what came of it.

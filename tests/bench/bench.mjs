@@ -1,318 +1,585 @@
-// longhaul benchmark: one run in headless Chromium on loopback.
+// longhaul benchmark: `make bench`, or `node tests/bench/bench.mjs [chromium|firefox]…`.
 //
-//   node tests/bench/bench.mjs
+// One run measures, in headless Chromium and in headless Firefox ESR, on loopback,
+// and prints every figure as a ratio against a baseline measured in the same run:
 //
-// Measures, and prints to stdout:
-//   1. the raw baseline: a plain-JS service worker (www/bench/raw-sw.js) reading a
-//      256 MiB file and discarding the bytes;
-//   2. longhaul: session.download() of the same size on the demo page, until its
-//      `complete` event;
-//   3. the ratio longhaul ÷ raw (medians of 3 alternating runs each);
-//   4. bytes fetched twice when the worker is stopped mid-download and resumed;
-//   5. the size of the package (wasm + JS glue), raw and gzip -9, against the budget;
-//   6. the machine, the Chromium version and the date.
-// Every figure is measured by this run; nothing is asserted on timings. Exit 1 only
-// if something broke (a download failed, a server or browser did not start).
-// Progress goes to stderr, the report to stdout.
+//   1. download throughput into storage: the plain-JS bench worker (www/bench/raw-sw.js)
+//      reading the same file and discarding it, or putting it into IndexedDB (1 and 8
+//      chunks per transaction), OPFS or Cache Storage; and longhaul's session.download()
+//      to its `complete` event. Ratio: longhaul ÷ the fastest plain-JS store;
+//   2. progress events per second per task during those downloads (the engine's cap is 10);
+//   3. upload throughput from storage: longhaul (tus to a loopback @tus/server, and one
+//      PUT to the devserver) ÷ a plain fetch PUT of the same bytes;
+//   4. memory: the browser's PSS (every process of it) while longhaul downloads 1 GiB
+//      and while the page reads that file back through session.blob(), over idle;
+//   5. bytes fetched twice after a worker stop (Chromium) and after a SIGKILL of the
+//      whole browser (both), read from the devserver's request log; and the start-up
+//      time from the navigation of the relaunched browser's page to the resumed Range
+//      request, both on the devserver's clock;
+//   6. scale: open + tasks() with 10,000 tasks in a session; 100 concurrent small
+//      downloads with the per-host limit, concurrency read from the request log;
+//   7. Background Fetch of the same file (Chromium): longhaul ÷ Background Fetch;
+//   8. the package size (wasm + JS glue, gzip -9) against the 80 KiB budget.
+//
+// Nothing is asserted on timings. Exit 1 only if something broke (a transfer
+// failed, a server or browser did not start). Progress goes to stderr, the report
+// to stdout.
 
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
+import * as h from '../e2e/helpers.mjs';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const SIZE = 256 * MiB; // every download is 256 MiB
+const { MiB, KiB, sleep } = h;
+const SIZE = 256 * MiB; // throughput downloads
 const SIZE_PARAM = '256M';
-const CHUNK = 1 * MiB; // longhaul's IndexedDB chunk (one transaction each)
-const RUNS = 3; // raw and longhaul runs, alternating
-const STOP_RATE = '64M'; // throttle for the worker-stop test, so the stop lands mid-way
-const STOP_AT = 0.4; // stop the worker once this fraction is committed
-const SIZE_BUDGET_KIB = 80; // gzip(wasm) + gzip(glue)
-const DOWNLOAD_TIMEOUT_MS = 120_000; // a download slower than this counts as broken
-const SETTLE_MS = 1000; // pause before each timed run, so background work of the last one settles
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
-];
+const UP_SIZE = 128 * MiB; // uploads
+const BIG = 1024 * MiB; // the memory run
+const RUNS = 3; // runs of each path, interleaved
+const STORES = (process.env.BENCH_STORES ?? 'idb1,idb8,opfs,cache').split(',');
+const STORE_NAMES = {
+  discard: 'network only, bytes dropped',
+  idb1: 'IndexedDB, 1 MiB per transaction',
+  idb8: 'IndexedDB, 8 MiB per transaction',
+  idb8blob: 'IndexedDB, 8 MiB per transaction, as Blobs',
+  opfsseg1: 'OPFS, a file per 1 MiB, offset in IndexedDB',
+  opfsseg8: 'OPFS, a file per 8 MiB, offset in IndexedDB',
+  cacheseg1: 'Cache Storage, an entry per 1 MiB, offset in IDB',
+  cacheseg8: 'Cache Storage, an entry per 8 MiB, offset in IDB',
+  opfs: 'OPFS createWritable',
+  cache: 'Cache Storage put(stream)',
+};
+const KILL_RATE = '32M'; // throttle for the interruption runs, so they land mid-way
+const SCALE_TASKS = 10_000;
+const MANY = 100; // concurrent small downloads
+const MANY_LIMIT = 6; // their session's maxConnectionsPerHost
+const SIZE_BUDGET_KIB = 80;
+const TIMEOUT_MS = 180_000; // a transfer slower than this counts as broken
+const SETTLE_MS = 1000; // pause before each timed run
+// While working on one part: BENCH_SECTIONS=upload,memory,stop,scale,bgfetch,kill
+// (default all; throughput always runs) and BENCH_STORES=idb1,idb8,idb8blob,opfs,cache.
+const SECTIONS = process.env.BENCH_SECTIONS?.split(',');
+const want = (section) => !SECTIONS || SECTIONS.includes(section);
 
-// Playwright attaches DevTools to every service worker and by default also records
-// their network traffic (a DevTools event per body chunk). That is inspection
-// overhead on exactly the path being measured, so switch it off (this bench never
-// reads service-worker network events). The CDP commands used below still work.
+// Playwright attaches DevTools to every service worker and by default records their
+// network traffic (an event per body chunk): inspection overhead on the measured path.
 process.env.PLAYWRIGHT_DISABLE_SERVICE_WORKER_NETWORK ??= '1';
 
-const log = (...a) => console.error('[bench]', ...a); // progress, on stderr
-const out = (line = '') => console.log(line); // the report, on stdout
-const mib = (bytes) => bytes / MiB;
-const fmt = (x, digits = 1) => x.toFixed(digits);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.error('[bench]', ...a);
+const out = (line = '') => console.log(line);
+const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-// A unique file name per download, so each has its own bytes and its own log entries.
+const mibps = (bytes, ms) => bytes / MiB / (ms / 1000);
 const stamp = Date.now().toString(36);
-const uniqueName = (tag) => `bench-${stamp}-${tag}.bin`;
+let serial = 0;
+const fileUrl = (tag, size, extra = '') => `/files/bench-${stamp}-${tag}-${++serial}.bin?size=${size}${extra}`;
 
-/** Build what the bench needs, only if it is missing (never rebuilds pkg/). */
-function ensureBuilt() {
-  if (!existsSync(path.join(ROOT, 'target/release/devserver'))) {
-    log('building the devserver…');
-    execFileSync('cargo', ['build', '--release', '-p', 'longhaul-devserver'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+// ------------------------------------------------------------------ browsers
+
+function version(bin) {
+  try { return execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim(); } catch { return `${bin} (version unknown)`; }
+}
+
+/** Launch one browser on a fresh profile: { kind, version, newPage(), close() }. */
+async function launch(kind) {
+  if (kind === 'chromium') {
+    const b = await h.launchChromium();
+    return { kind, version: version(h.CHROMIUM), context: b.context, newPage: () => b.context.newPage(), close: () => b.dispose() };
   }
-  if (!existsSync(path.join(ROOT, 'pkg/longhaul_bg.wasm'))) {
-    log('building pkg/…');
-    execFileSync('./tools/build-pkg.sh', [], { cwd: ROOT, stdio: ['ignore', 2, 2] });
-  }
+  const b = await h.launchFirefox();
+  return { kind, version: version(h.FIREFOX), browser: b.browser, newPage: () => b.browser.newPage(), close: () => b.dispose() };
 }
 
-/** Start the devserver on a free port; resolves {base, proc} once it prints its address. */
-function startServer() {
-  const proc = spawn(path.join(ROOT, 'target/release/devserver'), ['--root', 'www', '--pkg', 'pkg'], {
-    cwd: ROOT, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('devserver did not start within 30 s')), 30_000);
-    proc.on('error', reject);
-    proc.on('exit', (code) => reject(new Error(`devserver exited early (code ${code})`)));
-    proc.stdout.on('data', (d) => {
-      buf += d;
-      const m = buf.match(/longhaul devserver: (http:\/\/127\.0\.0\.1:\d+\/)/);
-      if (m) { clearTimeout(timer); resolve({ base: m[1], proc }); }
-    });
-  });
-}
-
-/** The devserver's request log for one path. */
-async function requestLog(base, filePath) {
-  const res = await fetch(`${base}__log?${new URLSearchParams({ path: filePath })}`);
-  if (!res.ok) throw new Error(`GET /__log answered ${res.status}`);
-  return res.json();
-}
-
-/** Open a page and wait until `ready` (a page expression) is truthy. */
-async function openPage(context, url, ready) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => log(`page error on ${url}:`, e.message));
+/** Open `url` in a new page and poll `ready` (a page function) until truthy. */
+async function openPage(browser, url, ready) {
+  const page = await browser.newPage();
   await page.goto(url);
-  await page.waitForFunction(ready, null, { timeout: 30_000 });
+  const end = Date.now() + 30_000;
+  while (!(await page.evaluate(ready).catch(() => false))) {
+    if (Date.now() > end) throw new Error(`${url} did not get ready in 30 s`);
+    await sleep(100);
+  }
   return page;
 }
 
-/** Raw baseline: the bench worker reads `url` and discards it; timed in the worker. */
-async function rawRun(benchPage, url, size = SIZE) {
-  const r = await benchPage.evaluate((u) => window.rawRun(u), url);
-  if (r.bytes !== size) throw new Error(`raw read of ${url} got ${r.bytes} bytes, expected ${size}`);
-  return { ms: r.ms, mibps: mib(r.bytes) / (r.ms / 1000) };
+// ------------------------------------------------------------------ memory
+
+/** PIDs of every browser process under this node process. */
+function browserPids() {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+    } catch { /* gone */ }
+  }
+  const pids = [];
+  const walk = (p) => {
+    for (const c of children.get(p) ?? []) {
+      let cmd = '';
+      try { cmd = readFileSync(`/proc/${c}/cmdline`, 'utf8'); } catch {}
+      if (/chromium|firefox/.test(cmd)) pids.push(c);
+      walk(c);
+    }
+  };
+  walk(process.pid);
+  return pids;
+}
+
+/** The summed PSS of the browser's processes, bytes. */
+function browserPss() {
+  let kib = 0;
+  for (const pid of browserPids()) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      if (m) kib += Number(m[1]);
+    } catch { /* gone */ }
+  }
+  return kib * KiB;
+}
+
+/** Sample the browser's PSS every 200 ms while `job` runs; resolves { result, peak }. */
+async function peakPss(job) {
+  let peak = browserPss();
+  let running = true;
+  const sampler = (async () => {
+    while (running) { peak = Math.max(peak, browserPss()); await sleep(200); }
+  })();
+  try {
+    const result = await job;
+    return { result, peak };
+  } finally {
+    running = false;
+    await sampler;
+  }
+}
+
+// ------------------------------------------------------------------ runs in the pages
+
+/** A plain-JS run in the bench worker: { bytes, ms }. */
+async function rawRun(benchPage, op, url, size) {
+  const r = await benchPage.evaluate(([o, u]) => window.rawRun(o, u), [op, url]);
+  if (r.bytes !== size) throw new Error(`${op} of ${url} got ${r.bytes} bytes, expected ${size}`);
+  return r;
 }
 
 /**
- * longhaul: on the demo page, time session.download(url) until its `complete`
- * event, with performance.now() in the page. Fails on a `failed`/`canceled`
- * state or after the timeout.
+ * longhaul on the demo page: session.download(url) until `complete`, timed in the
+ * page; also counts the task's progress events. The stored bytes are freed after.
  */
-async function longhaulRun(demoPage, url, size = SIZE) {
-  const r = await demoPage.evaluate(async ({ url, timeoutMs }) => {
+async function longhaulRun(demo, url, size, { keep = false } = {}) {
+  const r = await demo.evaluate(async ([url, timeoutMs]) => {
     const s = window.longhaulSession;
-    const ended = new Map(); // task id → {snap, t}: first terminal event seen
+    let id = null;
+    let ended = null;
+    let progress = 0;
+    let firstProgress = null;
+    let lastProgress = null;
     let wake = () => {};
+    const early = [];
     const onEvent = (e) => {
       const snap = e.detail;
-      const terminal = e.type === 'complete' || snap.state === 'failed' || snap.state === 'canceled';
-      if (terminal && !ended.has(snap.id)) ended.set(snap.id, { snap, t: performance.now() });
+      if (id === null) { early.push(e); return; }
+      if (snap.id !== id) return;
+      if (e.type === 'progress') {
+        progress += 1;
+        firstProgress ??= performance.now();
+        lastProgress = performance.now();
+      }
+      if (!ended && (e.type === 'complete' || snap.state === 'failed' || snap.state === 'canceled')) {
+        ended = { snap, t: performance.now() };
+      }
       wake();
     };
-    // Listen before starting, so a very early `complete` cannot be missed.
-    s.addEventListener('complete', onEvent);
-    s.addEventListener('statechange', onEvent);
+    const types = ['complete', 'statechange', 'progress'];
+    for (const t of types) s.addEventListener(t, onEvent);
     try {
       const t0 = performance.now();
       const started = await s.download(url, { description: 'longhaul bench' });
-      while (!ended.has(started.id)) {
+      id = started.id;
+      for (const e of early.splice(0)) onEvent(e);
+      while (!ended) {
         const left = t0 + timeoutMs - performance.now();
-        if (left <= 0) return { id: started.id, error: `timeout; last state ${JSON.stringify(await s.task(started.id))}` };
+        if (left <= 0) return { id, error: `timeout; last state ${JSON.stringify(await s.task(id))}` };
         await new Promise((r) => { wake = r; setTimeout(r, Math.min(left, 1000)); });
       }
-      const { snap, t } = ended.get(started.id);
-      return { id: started.id, ms: t - t0, snap };
+      const span = lastProgress !== null && lastProgress > firstProgress ? lastProgress - firstProgress : null;
+      return { id, ms: ended.t - t0, snap: ended.snap, progress, perSecond: span ? (progress - 1) / (span / 1000) : null };
     } finally {
-      s.removeEventListener('complete', onEvent);
-      s.removeEventListener('statechange', onEvent);
+      for (const t of types) s.removeEventListener(t, onEvent);
     }
-  }, { url, timeoutMs: DOWNLOAD_TIMEOUT_MS });
+  }, [url, TIMEOUT_MS]);
   if (r.error) throw new Error(`longhaul download of ${url} broke: ${r.error}`);
-  if (r.snap.state !== 'completed') {
-    throw new Error(`longhaul download of ${url} ended ${r.snap.state}: ${JSON.stringify(r.snap.error)}`);
+  if (r.snap.state !== 'completed' || r.snap.bytesReceived !== size) {
+    throw new Error(`longhaul download of ${url} ended ${r.snap.state} with ${r.snap.bytesReceived} bytes: ${JSON.stringify(r.snap.error)}`);
   }
-  if (r.snap.bytesReceived !== size) {
-    throw new Error(`longhaul download of ${url} completed with ${r.snap.bytesReceived} bytes, expected ${size}`);
-  }
-  // Free the stored bytes so the next runs do not fill the storage.
-  await demoPage.evaluate((id) => window.longhaulSession.remove(id), r.id);
-  return { ms: r.ms, mibps: mib(size) / (r.ms / 1000) };
+  if (!keep) await demo.evaluate((id) => window.longhaulSession.remove(id), r.id);
+  return r;
 }
 
-/** Poll a task in the page until `done(snap)` holds; returns the snapshot. */
-async function waitForTask(demoPage, id, doneSource, timeoutMs = DOWNLOAD_TIMEOUT_MS) {
-  const snap = await demoPage.evaluate(async ({ id, doneSource, timeoutMs }) => {
-    const done = new Function('snap', `return (${doneSource});`);
-    const deadline = performance.now() + timeoutMs;
+/** longhaul upload of `size` zero bytes; times the copy into storage and the sending apart. */
+async function longhaulUpload(demo, url, size, protocol) {
+  const r = await demo.evaluate(async ([url, size, protocol, timeoutMs]) => {
+    const s = window.longhaulSession;
+    const body = new Blob([new Uint8Array(size)]);
+    const t0 = performance.now();
+    const started = await s.upload(url, body, { protocol, description: 'longhaul bench upload' });
+    const t1 = performance.now();
     for (;;) {
-      const snap = await window.longhaulSession.task(id);
-      if (snap && (done(snap) || snap.state === 'failed' || snap.state === 'canceled')) return snap;
-      if (performance.now() > deadline) return { ...snap, timedOut: true };
-      await new Promise((r) => setTimeout(r, 50));
+      const snap = await s.task(started.id);
+      if (snap.state === 'completed') return { id: started.id, copyMs: t1 - t0, sendMs: performance.now() - t1, snap };
+      if (snap.state === 'failed' || snap.state === 'canceled') return { error: `${snap.state}: ${JSON.stringify(snap.error)}` };
+      if (performance.now() - t1 > timeoutMs) return { error: `timeout at ${snap.bytesSent} bytes` };
+      await new Promise((r) => setTimeout(r, 20));
     }
-  }, { id, doneSource, timeoutMs });
-  if (snap.timedOut) throw new Error(`task ${id} timed out in state ${snap.state} at ${snap.bytesReceived} bytes`);
-  if (snap.state === 'failed' || snap.state === 'canceled') {
-    throw new Error(`task ${id} ended ${snap.state}: ${JSON.stringify(snap.error)}`);
-  }
-  return snap;
+  }, [url, size, protocol, TIMEOUT_MS]);
+  if (r.error) throw new Error(`longhaul ${protocol} upload to ${url} broke: ${r.error}`);
+  await demo.evaluate((id) => window.longhaulSession.remove(id), r.id);
+  return r;
 }
 
-/**
- * Stop the worker mid-download, reload, let it finish, then read the server log:
- * everything sent beyond the file size was fetched twice.
- */
-async function stopResumeRun(demoPage, base) {
-  const name = uniqueName('stop');
-  const filePath = `/files/${name}`;
-  const url = `${filePath}?size=${SIZE_PARAM}&rate=${STOP_RATE}`;
-  const cdp = await demoPage.context().newCDPSession(demoPage);
-  await cdp.send('ServiceWorker.enable');
+/** Poll a task in `page` until it completed; returns its snapshot. */
+async function waitDone(page, id) {
+  return h.waitTask(page, id, (s) => s.state === 'completed', { what: 'completion', timeout: TIMEOUT_MS, interval: 200 });
+}
 
-  const started = await demoPage.evaluate((u) => window.longhaulSession.download(u, { description: 'longhaul bench: stop' }), url);
-  const before = await waitForTask(demoPage, started.id, `snap.bytesReceived >= ${Math.ceil(STOP_AT * SIZE)}`);
-  log(`stopping all service workers at ${fmt(mib(before.bytesReceived))} MiB committed`);
+// ------------------------------------------------------------------ sections
+
+async function throughput(b, server, benchPage, demo) {
+  log(`${b.kind}: warm-up (not counted)`);
+  await rawRun(benchPage, 'discard', fileUrl('warm', '64M'), 64 * MiB);
+  for (const op of STORES) await rawRun(benchPage, op, fileUrl(`warm-${op}`, '16M'), 16 * MiB);
+  await longhaulRun(demo, fileUrl('warm-lh', '16M'), 16 * MiB);
+
+  const ops = ['discard', ...STORES, 'longhaul'];
+  const runs = Object.fromEntries(ops.map((o) => [o, []]));
+  const progress = [];
+  for (let i = 1; i <= RUNS; i++) {
+    for (const op of ops) {
+      await sleep(SETTLE_MS);
+      log(`${b.kind}: run ${i}/${RUNS}: ${op}`);
+      if (op === 'longhaul') {
+        const r = await longhaulRun(demo, fileUrl('lh', SIZE_PARAM), SIZE);
+        runs[op].push(mibps(SIZE, r.ms));
+        progress.push(r);
+      } else {
+        const r = await rawRun(benchPage, op, fileUrl(op, SIZE_PARAM), SIZE);
+        runs[op].push(mibps(SIZE, r.ms));
+      }
+    }
+  }
+  const med = Object.fromEntries(ops.map((o) => [o, median(runs[o])]));
+  const fastest = STORES.reduce((a, o) => (med[o] > med[a] ? o : a), STORES[0]);
+  out(`Download throughput into storage, ${SIZE / MiB} MiB, ${RUNS} runs of each, interleaved (MiB/s)`);
+  for (const o of ops) {
+    const name = o === 'longhaul' ? 'longhaul session.download() to `complete`' : `plain JS: ${STORE_NAMES[o]}`;
+    out(`  ${name.padEnd(44)} ${runs[o].map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med[o]).padStart(6)}`);
+  }
+  out(`  fastest plain-JS store: ${STORE_NAMES[fastest]} (${fmt(med[fastest])} MiB/s)`);
+  out(`  RATIO longhaul ÷ fastest plain-JS store: ${fmt(med.longhaul / med[fastest], 2)}   (÷ network only: ${fmt(med.longhaul / med.discard, 2)})`);
+  const rates = progress.map((r) => r.perSecond).filter((x) => x !== null);
+  out(`  progress events per second per task: ${rates.map((x) => fmt(x)).join(', ')} (max ${fmt(Math.max(...rates))}; cap 10)`);
+  out();
+  return { lh: med.longhaul, fastest: med[fastest], fastestName: fastest, med };
+}
+
+async function uploads(b, server, tus, benchPage, demo) {
+  const runs = { put: [], tus: [], lhput: [] };
+  const copy = [];
+  for (let i = 1; i <= RUNS; i++) {
+    await sleep(SETTLE_MS);
+    log(`${b.kind}: upload run ${i}/${RUNS}: plain PUT`);
+    const p = await benchPage.evaluate(([u, s]) => window.rawPut(u, s), [`${server.origin}/sink/bench-${stamp}-put-${i}`, UP_SIZE]);
+    runs.put.push(mibps(UP_SIZE, p.ms));
+    await sleep(SETTLE_MS);
+    log(`${b.kind}: upload run ${i}/${RUNS}: longhaul tus`);
+    const t = await longhaulUpload(demo, tus.endpoint, UP_SIZE, 'tus');
+    runs.tus.push(mibps(UP_SIZE, t.sendMs));
+    copy.push(mibps(UP_SIZE, t.copyMs));
+    await sleep(SETTLE_MS);
+    log(`${b.kind}: upload run ${i}/${RUNS}: longhaul PUT`);
+    const l = await longhaulUpload(demo, `${server.origin}/sink/bench-${stamp}-lhput-${i}`, UP_SIZE, 'put');
+    runs.lhput.push(mibps(UP_SIZE, l.sendMs));
+    copy.push(mibps(UP_SIZE, l.copyMs));
+    for (const name of [`put-${i}`, `lhput-${i}`]) await fetch(`${server.origin}/sink/bench-${stamp}-${name}`, { method: 'DELETE' });
+  }
+  const med = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
+  out(`Upload throughput from storage, ${UP_SIZE / MiB} MiB, ${RUNS} runs of each, interleaved (MiB/s)`);
+  out(`  plain JS: fetch PUT of a Blob to the devserver       ${runs.put.map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med.put).padStart(6)}`);
+  out(`  longhaul tus (8 MiB PATCHes) to @tus/server          ${runs.tus.map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med.tus).padStart(6)}`);
+  out(`  longhaul PUT to the devserver                        ${runs.lhput.map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med.lhput).padStart(6)}`);
+  out(`  RATIO longhaul tus ÷ plain PUT: ${fmt(med.tus / med.put, 2)}   longhaul PUT ÷ plain PUT: ${fmt(med.lhput / med.put, 2)}`);
+  out(`  (timed from upload() resolving, the body already copied into IndexedDB, to \`completed\`; the copy ran at median ${fmt(median(copy))} MiB/s)`);
+  out();
+}
+
+async function memory(b, demo) {
+  await sleep(3000);
+  const idle = median([0, 1, 2, 3, 4].map(() => browserPss()));
+  log(`${b.kind}: memory: 1 GiB download (idle PSS ${fmt(idle / MiB)} MiB)`);
+  const dl = await peakPss(longhaulRun(demo, fileUrl('mem', '1G'), BIG, { keep: true }));
+  const id = dl.result.id;
+  await sleep(2000);
+  const rest = browserPss();
+  log(`${b.kind}: memory: reading it back through session.blob()`);
+  const read = await peakPss(demo.evaluate(async (id) => {
+    const blob = await window.longhaulSession.blob(id);
+    const reader = blob.stream().getReader();
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return n;
+      n += value.byteLength;
+    }
+  }, id));
+  if (read.result !== BIG) throw new Error(`blob() of the 1 GiB download read ${read.result} bytes`);
+  await demo.evaluate((id) => window.longhaulSession.remove(id), id);
+  out('Memory: PSS summed over every browser process, sampled every 200 ms (MiB)');
+  out(`  idle ${fmt(idle / MiB)}; peak during a 1 GiB longhaul download ${fmt(dl.peak / MiB)} (+${fmt((dl.peak - idle) / MiB)}); after it ${fmt(rest / MiB)}`);
+  out(`  peak while the page reads the 1 GiB file through session.blob().stream(): ${fmt(read.peak / MiB)} (+${fmt((read.peak - idle) / MiB)})`);
+  out(`  RATIO peak ÷ idle: download ${fmt(dl.peak / idle, 2)}, blob read ${fmt(read.peak / idle, 2)}`);
+  out();
+}
+
+/** Chromium: stop every service worker mid-download (CDP), reload, read what was fetched twice. */
+async function workerStop(b, server, demo) {
+  const url = fileUrl('stop', SIZE_PARAM, `&rate=${KILL_RATE}`);
+  const file = url.split('?')[0];
+  const cdp = await b.context.newCDPSession(demo);
+  await cdp.send('ServiceWorker.enable');
+  const started = await demo.evaluate((u) => window.longhaulSession.download(u, { description: 'bench: stop' }), url);
+  const seen = await h.waitFraction(demo, started.id, 0.4, SIZE, { timeout: TIMEOUT_MS });
+  log(`${b.kind}: stopping the workers at ${fmt(seen.bytesReceived / MiB)} MiB`);
+  const pre = (await server.log(file))[0];
   await cdp.send('ServiceWorker.stopAllWorkers');
   await cdp.detach();
-
-  // The reload's navigation wakes the worker, which resumes from what it committed.
-  await demoPage.reload();
-  await demoPage.waitForFunction(() => window.longhaulSession, null, { timeout: 30_000 });
-  const done = await waitForTask(demoPage, started.id, `snap.state === 'completed'`);
-  if (done.bytesReceived !== SIZE) {
-    throw new Error(`resumed download completed with ${done.bytesReceived} bytes, expected ${SIZE}`);
-  }
-  await demoPage.evaluate((id) => window.longhaulSession.remove(id), started.id);
-
-  const entries = (await requestLog(base, filePath)).filter((e) => e.method === 'GET');
-  const sent = entries.reduce((sum, e) => sum + e.bytes_sent, 0);
-  return { atStop: before.bytesReceived, entries, sent, twice: sent - SIZE };
+  await demo.reload();
+  await h.waitForSession(demo);
+  await waitDone(demo, started.id);
+  await demo.evaluate((id) => window.longhaulSession.remove(id), started.id);
+  const entries = await server.log(file);
+  const resumed = entries.find((e) => e.range);
+  const n = resumed ? h.rangeStart(resumed.range) : 0;
+  out('Worker stopped mid-download (CDP ServiceWorker.stopAllWorkers, then a reload)');
+  out(`  requests: ${entries.map((e) => `${e.status} Range ${e.range ?? '(none)'} sent ${fmt(e.bytes_sent / MiB, 2)} MiB`).join('; ')}`);
+  out(`  fetched twice: ${fmt((pre.bytes_sent - n) / MiB, 2)} MiB read by the worker before the stop but not committed ` +
+    `(${fmt((entries[0].bytes_sent - n) / MiB, 2)} MiB counting what the server had written into the socket by the end)`);
+  out();
 }
 
-/** Raw and gzip -9 sizes of a package file. */
+/** SIGKILL the whole browser mid-download, relaunch, and time the resume. */
+async function sigkill(kind, server) {
+  const dir = await h.tempProfile(`bench-kill-${kind}`);
+  const spawnIt = () => (kind === 'chromium' ? h.spawnChromium(dir) : h.launchFirefox(dir));
+  let b;
+  try {
+    b = await spawnIt();
+    const ctx = kind === 'chromium' ? b.context : b.browser;
+    let page = await ctx.newPage();
+    await h.openDemo(page, server.origin);
+    const url = fileUrl('kill', SIZE_PARAM, `&rate=${KILL_RATE}`);
+    const file = url.split('?')[0];
+    const snap = await h.download(page, url);
+    await h.waitFraction(page, snap.id, 0.4, SIZE, { timeout: TIMEOUT_MS });
+    const pre = (await server.log(file))[0];
+    log(`${kind}: SIGKILL at ${fmt(pre.bytes_sent / MiB)} MiB sent`);
+    if (kind === 'chromium') await b.kill(); else { b.kill(); await sleep(1000); }
+    b = undefined;
+    b = await spawnIt();
+    const ctx2 = kind === 'chromium' ? b.context : b.browser;
+    page = await ctx2.newPage();
+    // The navigation's time on the devserver's clock: a request just before it.
+    const probe = `/__bench-probe-${stamp}-${++serial}`;
+    await fetch(`${server.origin}${probe}`).then((r) => r.arrayBuffer());
+    const t0 = (await server.log(probe))[0].t_ms;
+    await h.openDemo(page, server.origin);
+    const entries = await h.waitLog(server, file, (l) => l.length >= 2, { what: 'the resumed request', timeout: 30_000 });
+    const resumed = entries[1];
+    const n = h.rangeStart(resumed.range) ?? 0;
+    await waitDone(page, snap.id);
+    await page.evaluate((id) => window.longhaulSession.remove(id), snap.id);
+    return { twice: pre.bytes_sent - n, resumed, startup: resumed.t_ms - t0 };
+  } finally {
+    if (b) { if (kind === 'chromium') await b.close(); else await b.dispose(); }
+    await h.removeDir(dir);
+  }
+}
+
+async function scale(b, server, demo) {
+  // A session of its own, so that the demo page does not render 10,000 rows.
+  log(`${b.kind}: scale: creating ${SCALE_TASKS} tasks (earliestBegin tomorrow, so none runs)`);
+  const made = await demo.evaluate(async ([n, origin]) => {
+    const m = await import('/pkg/longhaul.js');
+    await m.default();
+    const s = await m.BackgroundSession.open('bench-scale');
+    const begin = Date.now() + 86_400_000;
+    const t0 = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < n) {
+        const i = next++;
+        await s.download(`${origin}/files/scale-${i}.bin?size=1K`, { earliestBegin: begin });
+      }
+    };
+    await Promise.all(Array.from({ length: 32 }, worker));
+    const ms = performance.now() - t0;
+    s.close();
+    return { ms };
+  }, [SCALE_TASKS, server.origin]);
+  const times = [];
+  let count = 0;
+  for (let i = 0; i < RUNS; i++) {
+    await demo.reload();
+    await h.waitForSession(demo);
+    const r = await demo.evaluate(async () => {
+      const m = await import('/pkg/longhaul.js');
+      await m.default();
+      const t0 = performance.now();
+      const s = await m.BackgroundSession.open('bench-scale');
+      const list = await s.tasks();
+      const ms = performance.now() - t0;
+      s.close();
+      return { ms, count: list.length };
+    });
+    times.push(r.ms);
+    count = r.count;
+  }
+  await demo.evaluate(async () => {
+    const m = await import('/pkg/longhaul.js');
+    const s = await m.BackgroundSession.open('bench-scale');
+    await s.invalidateAndCancel();
+  });
+
+  log(`${b.kind}: scale: ${MANY} concurrent small downloads, maxConnectionsPerHost ${MANY_LIMIT}`);
+  const tag = `many-${stamp}-${b.kind}`;
+  const many = await demo.evaluate(async ([n, limit, tag, timeoutMs]) => {
+    const m = await import('/pkg/longhaul.js');
+    const s = await m.BackgroundSession.open(`bench-many-${tag}`, { maxConnectionsPerHost: limit });
+    const t0 = performance.now();
+    const ids = await Promise.all(Array.from({ length: n }, (_, i) => s.download(`/files/${tag}-${i}.bin?size=512K&rate=2M`).then((x) => x.id)));
+    for (;;) {
+      const list = await s.tasks();
+      const done = list.filter((x) => x.state === 'completed' && x.bytesReceived === 512 * 1024).length;
+      const bad = list.filter((x) => x.state === 'failed' || x.state === 'canceled').length;
+      if (done + bad === n || performance.now() - t0 > timeoutMs) {
+        const ms = performance.now() - t0;
+        await s.invalidateAndCancel();
+        return { ms, done, bad, ids: ids.length };
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, [MANY, MANY_LIMIT, tag, TIMEOUT_MS]);
+  const all = (await (await fetch(`${server.origin}/__log`)).json()).filter((e) => e.path.startsWith(`/files/${tag}-`));
+  const edges = all.flatMap((e) => [[e.t_ms, 1], [e.end_ms ?? Infinity, -1]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let most = 0;
+  for (const [, d] of edges) { now += d; most = Math.max(most, now); }
+  out(`Scale`);
+  out(`  ${SCALE_TASKS} tasks in one session (created in ${fmt(made.ms / 1000)} s, 32 at a time): open + tasks() ` +
+    `${times.map((t) => `${fmt(t, 0)} ms`).join(', ')} (median ${fmt(median(times), 0)} ms, ${count} tasks listed; aim ≤ 200 ms)`);
+  out(`  ${MANY} concurrent 512 KiB downloads (2 MiB/s each), maxConnectionsPerHost ${MANY_LIMIT}: ${many.done} completed, ${many.bad} failed, ` +
+    `in ${fmt(many.ms / 1000, 2)} s; ${all.length} requests; most in flight at once ${most} (limit ${MANY_LIMIT})`);
+  out();
+}
+
+async function backgroundFetch(b, server, lhMed) {
+  // Background Fetch allows one fetch per tab (then "no permission"): a new tab for each.
+  const runs = [];
+  for (let i = 0; i <= RUNS; i++) {
+    const page = await openPage(b, `${server.origin}/bench/`, async () => !!(await window.benchReady));
+    log(`${b.kind}: Background Fetch ${i === 0 ? 'warm-up (not counted)' : `run ${i}/${RUNS}`}`);
+    const url = `${server.origin}${fileUrl('bgfetch', SIZE_PARAM)}`;
+    const r = await page.evaluate(([u, s]) => window.bgFetchRun(u, s), [url, SIZE]);
+    if (r.bytes !== SIZE) throw new Error(`Background Fetch got ${r.bytes} bytes, expected ${SIZE}`);
+    if (i > 0) runs.push(mibps(SIZE, r.ms));
+    await page.close();
+  }
+  const med = median(runs);
+  out(`Background Fetch of the same ${SIZE / MiB} MiB file, timed in its worker from fetch() to backgroundfetchsuccess (MiB/s)`);
+  out(`  ${runs.map((x) => fmt(x)).join(', ')} (median ${fmt(med)}; one untimed warm-up before)`);
+  out(`  RATIO longhaul ÷ Background Fetch: ${fmt(lhMed / med, 2)}`);
+  out();
+}
+
 function fileSizes(rel) {
-  const bytes = readFileSync(path.join(ROOT, rel));
+  const bytes = readFileSync(path.join(h.ROOT, rel));
   return { rel, raw: bytes.length, gz: gzipSync(bytes, { level: 9 }).length };
 }
 
-/** `nproc` and the CPU model from /proc/cpuinfo. */
+function packageSize() {
+  const files = [fileSizes('pkg/longhaul_bg.wasm'), fileSizes('pkg/longhaul.js')];
+  const gz = files.reduce((s, f) => s + f.gz, 0) / KiB;
+  out('Package size (gzip = zlib level 9)');
+  for (const f of files) out(`  ${f.rel.padEnd(22)} raw ${fmt(f.raw / KiB).padStart(7)} KiB   gzip ${fmt(f.gz / KiB).padStart(6)} KiB`);
+  out(`  RATIO gzip total ÷ budget: ${fmt(gz)} ÷ ${SIZE_BUDGET_KIB} KiB = ${fmt(gz / SIZE_BUDGET_KIB, 2)}`);
+  out();
+}
+
 function machine() {
-  let nproc;
-  try { nproc = execFileSync('nproc', { encoding: 'utf8' }).trim(); } catch { nproc = String(os.availableParallelism()); }
   let cpu = 'unknown';
+  try { cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu; } catch {}
+  return `${os.availableParallelism()} CPUs, ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`;
+}
+
+async function benchBrowser(kind, server, tus) {
+  const b = await launch(kind);
+  const kills = {};
   try {
-    const m = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m);
-    if (m) cpu = m[1].trim();
-  } catch { /* keep 'unknown' */ }
-  return { nproc, cpu };
+    out(`## ${b.version} (headless)`);
+    out();
+    const benchPage = await openPage(b, `${server.origin}/bench/`, async () => !!(await window.benchReady));
+    const demo = await b.newPage();
+    await h.openDemo(demo, server.origin);
+    const tp = await throughput(b, server, benchPage, demo);
+    if (want('upload')) await uploads(b, server, tus, benchPage, demo);
+    if (want('memory')) await memory(b, demo);
+    if (kind === 'chromium' && want('stop')) await workerStop(b, server, demo);
+    if (want('scale')) await scale(b, server, demo);
+    if (kind === 'chromium' && want('bgfetch')) await backgroundFetch(b, server, tp.lh);
+    await benchPage.close();
+  } finally {
+    await b.close();
+  }
+  if (!want('kill')) return kills;
+  log(`${kind}: SIGKILL run`);
+  const k = await sigkill(kind, server);
+  out(`Browser SIGKILLed mid-download (${SIZE / MiB} MiB at ${KILL_RATE}/s), relaunched on its profile, demo page opened`);
+  out(`  resumed with Range ${k.resumed.range} (status ${k.resumed.status}); fetched twice ${fmt(k.twice / MiB, 2)} MiB ` +
+    `(what the server had sent when the signal went out, less the resume offset)`);
+  out(`  start-up: navigation → resumed Range request ${k.startup} ms on the devserver's clock (aim < 250 ms)`);
+  out();
+  return kills;
 }
 
 async function main() {
-  ensureBuilt();
-  const { base, proc: server } = await startServer();
-  log(`devserver at ${base}`);
-  let browser;
+  const kinds = process.argv.slice(2).length ? process.argv.slice(2) : ['chromium', 'firefox'];
+  const server = await h.startServer();
+  const tus = await h.startTus();
   try {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-    const context = await browser.newContext(); // a fresh, temporary profile
-
-    const { nproc, cpu } = machine();
     out('longhaul benchmark');
     out('==================');
     out(`date      ${new Date().toISOString()}`);
-    out(`machine   ${nproc} CPUs (nproc), ${cpu}, ${os.platform()} ${os.release()}`);
-    out(`browser   Chromium ${browser.version()} (headless), loopback devserver`);
-    out(`file      ${mib(SIZE)} MiB generated by the devserver, a new name for every download`);
+    out(`machine   ${machine()}`);
+    out(`servers   loopback devserver (files generated on the fly, a new name for every transfer), @tus/server with a file store`);
     out();
-
-    // The two pages: the bench page (raw worker, scope /bench/) and the demo page (longhaul, scope /).
-    const benchPage = await openPage(context, `${base}bench/`, async () => !!(await window.benchReady));
-    const demoPage = await openPage(context, base, () => !!window.longhaulSession);
-
-    // Warm-up, not counted: start both workers' code paths (JIT, wasm tier-up,
-    // first connection, IndexedDB open) so that run 1 is not a cold start.
-    log('warm-up (not counted)');
-    await rawRun(benchPage, `/files/${uniqueName('warm-raw')}?size=64M`, 64 * MiB);
-    await longhaulRun(demoPage, `/files/${uniqueName('warm-lh')}?size=16M`, 16 * MiB);
-
-    // 1-3. Alternate raw and longhaul runs.
-    const raw = [];
-    const lh = [];
-    for (let i = 1; i <= RUNS; i++) {
-      await sleep(SETTLE_MS);
-      log(`run ${i}/${RUNS}: raw worker read`);
-      raw.push(await rawRun(benchPage, `/files/${uniqueName(`raw-${i}`)}?size=${SIZE_PARAM}`));
-      await sleep(SETTLE_MS);
-      log(`run ${i}/${RUNS}: longhaul download`);
-      lh.push(await longhaulRun(demoPage, `/files/${uniqueName(`lh-${i}`)}?size=${SIZE_PARAM}`));
-    }
-    const rawMed = median(raw.map((r) => r.mibps));
-    const lhMed = median(lh.map((r) => r.mibps));
-    out(`Throughput, ${mib(SIZE)} MiB, ${RUNS} runs each, alternating (MiB/s; time in ms)`);
-    out('  run   raw worker read          longhaul download');
-    for (let i = 0; i < RUNS; i++) {
-      const r = raw[i], l = lh[i];
-      out(`  ${i + 1}     ${fmt(r.mibps).padStart(7)} MiB/s ${fmt(r.ms, 0).padStart(6)} ms   ${fmt(l.mibps).padStart(7)} MiB/s ${fmt(l.ms, 0).padStart(6)} ms`);
-    }
-    out(`  median ${fmt(rawMed).padStart(6)} MiB/s             ${fmt(lhMed).padStart(7)} MiB/s`);
-    out(`  ratio longhaul / raw (medians): ${(lhMed / rawMed).toFixed(2)}`);
-    out('  raw: plain-JS worker (scope /bench/), fetch + body reader, bytes discarded, timed in the worker');
-    out('  longhaul: demo page, session.download() to the `complete` event, timed in the page; bytesReceived checked');
-    out(`  before them: one untimed warm-up of each (64 MiB raw, 16 MiB longhaul); ${SETTLE_MS} ms pause before every run;`);
-    out('  Playwright\'s service-worker network recording off (PLAYWRIGHT_DISABLE_SERVICE_WORKER_NETWORK)');
-    out();
-
-    // 4. Bytes fetched twice after a mid-download worker stop.
-    log(`worker-stop test (rate ${STOP_RATE}/s, stop at ≥ ${STOP_AT * 100}%)`);
-    const stop = await stopResumeRun(demoPage, base);
-    const resumes = stop.entries.filter((e) => e.range);
-    out(`Worker stopped mid-download (${mib(SIZE)} MiB at rate=${STOP_RATE}, ServiceWorker.stopAllWorkers, then reload)`);
-    out(`  committed when stopped: ${fmt(mib(stop.atStop))} MiB (${fmt((100 * stop.atStop) / SIZE)}%)`);
-    out(`  requests for the file:  ${stop.entries.length}`);
-    for (const e of stop.entries) {
-      out(`    #${e.seq} status ${e.status}, Range ${e.range ?? '(none)'}, If-Range ${e.if_range ?? '(none)'}, sent ${fmt(mib(e.bytes_sent), 2)} MiB`);
-    }
-    out(`  resume request Range:   ${resumes.length ? resumes.map((e) => e.range).join(', ') : '(none: no ranged request)'}`);
-    out(`  bytes sent in total:    ${fmt(mib(stop.sent), 2)} MiB`);
-    out(`  fetched twice:          ${fmt(mib(stop.twice), 2)} MiB = ${(stop.twice / CHUNK).toFixed(2)} × the 1 MiB chunk (${stop.twice} bytes)`);
-    out();
-
-    // 5. Package size.
-    const wasm = fileSizes('pkg/longhaul_bg.wasm');
-    const glue = fileSizes('pkg/longhaul.js');
-    const gzSum = (wasm.gz + glue.gz) / KiB;
-    out('Package size (gzip = zlib level 9)');
-    for (const f of [wasm, glue]) {
-      out(`  ${f.rel.padEnd(22)} raw ${fmt(f.raw / KiB).padStart(7)} KiB   gzip ${fmt(f.gz / KiB).padStart(6)} KiB`);
-    }
-    out(`  gzip total: ${fmt(gzSum)} KiB of the ${SIZE_BUDGET_KIB} KiB budget (${fmt((100 * gzSum) / SIZE_BUDGET_KIB, 0)}%)`);
+    for (const kind of kinds) await benchBrowser(kind, server, tus);
+    packageSize();
   } finally {
-    await browser?.close().catch(() => {});
-    server.kill();
+    await tus.stop();
+    await server.stop();
   }
 }
 
 main().then(
   () => process.exit(0),
   (err) => {
-    console.error(`bench failed: ${err && err.stack || err}`);
-    console.log(`\nbench FAILED: ${err && err.message || err}`);
+    console.error(`bench failed: ${(err && err.stack) || err}`);
+    console.log(`\nbench FAILED: ${(err && err.message) || err}`);
     process.exit(1);
   },
 );

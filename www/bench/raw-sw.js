@@ -15,6 +15,7 @@
 //   discard  count the bytes and drop them (the network's limit)
 //   idb1     IndexedDB, one 1 MiB chunk per transaction, up to 4 transactions in flight
 //   idb8     IndexedDB, eight 1 MiB chunks per transaction, up to 2 in flight
+//   idb8blob the same, each chunk stored as a Blob
 //   opfs     the origin-private file system, createWritable(), 1 MiB writes
 //   cache    Cache Storage, cache.put(url, new Response(body stream))
 //   bgfetch  Background Fetch of url (Chromium), timed to backgroundfetchsuccess
@@ -69,8 +70,11 @@ async function openBenchDb() {
   return idbRequest(open);
 }
 
-/** IndexedDB with `perTx` chunks per transaction and at most `inFlight` transactions pending. */
-async function toIdb(response, perTx, inFlight) {
+/**
+ * IndexedDB with `perTx` chunks per transaction and at most `inFlight` transactions
+ * pending; each chunk stored as a Uint8Array, or as a Blob if `asBlob`.
+ */
+async function toIdb(response, perTx, inFlight, asBlob = false) {
   const db = await openBenchDb();
   let pending = [];
   let batch = [];
@@ -85,7 +89,7 @@ async function toIdb(response, perTx, inFlight) {
     if (pending.length >= inFlight) await pending.shift();
   };
   const bytes = await inChunks(response, async (chunk) => {
-    batch.push([offset, chunk]);
+    batch.push([offset, asBlob ? new Blob([chunk]) : chunk]);
     offset += chunk.byteLength;
     if (batch.length >= perTx) await flush();
   });
@@ -113,6 +117,55 @@ async function toCache(response, url) {
   return { bytes, cleanup: () => caches.delete('longhaul-bench') };
 }
 
+/**
+ * Segments of `segMiB` MiB, each written whole by `putSeg(index, blob)` (one in
+ * flight while the next is gathered), then its end offset committed to IndexedDB:
+ * bytes first, offset after.
+ */
+async function toSegments(response, segMiB, putSeg, cleanup) {
+  const db = await openBenchDb();
+  let chunks = [];
+  let pending = Promise.resolve();
+  let seg = 0;
+  let offset = 0;
+  const flush = async () => {
+    if (chunks.length === 0) return;
+    const blob = new Blob(chunks);
+    chunks = [];
+    await pending;
+    const index = seg++;
+    const end = (offset += blob.size);
+    pending = putSeg(index, blob).then(() => {
+      const tx = db.transaction('chunks', 'readwrite');
+      tx.objectStore('chunks').put(end, 'offset');
+      return txDone(tx);
+    });
+  };
+  const bytes = await inChunks(response, async (chunk) => {
+    chunks.push(chunk);
+    if (chunks.length >= segMiB) await flush();
+  });
+  await flush();
+  await pending;
+  return { bytes, cleanup: async () => { db.close(); await idbRequest(indexedDB.deleteDatabase('longhaul-bench')); await cleanup(seg); } };
+}
+
+async function toOpfsSegments(response, segMiB) {
+  const dir = await navigator.storage.getDirectory();
+  return toSegments(response, segMiB, async (i, blob) => {
+    const handle = await dir.getFileHandle(`seg-${i}`, { create: true });
+    const w = await handle.createWritable();
+    await w.write(blob);
+    await w.close();
+  }, async (n) => { for (let i = 0; i < n; i++) await dir.removeEntry(`seg-${i}`); });
+}
+
+async function toCacheSegments(response, segMiB, url) {
+  const cache = await caches.open('longhaul-bench');
+  return toSegments(response, segMiB, (i, blob) => cache.put(`${url}&seg=${i}`, new Response(blob)),
+    () => caches.delete('longhaul-bench'));
+}
+
 async function toNowhere(response) {
   const reader = response.body.getReader();
   let bytes = 0;
@@ -134,7 +187,12 @@ async function run(op, url) {
     case 'discard': r = await toNowhere(response); break;
     case 'idb1': r = await toIdb(response, 1, 4); break;
     case 'idb8': r = await toIdb(response, 8, 2); break;
+    case 'idb8blob': r = await toIdb(response, 8, 2, true); break;
     case 'opfs': r = await toOpfs(response); break;
+    case 'opfsseg1': r = await toOpfsSegments(response, 1); break;
+    case 'opfsseg8': r = await toOpfsSegments(response, 8); break;
+    case 'cacheseg1': r = await toCacheSegments(response, 1, url); break;
+    case 'cacheseg8': r = await toCacheSegments(response, 8, url); break;
     case 'cache': r = await toCache(response, url); break;
     default: throw new Error(`unknown op ${op}`);
   }
@@ -163,6 +221,7 @@ async function bgDone(event, ok) {
   if (!waiter) return;
   bgWaiters.delete(reg.id);
   const ms = performance.now() - waiter.t0;
+  waiter.done();
   if (!ok) { waiter.port.postMessage({ error: `background fetch ${reg.id} ended ${reg.failureReason || 'failed'}` }); return; }
   // Check the size from what the browser stored, then let it go.
   const records = await reg.matchAll();
@@ -178,8 +237,12 @@ self.addEventListener('message', (event) => {
   const port = event.ports[0];
   if (!port) return;
   if (op === 'bgwait') {
-    // The page is about to start background fetch `id`; time from now.
-    bgWaiters.set(id, { port, t0: performance.now() });
+    // The page is about to start background fetch `id`; time from now, and keep this
+    // worker (and so the waiter) alive until it ends.
+    let done;
+    const ended = new Promise((r) => { done = r; });
+    bgWaiters.set(id, { port, t0: performance.now(), done });
+    event.waitUntil(ended);
     return;
   }
   const job = op === 'put' ? put(url, size) : run(op, url);

@@ -424,10 +424,15 @@ mod tests {
         );
         assert_eq!(f.fault.as_deref(), Some("fail_rate"));
         let a = log.to_json(Some(&["/a"]));
-        assert!(a.contains(r#""complete":false,"end_ms":null,"fault":null}"#), "{a}");
+        assert!(
+            a.contains(r#""complete":false,"end_ms":null,"fault":null}"#),
+            "{a}"
+        );
         let f = log.to_json(Some(&["/f"]));
         assert!(
-            f.contains(r#""status":503,"bytes_sent":0,"complete":false,"end_ms":null,"fault":"fail_rate"}"#),
+            f.contains(
+                r#""status":503,"bytes_sent":0,"complete":false,"end_ms":null,"fault":"fail_rate"}"#
+            ),
             "{f}"
         );
     }
