@@ -313,16 +313,28 @@ impl Inner {
         };
         let busy = matches!(state.as_str(), "pending" | "running" | "waiting");
         {
+            // Sorted, so that a session of many tasks costs a search per event.
             let mut active = self.active.borrow_mut();
-            let known = active.iter().position(|a| *a == id);
-            match (busy, known) {
-                (true, None) => active.push(id),
-                (false, Some(i)) => {
-                    active.swap_remove(i);
+            match (busy, active.binary_search(&id)) {
+                (true, Err(i)) => active.insert(i, id),
+                (false, Ok(i)) => {
+                    active.remove(i);
                 }
                 _ => {}
             }
         }
+        self.update_ping();
+    }
+
+    /// Replace the set of active tasks with the ids in `ids` (an array of strings).
+    fn set_active(self: &Rc<Self>, ids: &JsValue) {
+        let mut list: Vec<String> = ids
+            .dyn_ref::<js_sys::Array>()
+            .map(|a| a.iter().filter_map(|v| v.as_string()).collect())
+            .unwrap_or_default();
+        list.sort_unstable();
+        list.dedup();
+        *self.active.borrow_mut() = list;
         self.update_ping();
     }
 
@@ -405,11 +417,19 @@ impl Inner {
     }
 
     fn observe_list(self: &Rc<Self>, list: &JsValue) {
+        let ids = js_sys::Array::new();
         if let Some(arr) = list.dyn_ref::<js_sys::Array>() {
             for s in arr.iter() {
-                self.observe(&s);
+                let busy = matches!(
+                    js::get(&s, "state").as_string().as_deref(),
+                    Some("pending" | "running" | "waiting")
+                );
+                if busy {
+                    ids.push(&js::get(&s, "id"));
+                }
             }
         }
+        self.set_active(&ids);
     }
 }
 
@@ -668,8 +688,7 @@ impl BackgroundSession {
         }
         let opened = inner.request("open", &fields).await.map_err(err)?;
         inner.report_connection().await;
-        let list = inner.request("tasks", &[]).await.map_err(err)?;
-        inner.observe_list(&list);
+        inner.set_active(&js::get(&opened, "active"));
         if js::get(&opened, "finishPending").as_bool() == Some(true) {
             // The session finished while no page was open: deliver `finish` once,
             // after the caller had a chance to add its listener.
@@ -927,7 +946,9 @@ impl BackgroundSession {
             .request("remove", &[("id", id.0.clone().into())])
             .await
             .map_err(err)?;
-        self.inner.active.borrow_mut().retain(|a| *a != id.0);
+        if let Ok(i) = self.inner.active.borrow().binary_search(&id.0) {
+            self.inner.active.borrow_mut().remove(i);
+        }
         Ok(())
     }
 

@@ -6,8 +6,14 @@
 use crate::core::http::ResponseHead;
 use crate::core::{ErrorCode, TaskError};
 use crate::js;
+use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
 /// Why a request failed, and whether trying again may help.
@@ -93,8 +99,23 @@ pub fn head(resp: &Response) -> ResponseHead {
 }
 
 /// Reads a body in pieces.
+///
+/// Stall detection costs one timer per stall window, not one per piece: a deadline
+/// is armed for `stall_ms` after the last byte, and when it fires while a read is
+/// pending, the read fails only if no byte came since; else a new deadline is armed
+/// for what is left of the window. (A timer and a promise race per piece were a
+/// measurable share of the time a fast download spent in the worker.)
 pub struct BodyReader {
     reader: web_sys::ReadableStreamDefaultReader,
+    watch: Rc<RefCell<Watch>>,
+}
+
+/// The deadline shared by the reads of one body.
+struct Watch {
+    /// When the last piece (or the head) arrived.
+    last_byte: f64,
+    /// The armed deadline and its timer (cleared when dropped).
+    deadline: Option<(JsFuture, js::ClearOnDrop)>,
 }
 
 impl BodyReader {
@@ -105,7 +126,14 @@ impl BodyReader {
             .get_reader()
             .dyn_into::<web_sys::ReadableStreamDefaultReader>()
             .ok()?;
-        Some(BodyReader { reader })
+        let watch = Watch {
+            last_byte: js::now(),
+            deadline: None,
+        };
+        Some(BodyReader {
+            reader,
+            watch: Rc::new(RefCell::new(watch)),
+        })
     }
 
     /// The next piece, `Ok(None)` at the end, or a failure; fails with `timeout` if no
@@ -119,28 +147,56 @@ impl BodyReader {
         stall_ms: f64,
     ) -> impl Future<Output = Result<Option<js_sys::Uint8Array>, NetFailure>> + 'static {
         let reader = self.reader.clone();
-        async move { Self::read(reader, stall_ms).await }
+        let watch = self.watch.clone();
+        async move { Self::read(reader, watch, stall_ms).await }
     }
 
     async fn read(
         reader: web_sys::ReadableStreamDefaultReader,
+        watch: Rc<RefCell<Watch>>,
         stall_ms: f64,
     ) -> Result<Option<js_sys::Uint8Array>, NetFailure> {
-        let v = js::within(&reader.read(), stall_ms).await.map_err(|e| {
+        let mut read = JsFuture::from(reader.read());
+        let v = loop {
+            let got = std::future::poll_fn(|cx| {
+                if let Poll::Ready(v) = Pin::new(&mut read).poll(cx) {
+                    return Poll::Ready(Some(v));
+                }
+                let mut w = watch.borrow_mut();
+                let left = w.last_byte + stall_ms - js::now();
+                let (deadline, _) = w.deadline.get_or_insert_with(|| {
+                    let (p, clear) = js::timeout(left.max(0.0), JsValue::UNDEFINED);
+                    (JsFuture::from(p), clear)
+                });
+                if Pin::new(deadline).poll(cx).is_ready() {
+                    w.deadline = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            match got {
+                Some(v) => break v,
+                // The deadline fired: a stall only if no byte came in the window.
+                None if js::now() - watch.borrow().last_byte >= stall_ms => {
+                    let _ = reader.cancel();
+                    return Err(failure(
+                        ErrorCode::Timeout,
+                        format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64),
+                        true,
+                    ));
+                }
+                None => {}
+            }
+        };
+        let v = v.map_err(|e| {
             failure(
                 ErrorCode::Network,
                 format!("the body broke off: {}", js::describe(&e)),
                 true,
             )
         })?;
-        let Some(v) = v else {
-            let _ = reader.cancel();
-            return Err(failure(
-                ErrorCode::Timeout,
-                format!("no byte arrived for {} s", (stall_ms / 1000.0) as u64),
-                true,
-            ));
-        };
+        watch.borrow_mut().last_byte = js::now();
         if js::get(&v, "done").as_bool() == Some(true) {
             return Ok(None);
         }

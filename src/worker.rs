@@ -41,8 +41,12 @@ use web_sys::{AbortController, BroadcastChannel};
 pub const CHUNK_BYTES: u32 = 1 << 20;
 /// ... or once this long passed since the last commit (slow links still make progress).
 pub const FLUSH_MS: f64 = 1_000.0;
-/// Bytes read while a commit is in flight, at most; then reading waits for it.
+/// Bytes read while commits are in flight, at most; then reading waits for them.
 pub const MAX_BUFFERED: u32 = 8 * CHUNK_BYTES;
+/// Commits in flight at once, at most.
+pub const MAX_IN_FLIGHT: usize = 2;
+/// While a commit is in flight, the next one starts once this many bytes wait.
+pub const BATCH_BYTES: u32 = 4 * CHUNK_BYTES;
 /// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
 pub const KEEPALIVE_MS: f64 = 270_000.0;
 /// The BroadcastChannel pages listen on.
@@ -679,12 +683,14 @@ fn storage_failure(e: TaskError) -> NetFailure {
 ///
 /// Group commit: a commit (bytes and the offset that covers them, one transaction)
 /// starts once [`CHUNK_BYTES`] are gathered, and reading goes on while it is in
-/// flight; what arrives meanwhile, up to [`MAX_BUFFERED`], goes into the next commit,
-/// as 1 MiB chunk records in one transaction. A slow link thus commits every chunk
-/// on its own (at most a chunk is lost to a crash), while a fast one, where
-/// IndexedDB's cost per transaction would be the limit, commits several per
-/// transaction and never stops reading for a commit. One commit at a time keeps the
-/// engine's view simple: the committed offset only moves at [`committed`].
+/// flight; what arrives meanwhile goes into the next commit, as 1 MiB chunk records
+/// in one transaction, started once [`BATCH_BYTES`] wait (at most [`MAX_IN_FLIGHT`]
+/// commits in flight, [`MAX_BUFFERED`] bytes waiting). A slow link thus commits
+/// every chunk on its own (at most about a chunk is lost to a crash), while a fast
+/// one, where IndexedDB's cost per transaction would be the limit, commits several
+/// chunks per transaction and seldom stops reading for a commit. Commits complete
+/// in the order they started, so the engine's committed offset only moves forward,
+/// at [`committed`], and never covers a byte whose transaction did not commit.
 async fn transfer(
     rt: &Rc<Runtime>,
     req: &FetchRequest,
@@ -726,15 +732,22 @@ async fn transfer(
     let mut last_commit = js::now();
     let mut done = false;
     let mut read: Option<Read> = None;
-    let mut write: Option<(Write, u64)> = None; // in flight, and the offset it commits
+    // Commits in flight, oldest first, with the offset each makes durable; they
+    // complete in this order (IndexedDB runs them in the order they were created).
+    let mut writes: std::collections::VecDeque<(Write, u64)> = Default::default();
+    let mut issued = offset; // the end of the last commit started
     rt.store.probe_blobs().await;
     loop {
         let now = js::now();
-        let due = done || buffered >= CHUNK_BYTES || now - last_commit >= FLUSH_MS;
-        if write.is_none() && buffered > 0 && due {
+        let due = match writes.len() {
+            0 => done || buffered >= CHUNK_BYTES || now - last_commit >= FLUSH_MS,
+            n if n < MAX_IN_FLIGHT => done || buffered >= BATCH_BYTES,
+            _ => false,
+        };
+        if buffered > 0 && due {
             let chunks = chunked(&parts, buffered);
             parts.clear();
-            let new_pos = pos + u64::from(buffered);
+            let new_pos = issued + u64::from(buffered);
             let rec = rt
                 .engine
                 .borrow_mut()
@@ -745,15 +758,16 @@ async fn transfer(
             };
             let w = rt
                 .store
-                .write_chunks(&rec, pos, &chunks, drop_from.take())
+                .write_chunks(&rec, issued, &chunks, drop_from.take())
                 .map_err(|e| {
                     reader.cancel();
                     storage_failure(e)
                 })?;
-            write = Some((Box::pin(w), new_pos));
+            writes.push_back((Box::pin(w), new_pos));
+            issued = new_pos;
             buffered = 0;
         }
-        if done && write.is_none() && buffered == 0 {
+        if done && writes.is_empty() && buffered == 0 {
             rt.engine
                 .borrow_mut()
                 .handle_body_end(&req.task, req.gen, js::now());
@@ -762,7 +776,7 @@ async fn transfer(
         if read.is_none() && !done && buffered < MAX_BUFFERED {
             read = Some(Box::pin(reader.next(req.stall_ms)));
         }
-        match step(&mut read, &mut write).await {
+        match step(&mut read, writes.front_mut()).await {
             Step::Piece(Ok(Some(p))) => {
                 read = None;
                 buffered += p.length();
@@ -774,15 +788,15 @@ async fn transfer(
             }
             Step::Piece(Err(failure)) => {
                 // Keep what is already on its way to storage, then report the break.
-                if let Some((w, new_pos)) = write.take() {
-                    if w.await.is_ok() {
-                        committed(rt, req, new_pos);
+                for (w, new_pos) in writes {
+                    if w.await.is_err() || !committed(rt, req, new_pos) {
+                        break;
                     }
                 }
                 return Err(failure);
             }
             Step::Written(result) => {
-                let new_pos = write.take().map_or(pos, |(_, p)| p);
+                let new_pos = writes.pop_front().map_or(pos, |(_, p)| p);
                 if let Err(e) = result {
                     reader.cancel();
                     return Err(storage_failure(e));
@@ -807,10 +821,10 @@ enum Step {
     Written(Result<(), TaskError>),
 }
 
-/// Wait for the pending read or the write in flight, whichever settles first (the
-/// write if both have). Neither is dropped unsettled: a read that lost the race stays
-/// pending for the next call. At least one of them must be there.
-async fn step(read: &mut Option<Read>, write: &mut Option<(Write, u64)>) -> Step {
+/// Wait for the pending read or the oldest write in flight, whichever settles first
+/// (the write if both have). Neither is dropped unsettled: a read that lost the race
+/// stays pending for the next call. At least one of them must be there.
+async fn step(read: &mut Option<Read>, mut write: Option<&mut (Write, u64)>) -> Step {
     std::future::poll_fn(|cx| {
         if let Some((w, _)) = write.as_mut() {
             if let std::task::Poll::Ready(r) = w.as_mut().poll(cx) {
@@ -983,11 +997,21 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             };
             rt.engine.borrow_mut().set_invalidated(&session, false);
             if let Some(config) = config {
-                rt.engine.borrow_mut().configure(session, config);
+                rt.engine.borrow_mut().configure(session.clone(), config);
             }
             let reply = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&reply, &"finishPending".into(), &pending.into());
             let _ = js_sys::Reflect::set(&reply, &"isNew".into(), &(!existed).into());
+            // The tasks with work left, for the page's keep-alive pings (a session of
+            // many tasks would otherwise cost the page a whole list to learn them).
+            let active: js_sys::Array = rt
+                .engine
+                .borrow()
+                .active_ids(&session)
+                .iter()
+                .map(|id| JsValue::from_str(&id.0))
+                .collect();
+            let _ = js_sys::Reflect::set(&reply, &"active".into(), &active);
             reply.into()
         }
         Command::Invalidate { cancel } => {

@@ -354,6 +354,15 @@ impl Engine {
             .map(|s| s.rec.snapshot())
     }
 
+    /// The tasks of `session` with work left (pending, running, waiting).
+    pub fn active_ids(&self, session: &SessionId) -> Vec<TaskId> {
+        self.tasks
+            .values()
+            .filter(|s| &s.rec.session == session && s.rec.state.has_work())
+            .map(|s| s.rec.id.clone())
+            .collect()
+    }
+
     /// The snapshots of every task of `session`, oldest first.
     pub fn list(&self, session: &SessionId) -> Vec<TaskSnapshot> {
         let mut v: Vec<_> = self

@@ -58,8 +58,8 @@ const MANY_LIMIT = 6; // their session's maxConnectionsPerHost
 const SIZE_BUDGET_KIB = 80;
 const TIMEOUT_MS = 180_000; // a transfer slower than this counts as broken
 const SETTLE_MS = 1000; // pause before each timed run
-// While working on one part: BENCH_SECTIONS=upload,memory,stop,scale,bgfetch,kill
-// (default all; throughput always runs) and BENCH_STORES=idb1,idb8,idb8blob,opfs,cache.
+// While working on one part: BENCH_SECTIONS=throughput,upload,memory,stop,scale,bgfetch,kill
+// (default all; bgfetch needs throughput) and BENCH_STORES=idb1,idb8,idb8blob,opfs,cache,….
 const SECTIONS = process.env.BENCH_SECTIONS?.split(',');
 const want = (section) => !SECTIONS || SECTIONS.includes(section);
 
@@ -319,8 +319,13 @@ async function uploads(b, server, tus, benchPage, demo) {
 }
 
 async function memory(b, demo) {
+  // First thing in a fresh browser (before the throughput runs, whose garbage Firefox
+  // keeps for a long while): one small download to load every code path, then idle.
+  await longhaulRun(demo, fileUrl('mem-warm', '16M'), 16 * MiB);
   await sleep(3000);
-  const idle = median([0, 1, 2, 3, 4].map(() => browserPss()));
+  const samples = [];
+  for (let i = 0; i < 5; i++) { samples.push(browserPss()); await sleep(400); }
+  const idle = median(samples);
   log(`${b.kind}: memory: 1 GiB download (idle PSS ${fmt(idle / MiB)} MiB)`);
   const dl = await peakPss(longhaulRun(demo, fileUrl('mem', '1G'), BIG, { keep: true }));
   const id = dl.result.id;
@@ -535,12 +540,12 @@ async function benchBrowser(kind, server, tus) {
     const benchPage = await openPage(b, `${server.origin}/bench/`, async () => !!(await window.benchReady));
     const demo = await b.newPage();
     await h.openDemo(demo, server.origin);
-    const tp = await throughput(b, server, benchPage, demo);
-    if (want('upload')) await uploads(b, server, tus, benchPage, demo);
     if (want('memory')) await memory(b, demo);
+    const tp = want('throughput') ? await throughput(b, server, benchPage, demo) : null;
+    if (want('upload')) await uploads(b, server, tus, benchPage, demo);
     if (kind === 'chromium' && want('stop')) await workerStop(b, server, demo);
     if (want('scale')) await scale(b, server, demo);
-    if (kind === 'chromium' && want('bgfetch')) await backgroundFetch(b, server, tp.lh);
+    if (kind === 'chromium' && tp && want('bgfetch')) await backgroundFetch(b, server, tp.lh);
     await benchPage.close();
   } finally {
     await b.close();

@@ -489,6 +489,17 @@ fn commands_for_other_sessions_are_refused() {
 }
 
 #[test]
+fn active_ids_are_the_session_tasks_with_work_left() {
+    let mut sim = Sim::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    sim.e.add(rec("b", "h"), sim.now);
+    sim.e.cancel(&sid(), &id("b"), sim.now).unwrap();
+    let other = SessionId::parse("other").unwrap();
+    assert_eq!(sim.e.active_ids(&sid()), vec![id("a")]);
+    assert!(sim.e.active_ids(&other).is_empty());
+}
+
+#[test]
 fn status_errors_fail_or_retry() {
     let mut sim = Sim::new();
     let res = Resource::new(100, 1);
