@@ -8,15 +8,16 @@
 //
 // install() must run while the worker script first evaluates: it adds longhaul's
 // listeners synchronously (the platform requires it) and starts the wasm in the
-// background; every handler waits for that start-up before it runs.
-import init, { workerStart, workerHandle, workerSetCredentials } from './longhaul.js';
+// background; every handler waits for that start-up before it runs. It loads the
+// worker's own build (longhaul-worker.js), not the pages' longhaul.js.
+import init, { workerStart, workerHandle, workerSetCredentials } from './longhaul-worker.js';
 
 export function install(options = {}) {
   const { credentials } = options ?? {};
   if (credentials !== undefined && typeof credentials !== 'function') {
     throw new TypeError('longhaul: install({ credentials }) takes a function returning headers');
   }
-  const ready = init({ module_or_path: new URL('./longhaul_bg.wasm', import.meta.url) })
+  const ready = init({ module_or_path: new URL('./longhaul-worker_bg.wasm', import.meta.url) })
     .then(() => workerSetCredentials(credentials));
   ready.catch((e) => console.error('longhaul: start-up failed', e));
   // An active worker that wakes up resumes its tasks at once; an installing one (an

@@ -469,7 +469,7 @@ fn task_options(
     fields.push(("sensitiveHeaders", sensitive));
     fields.push((
         "headers",
-        header_pairs(&js::get(options, "headers"))?.into(),
+        js::header_pairs(&js::get(options, "headers"))?.into(),
     ));
     schedule_options(options, fields)
 }
@@ -509,7 +509,7 @@ fn config_for_worker(c: &JsValue) -> Result<JsValue, JsValue> {
         return Ok(c.clone());
     }
     let copy = js_sys::Object::assign(&js_sys::Object::new(), c.unchecked_ref());
-    let pairs: JsValue = header_pairs(&headers)?.into();
+    let pairs: JsValue = js::header_pairs(&headers)?.into();
     let _ = js_sys::Reflect::set(&copy, &"headers".into(), &pairs);
     Ok(copy.into())
 }
@@ -586,34 +586,6 @@ fn task_id(id: &JsValue) -> Result<TaskId, JsValue> {
     }
 }
 
-/// `headers` as `[name, value]` pairs, from a plain object, an array of pairs or a `Headers`.
-pub(crate) fn header_pairs(h: &JsValue) -> Result<js_sys::Array, JsValue> {
-    let out = js_sys::Array::new();
-    if h.is_undefined() || h.is_null() {
-        return Ok(out);
-    }
-    let bad = || {
-        js::type_error("options.headers must be an object of strings, an array of [name, value] pairs or a Headers")
-    };
-    let entries: js_sys::Array =
-        if h.is_instance_of::<web_sys::Headers>() || js_sys::Array::is_array(h) {
-            js_sys::Array::from(h)
-        } else if h.is_object() {
-            js_sys::Object::entries(h.unchecked_ref())
-        } else {
-            return Err(bad());
-        };
-    for e in entries.iter() {
-        let pair = e.dyn_into::<js_sys::Array>().map_err(|_| bad())?;
-        let (k, v) = (pair.get(0), pair.get(1));
-        if pair.length() != 2 || !k.is_string() || !v.is_string() {
-            return Err(bad());
-        }
-        out.push(&pair);
-    }
-    Ok(out)
-}
-
 #[wasm_bindgen]
 impl BackgroundSession {
     /// Open the session `identifier` (creating it if new). Pages that open the same
@@ -642,7 +614,7 @@ impl BackgroundSession {
             .ok_or_else(|| js::type_error("the session identifier must be a string"))?;
         let id = SessionId::parse(&id).map_err(|e| js::type_error(&e.message))?;
         let registration = ready_registration().await.map_err(err)?;
-        let channel = BroadcastChannel::new(crate::worker::CHANNEL)
+        let channel = BroadcastChannel::new(crate::core::protocol::CHANNEL)
             .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;
         let target = EventTarget::new()
             .map_err(|e| err(TaskError::new(ErrorCode::Internal, js::describe(&e))))?;

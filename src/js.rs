@@ -147,6 +147,34 @@ pub fn get(obj: &JsValue, key: &str) -> JsValue {
     js_sys::Reflect::get(obj, &key.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// `headers` as `[name, value]` pairs, from a plain object, an array of pairs or a `Headers`.
+pub fn header_pairs(h: &JsValue) -> Result<js_sys::Array, JsValue> {
+    let out = js_sys::Array::new();
+    if h.is_undefined() || h.is_null() {
+        return Ok(out);
+    }
+    let bad = || {
+        type_error("options.headers must be an object of strings, an array of [name, value] pairs or a Headers")
+    };
+    let entries: js_sys::Array =
+        if h.is_instance_of::<web_sys::Headers>() || js_sys::Array::is_array(h) {
+            js_sys::Array::from(h)
+        } else if h.is_object() {
+            js_sys::Object::entries(h.unchecked_ref())
+        } else {
+            return Err(bad());
+        };
+    for e in entries.iter() {
+        let pair = e.dyn_into::<js_sys::Array>().map_err(|_| bad())?;
+        let (k, v) = (pair.get(0), pair.get(1));
+        if pair.length() != 2 || !k.is_string() || !v.is_string() {
+            return Err(bad());
+        }
+        out.push(&pair);
+    }
+    Ok(out)
+}
+
 /// Log a warning to the console.
 pub fn warn(msg: &str) {
     web_sys::console::warn_1(&format!("longhaul: {msg}").into());

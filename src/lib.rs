@@ -16,23 +16,35 @@
 //! - `client` (wasm only): the page-side `BackgroundSession` API.
 //!
 //! Only `core` is compiled for native targets; everything else needs a browser.
+//!
+//! ## Features and size
+//!
+//! The cargo features `page` (`client`) and `worker` (`worker`, `net`) are both on by
+//! default, as the browser tests need both sides in one module. The package is built
+//! with one of them at a time (tools/build-pkg.sh): `longhaul.js` for pages and
+//! `longhaul-worker.js` for the service worker, so a page never downloads the
+//! engine, the HTTP rules, SHA-2 or the transfer loop, and the worker never
+//! downloads `BackgroundSession`. `store` and `js` serve both sides; what one side
+//! does not use of them is dropped at link time.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// A build of one side leaves the other side's helpers in `store` and `js` unused.
+#![cfg_attr(not(all(feature = "page", feature = "worker")), allow(dead_code))]
 
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "page"))]
 mod client;
 #[cfg(target_arch = "wasm32")]
 mod js;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
 mod net;
 #[cfg(target_arch = "wasm32")]
 pub mod store;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
 mod worker;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "page"))]
 pub use client::BackgroundSession;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
 pub use worker::testing;

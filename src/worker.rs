@@ -49,8 +49,7 @@ pub const MAX_IN_FLIGHT: usize = 2;
 pub const BATCH_BYTES: u32 = 4 * CHUNK_BYTES;
 /// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
 pub const KEEPALIVE_MS: f64 = 270_000.0;
-/// The BroadcastChannel pages listen on.
-pub const CHANNEL: &str = "longhaul";
+use crate::core::protocol::CHANNEL;
 
 type Write = Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
 
@@ -155,7 +154,7 @@ async fn hook_headers(
     if v.is_undefined() || v.is_null() {
         return Ok(HeaderList::default());
     }
-    let pairs = crate::client::header_pairs(&v).map_err(|e| hook_failed(js::describe(&e)))?;
+    let pairs = js::header_pairs(&v).map_err(|e| hook_failed(js::describe(&e)))?;
     let pairs = pairs
         .iter()
         .map(|p| {

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# Build the npm package into pkg/: the ES-module build (pages and module workers),
-# the no-modules build for classic workers in pkg/classic/, and the worker shims.
+# Build the npm package into pkg/, one wasm module per side so that each ships only
+# its own code (see the crate docs, "Features and size"):
+# - pages: longhaul.js + longhaul_bg.wasm (ES module, feature `page`);
+# - module workers: longhaul-worker.js + longhaul-worker_bg.wasm (feature `worker`),
+#   loaded by the shim longhaul-sw.js;
+# - classic workers: pkg/classic/ (no-modules, feature `worker`, with its shim).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
-echo "==> building the wasm package (release, --target web)"
-wasm-pack --log-level warn build --release --target web --out-dir pkg --out-name longhaul --no-pack
+build() { # target, out dir, out name, feature
+  wasm-pack --log-level warn build --release --target "$1" --out-dir "$2" --out-name "$3" --no-pack \
+    -- --no-default-features --features "$4"
+}
+echo "==> building the page module (release, --target web, feature page)"
+build web pkg longhaul page
 test -f pkg/longhaul_bg.wasm
-echo "==> building the classic-worker variant (--target no-modules)"
+echo "==> building the worker module (release, --target web, feature worker)"
+rm -rf target/pkg-worker
+build web target/pkg-worker longhaul-worker worker
+cp target/pkg-worker/longhaul-worker.js target/pkg-worker/longhaul-worker.d.ts \
+  target/pkg-worker/longhaul-worker_bg.wasm target/pkg-worker/longhaul-worker_bg.wasm.d.ts pkg/
+echo "==> building the classic-worker variant (--target no-modules, feature worker)"
 rm -rf target/pkg-classic
-wasm-pack --log-level warn build --release --target no-modules --out-dir target/pkg-classic --out-name longhaul --no-pack
+build no-modules target/pkg-classic longhaul worker
 mkdir -p pkg/classic
 cat target/pkg-classic/longhaul.js js/longhaul-sw-classic.js > pkg/classic/longhaul-classic.js
 cp target/pkg-classic/longhaul_bg.wasm pkg/classic/longhaul_bg.wasm
@@ -17,4 +30,4 @@ cp js/longhaul-sw.js pkg/longhaul-sw.js
 cp js/longhaul-sw.d.ts pkg/longhaul-sw.d.ts
 cp js/package.json pkg/package.json
 cp README.md pkg/README.md
-echo "==> pkg/ ready: $(wc -c < pkg/longhaul_bg.wasm) bytes of wasm"
+echo "==> pkg/ ready: $(wc -c < pkg/longhaul_bg.wasm) bytes of page wasm, $(wc -c < pkg/longhaul-worker_bg.wasm) bytes of worker wasm"

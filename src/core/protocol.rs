@@ -16,6 +16,9 @@ use serde::Deserialize;
 /// The protocol version pages speak (`longhaul: 1`).
 pub const PROTOCOL: u32 = 1;
 
+/// The `BroadcastChannel` the worker publishes task events on and pages listen on.
+pub const CHANNEL: &str = "longhaul";
+
 /// A command as it arrives, before validation.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

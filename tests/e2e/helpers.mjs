@@ -65,7 +65,7 @@ export async function startServer() {
   if (!existsSync(bin)) {
     await run('cargo', ['build', '--release', '-p', 'longhaul-devserver']);
   }
-  if (!existsSync(path.join(ROOT, 'pkg/longhaul_bg.wasm'))) {
+  if (!existsSync(path.join(ROOT, 'pkg/longhaul-worker_bg.wasm'))) {
     await run('./tools/build-pkg.sh', []);
   }
   const proc = spawn(bin, ['--root', 'www', '--pkg', 'pkg'], {
