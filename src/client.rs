@@ -202,7 +202,6 @@ struct Inner {
     on_connection: RefCell<Option<Closure<dyn FnMut()>>>,
     active: RefCell<Vec<String>>,
     ping: RefCell<Option<Interval>>,
-    store: RefCell<Option<Rc<Store>>>,
 }
 
 /// A background session: open it by identifier, hand it downloads, watch its events.
@@ -326,14 +325,13 @@ impl Inner {
         self.update_ping();
     }
 
-    /// Replace the set of active tasks with the ids in `ids` (an array of strings).
+    /// Replace the set of active tasks with the ids in `ids`: an array of strings in
+    /// ascending order, as the worker's `open` answers (its tasks are kept by id).
     fn set_active(self: &Rc<Self>, ids: &JsValue) {
-        let mut list: Vec<String> = ids
+        let list: Vec<String> = ids
             .dyn_ref::<js_sys::Array>()
             .map(|a| a.iter().filter_map(|v| v.as_string()).collect())
             .unwrap_or_default();
-        list.sort_unstable();
-        list.dedup();
         *self.active.borrow_mut() = list;
         self.update_ping();
     }
@@ -416,20 +414,14 @@ impl Inner {
         }
     }
 
+    /// [`Inner::observe`] each snapshot of `list`: after `open` (which set the active
+    /// ids), a search per task and no insertion unless a task became active.
     fn observe_list(self: &Rc<Self>, list: &JsValue) {
-        let ids = js_sys::Array::new();
         if let Some(arr) = list.dyn_ref::<js_sys::Array>() {
             for s in arr.iter() {
-                let busy = matches!(
-                    js::get(&s, "state").as_string().as_deref(),
-                    Some("pending" | "running" | "waiting")
-                );
-                if busy {
-                    ids.push(&js::get(&s, "id"));
-                }
+                self.observe(&s);
             }
         }
-        self.set_active(&ids);
     }
 }
 
@@ -628,7 +620,6 @@ impl BackgroundSession {
             on_connection: RefCell::new(None),
             active: RefCell::new(Vec::new()),
             ping: RefCell::new(None),
-            store: RefCell::new(None),
         });
         let weak = Rc::downgrade(&inner);
         let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
@@ -931,29 +922,9 @@ impl BackgroundSession {
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     ) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
-        let snap = self
-            .inner
-            .request("task", &[("id", id.0.clone().into())])
+        self.inner
+            .request("blob", &[("id", id.0.into())])
             .await
-            .map_err(err)?;
-        if snap.is_null() || snap.is_undefined() {
-            return Err(err(TaskError::new(
-                ErrorCode::NotFound,
-                format!("no task \"{}\"", id.0),
-            )));
-        }
-        if js::get(&snap, "state").as_string().as_deref() != Some("completed") {
-            return Err(err(TaskError::new(
-                ErrorCode::InvalidState,
-                "only a completed download has a blob",
-            )));
-        }
-        let received = js::get(&snap, "bytesReceived").as_f64().unwrap_or(0.0) as u64;
-        let store = self.store().await.map_err(err)?;
-        store
-            .blob(&id, (0, 0, received))
-            .await
-            .map(Into::into)
             .map_err(err)
     }
 
@@ -1041,14 +1012,5 @@ impl BackgroundSession {
             &options.unwrap_or(JsValue::UNDEFINED),
         )?;
         Ok(())
-    }
-
-    async fn store(&self) -> Result<Rc<Store>, TaskError> {
-        if let Some(s) = self.inner.store.borrow().clone().filter(|s| !s.is_closed()) {
-            return Ok(s);
-        }
-        let s = Rc::new(Store::open().await?);
-        *self.inner.store.borrow_mut() = Some(s.clone());
-        Ok(s)
     }
 }

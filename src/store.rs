@@ -95,8 +95,7 @@ pub struct StoredSession {
 /// An open connection.
 pub struct Store {
     db: Database,
-    /// Set when the connection was closed for another's upgrade (`versionchange`):
-    /// a page then opens a new one.
+    /// Set when the connection was closed for another's upgrade (`versionchange`).
     closed: std::rc::Rc<std::cell::Cell<bool>>,
     /// Whether chunk records are stored as Blobs; `None` until [`Store::probe_blobs`].
     blobs: std::cell::Cell<Option<bool>>,
@@ -155,6 +154,7 @@ impl Chunk {
     }
 
     /// Its bytes (a Blob's are read).
+    #[cfg(feature = "worker")]
     pub async fn bytes(&self) -> Result<js_sys::Uint8Array, TaskError> {
         match self {
             Chunk::Bytes(b) => Ok(b.clone()),
@@ -273,6 +273,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether this connection was closed for another connection's upgrade.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     /// Find out once whether this browser stores Blob values (WebKit's ephemeral
     /// sessions refuse them), by writing a one-byte Blob to `meta`; chunk records
     /// are Blobs if so, else bytes. Call before the first chunk write.
@@ -299,11 +304,6 @@ impl Store {
             js::warn("this browser cannot store Blobs in IndexedDB; chunks are stored as bytes");
         }
         self.blobs.set(Some(ok));
-    }
-
-    /// Whether this connection was closed for another connection's upgrade.
-    pub fn is_closed(&self) -> bool {
-        self.closed.get()
     }
 
     /// Write `meta.created` if it is not there yet.
@@ -607,6 +607,7 @@ impl Store {
     /// Write one chunk of `id` at `offset`, alone (an upload's body being copied in
     /// before its task exists): `part` of the body as it is, if this browser stores
     /// Blobs (no byte is read into memory), else its bytes.
+    #[cfg(feature = "worker")]
     pub async fn put_chunk(
         &self,
         id: &TaskId,
@@ -778,10 +779,15 @@ impl Store {
                 }
                 let (a, b) = (off.max(from), (off + len).min(to));
                 if a < b {
+                    #[allow(unused_mut)]
                     let mut piece = chunk.slice(a - off, b - off)?;
+                    // Pages only compose Blobs: the reading is the worker's alone.
+                    #[cfg(feature = "worker")]
                     if as_bytes {
                         piece = Chunk::Bytes(piece.bytes().await?);
                     }
+                    #[cfg(not(feature = "worker"))]
+                    let _ = as_bytes;
                     if !each(a, piece) {
                         return Ok(false);
                     }
@@ -797,6 +803,7 @@ impl Store {
     }
 
     /// [`Store::visit_span`] with every piece as bytes.
+    #[cfg(feature = "worker")]
     pub async fn read_span(
         &self,
         id: &TaskId,

@@ -354,7 +354,8 @@ impl Engine {
             .map(|s| s.rec.snapshot())
     }
 
-    /// The tasks of `session` with work left (pending, running, waiting).
+    /// The tasks of `session` with work left (pending, running, waiting), in
+    /// ascending id order (pages keep them sorted to search them).
     pub fn active_ids(&self, session: &SessionId) -> Vec<TaskId> {
         self.tasks
             .values()

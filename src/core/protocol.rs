@@ -129,6 +129,8 @@ pub enum Command {
     Tasks,
     /// One task.
     Task(TaskId),
+    /// A completed download's bytes, as a Blob composed of the stored chunks.
+    Blob(TaskId),
     /// Start a download (the URL still needs the browser's parser: see [`Download`]).
     Download(Download),
     /// Start an upload of the body that came with the command.
@@ -287,6 +289,7 @@ impl RawCommand {
             ),
             "tasks" => Command::Tasks,
             "task" => Command::Task(id()?),
+            "blob" => Command::Blob(id()?),
             "pause" => Command::Pause(id()?),
             "resume" => Command::Resume(id()?),
             "cancel" if self.produce_resume_data == Some(true) => Command::CancelForResume(id()?),

@@ -491,11 +491,16 @@ fn commands_for_other_sessions_are_refused() {
 #[test]
 fn active_ids_are_the_session_tasks_with_work_left() {
     let mut sim = Sim::new();
-    sim.e.add(rec("a", "h"), sim.now);
-    sim.e.add(rec("b", "h"), sim.now);
+    for name in ["c", "a", "b", "d"] {
+        sim.e.add(rec(name, "h"), sim.now);
+    }
     sim.e.cancel(&sid(), &id("b"), sim.now).unwrap();
     let other = SessionId::parse("other").unwrap();
-    assert_eq!(sim.e.active_ids(&sid()), vec![id("a")]);
+    assert_eq!(
+        sim.e.active_ids(&sid()),
+        vec![id("a"), id("c"), id("d")],
+        "in ascending order"
+    );
     assert!(sim.e.active_ids(&other).is_empty());
 }
 
