@@ -57,7 +57,9 @@ test-e2e:
 	@echo "==> end-to-end tests (node --test, playwright-core and puppeteer-core)"
 	node --test --test-concurrency=1 tests/e2e/
 
-## Throughput, bytes fetched twice and size, in headless Chromium.
+## Every performance figure (throughput, uploads, memory, bytes fetched twice, start-up,
+## scale, Background Fetch, size), in headless Chromium and Firefox, as ratios against
+## baselines measured in the same run (about 15 minutes).
 bench: build devserver
 	node tests/bench/bench.mjs
 
