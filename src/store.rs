@@ -493,8 +493,31 @@ impl Store {
             .map_err(|e| storage_err("read sessions", e))?
             .await
             .map_err(|e| storage_err("read sessions", e))?;
-        Ok(all
-            .into_iter()
+        Ok(Self::sessions_from(all))
+    }
+
+    /// Every session and every task record, read in one transaction (one round trip
+    /// at start-up, where every millisecond delays the first resumed request).
+    #[allow(clippy::type_complexity)]
+    pub async fn load_all(
+        &self,
+    ) -> Result<(Vec<StoredSession>, Vec<Result<TaskRecord, Unreadable>>), TaskError> {
+        let tx = self.tx(&[SESSIONS, TASKS], TransactionMode::ReadOnly)?;
+        let read = |name: &str| {
+            tx.object_store(name)
+                .and_then(|s| s.get_all(None, None))
+                .map_err(|e| storage_err("read sessions and tasks", e))
+        };
+        let (sessions, tasks) = (read(SESSIONS)?, read(TASKS)?);
+        let sessions = sessions
+            .await
+            .map_err(|e| storage_err("read sessions", e))?;
+        let tasks = tasks.await.map_err(|e| storage_err("read tasks", e))?;
+        Ok((Self::sessions_from(sessions), Self::tasks_from(tasks)))
+    }
+
+    fn sessions_from(all: Vec<JsValue>) -> Vec<StoredSession> {
+        all.into_iter()
             .filter_map(|v| {
                 let id = js::get(&v, "id").as_string()?;
                 let config =
@@ -506,7 +529,7 @@ impl Store {
                     invalidated,
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Every task record. Records that cannot be read are returned as
@@ -521,8 +544,11 @@ impl Store {
             .map_err(|e| storage_err("read tasks", e))?
             .await
             .map_err(|e| storage_err("read tasks", e))?;
-        Ok(all
-            .into_iter()
+        Ok(Self::tasks_from(all))
+    }
+
+    fn tasks_from(all: Vec<JsValue>) -> Vec<Result<TaskRecord, Unreadable>> {
+        all.into_iter()
             .map(|v| {
                 serde_wasm_bindgen::from_value::<TaskRecord>(v.clone()).map_err(|e| Unreadable {
                     id: js::get(&v, "id").as_string(),
@@ -531,7 +557,7 @@ impl Store {
                     reason: e.to_string(),
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Write a record. The transaction is created now; the future tells its end.
@@ -647,6 +673,7 @@ impl Store {
 
     /// Delete the chunks of tasks that have no record: an upload's copy that a
     /// stopped worker never finished. Run at start-up, after the records were read.
+    /// `known` must be sorted (the engine's ids are).
     pub async fn drop_orphans(&self, known: &[TaskId]) -> Result<usize, TaskError> {
         let tx = self.tx(&[CHUNKS], TransactionMode::ReadWrite)?;
         let chunks = tx
@@ -666,7 +693,7 @@ impl Store {
                 continue;
             };
             let id = TaskId(id);
-            if !known.contains(&id) && !orphans.contains(&id) {
+            if known.binary_search(&id).is_err() && !orphans.contains(&id) {
                 orphans.push(id);
             }
         }

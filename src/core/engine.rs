@@ -380,7 +380,7 @@ impl Engine {
         v.into_iter().map(TaskRecord::snapshot).collect()
     }
 
-    /// Every task id.
+    /// Every task id, in ascending order.
     pub fn ids(&self) -> Vec<TaskId> {
         self.tasks.keys().cloned().collect()
     }
