@@ -15,6 +15,15 @@ self.longhaul = {
     if (credentials !== undefined && typeof credentials !== 'function') {
       throw new TypeError('longhaul: install(url, { credentials }) takes a function returning headers');
     }
+    // As in longhaul-sw.js: have the browser open the database while the wasm compiles.
+    if (self.serviceWorker?.state === 'activated') {
+      try {
+        const req = indexedDB.open('longhaul');
+        req.onupgradeneeded = () => req.transaction.abort();
+        req.onsuccess = () => req.result.close();
+        req.onerror = (e) => e.preventDefault();
+      } catch { /* no IndexedDB: the wasm reports it */ }
+    }
     const ready = wasm_bindgen({ module_or_path: wasmUrl })
       .then(() => wasm_bindgen.workerSetCredentials(credentials));
     ready.catch((e) => console.error('longhaul: start-up failed', e));

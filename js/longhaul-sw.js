@@ -17,6 +17,12 @@ export function install(options = {}) {
   if (credentials !== undefined && typeof credentials !== 'function') {
     throw new TypeError('longhaul: install({ credentials }) takes a function returning headers');
   }
+  // A worker waking up opens IndexedDB first thing, and a cold open costs 50-90 ms
+  // in Chromium (measured from the navigation to the resumed request): start the
+  // browser opening it now, while the wasm compiles. Opened without a version, so an
+  // existing database is never upgraded here; a missing one is not created (the
+  // upgrade is aborted), so the wasm's own open still makes and upgrades it.
+  if (self.serviceWorker?.state === 'activated') warmStorage();
   const ready = init({ module_or_path: new URL('./longhaul-worker_bg.wasm', import.meta.url) })
     .then(() => workerSetCredentials(credentials));
   ready.catch((e) => console.error('longhaul: start-up failed', e));
@@ -30,4 +36,14 @@ export function install(options = {}) {
   self.addEventListener('notificationclick', (e) => { if (e.notification?.data?.longhaul) handle(e); });
   self.addEventListener('fetch', (e) => { if (e.request.mode === 'navigate') handle(e); });
   return ready;
+}
+
+/** Have the browser open longhaul's database (see install()); the result is dropped. */
+function warmStorage() {
+  try {
+    const req = indexedDB.open('longhaul');
+    req.onupgradeneeded = () => req.transaction.abort();
+    req.onsuccess = () => req.result.close();
+    req.onerror = (e) => e.preventDefault();
+  } catch { /* no IndexedDB: the wasm reports it */ }
 }
