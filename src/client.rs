@@ -915,7 +915,9 @@ impl BackgroundSession {
         Ok(())
     }
 
-    /// The bytes of a completed download.
+    /// The bytes of a completed download: a Blob the worker composes of the stored
+    /// chunks, backed by IndexedDB's files where the browser stores Blobs, so nothing
+    /// is read into memory until the Blob is read (and then as it is read).
     #[wasm_bindgen(unchecked_return_type = "Blob")]
     pub async fn blob(
         &self,
