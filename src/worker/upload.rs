@@ -3,11 +3,13 @@
 //! canceled tus upload on its server.
 //!
 //! The body is copied in [`COPY_CHUNK`]-byte chunks, one transaction each, before
-//! the task exists: if the copy fails (`quota`), the chunks written so far are deleted
-//! and nothing is left half-stored; if the worker dies during it, the start-up sweep
-//! ([`crate::store::Store::drop_orphans`]) frees them. Requests read only the chunks
-//! their byte range needs, so memory stays bounded by one tus chunk (a `PUT`/`POST`
-//! sends the whole body at once, by nature).
+//! the task exists, each a slice of the page's Blob stored as it is (its bytes are
+//! never read into the worker where the browser stores Blobs): if the copy fails
+//! (`quota`), the chunks written so far are deleted and nothing is left half-stored;
+//! if the worker dies during it, the start-up sweep
+//! ([`crate::store::Store::drop_orphans`]) frees them. Each request's body is a Blob
+//! composed of the stored chunks its byte range covers, so no body is held in memory
+//! (a `PUT`/`POST` sends the whole body in one request, by nature).
 
 use super::{credentials, evicted, pump, storage_failure, with_abort, Runtime};
 use crate::core::engine::upload::SendRequest;
