@@ -171,19 +171,19 @@ impl Chunk {
     }
 }
 
-/// `views` (byte views, in order) as one chunk record's value: a Blob of them, or
-/// one new array holding their bytes (IndexedDB clones a view's whole buffer, never
-/// just the view, so views are never stored as they are).
-fn chunk_value(views: &js_sys::Array, blobs: bool) -> Result<JsValue, TaskError> {
-    if blobs {
-        return web_sys::Blob::new_with_u8_array_sequence(views)
-            .map(Into::into)
-            .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)));
-    }
+/// `views` (byte views, in order) as one chunk record's value, with its length: a
+/// Blob of them, or one new array holding their bytes (IndexedDB clones a view's
+/// whole buffer, never just the view, so views are never stored as they are).
+fn chunk_value(views: &js_sys::Array, blobs: bool) -> Result<(JsValue, u64), TaskError> {
     let len: u32 = views
         .iter()
         .map(|v| v.unchecked_into::<js_sys::Uint8Array>().length())
         .sum();
+    if blobs {
+        return web_sys::Blob::new_with_u8_array_sequence(views)
+            .map(|b| (b.into(), u64::from(len)))
+            .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)));
+    }
     let out = js_sys::Uint8Array::new_with_length(len);
     let mut at = 0;
     for v in views.iter() {
@@ -191,7 +191,7 @@ fn chunk_value(views: &js_sys::Array, blobs: bool) -> Result<JsValue, TaskError>
         out.set(&v, at);
         at += v.length();
     }
-    Ok(out.into())
+    Ok((out.into(), u64::from(len)))
 }
 
 fn storage_err(what: &str, _e: idb::Error) -> TaskError {
@@ -286,7 +286,7 @@ impl Store {
             return;
         }
         let works = async {
-            let blob = chunk_value(
+            let (blob, _) = chunk_value(
                 &js_sys::Array::of1(&js_sys::Uint8Array::new_with_length(1)),
                 true,
             )?;
@@ -405,15 +405,7 @@ impl Store {
         must_exist: bool,
         now: f64,
     ) -> Result<Option<(bool, bool)>, TaskError> {
-        let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
-        let store = tx
-            .object_store(SESSIONS)
-            .map_err(|e| storage_err("open sessions", e))?;
-        let existing = store
-            .get(Query::from(JsValue::from_str(id)))
-            .map_err(|e| storage_err("read a session", e))?
-            .await
-            .map_err(|e| storage_err("read a session", e))?;
+        let (tx, store, existing) = self.session_for_update(id).await?;
         if existing.is_none() && must_exist {
             Self::commit(tx, "read a session").await?;
             return Ok(None);
@@ -443,13 +435,11 @@ impl Store {
         Ok(Some((existing.is_some(), pending)))
     }
 
-    /// Set `key` (`invalidated`, `finishPending`) of a stored session to `value`.
-    pub async fn set_session_flag(
+    /// A read-write transaction over sessions, and session `id` as stored (if it is).
+    async fn session_for_update(
         &self,
         id: &str,
-        key: &str,
-        value: bool,
-    ) -> Result<(), TaskError> {
+    ) -> Result<(idb::Transaction, idb::ObjectStore, Option<JsValue>), TaskError> {
         let tx = self.tx(&[SESSIONS], TransactionMode::ReadWrite)?;
         let store = tx
             .object_store(SESSIONS)
@@ -459,6 +449,17 @@ impl Store {
             .map_err(|e| storage_err("read a session", e))?
             .await
             .map_err(|e| storage_err("read a session", e))?;
+        Ok((tx, store, existing))
+    }
+
+    /// Set `key` (`invalidated`, `finishPending`) of a stored session to `value`.
+    pub async fn set_session_flag(
+        &self,
+        id: &str,
+        key: &str,
+        value: bool,
+    ) -> Result<(), TaskError> {
+        let (tx, store, existing) = self.session_for_update(id).await?;
         let Some(obj) = existing.filter(|e| e.is_object()) else {
             return Self::commit(tx, "read a session").await;
         };
@@ -603,11 +604,11 @@ impl Store {
                 .map_err(|e| storage_err("drop chunks", e))?;
         }
         let mut at = offset;
-        for value in &values {
+        for (value, len) in &values {
             chunks
                 .put(value, Some(&chunk_key(&rec.id, at)))
                 .map_err(|e| storage_err("store a chunk", e))?;
-            at += Chunk::from_js(value.clone())?.len();
+            at += len;
         }
         tasks
             .put(&js::to_js(rec), None)

@@ -1051,22 +1051,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         Command::Blob(id) => {
             // Composed here, where the store's reading code lives; the page gets a
             // handle (a Blob crosses postMessage without its bytes).
-            let snap = rt.engine.borrow().get(&session, &id);
-            let Some(snap) = snap else {
-                return Err(TaskError::new(
-                    ErrorCode::NotFound,
-                    format!("no task \"{}\"", id.0),
-                ));
-            };
-            let received = match (snap.state, snap.bytes_received) {
-                (crate::core::TaskState::Completed, Some(n)) => n,
-                _ => {
-                    return Err(TaskError::new(
-                        ErrorCode::InvalidState,
-                        "only a completed download has a blob",
-                    ))
-                }
-            };
+            let received = rt.engine.borrow().completed_bytes(&session, &id)?;
             rt.store.blob(&id, (0, 0, received)).await?.into()
         }
         Command::Download(d) => {

@@ -20,7 +20,7 @@ use super::error::{ErrorCode, TaskError};
 use super::http::{decide, HeadDecision, ResponseHead};
 use super::integrity::Integrity;
 use super::retry::{RetryPolicy, Rng};
-use super::task::{TaskId, TaskRecord, TaskSnapshot, TaskState, WaitReason};
+use super::task::{TaskId, TaskKind, TaskRecord, TaskSnapshot, TaskState, WaitReason};
 use super::validate::SessionId;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -352,6 +352,25 @@ impl Engine {
             .get(id)
             .filter(|s| &s.rec.session == session)
             .map(|s| s.rec.snapshot())
+    }
+
+    /// How many bytes completed download `id` of `session` holds, to read it back:
+    /// `not-found` if the session has no such task, `invalid-state` unless it is a
+    /// completed download.
+    pub fn completed_bytes(&self, session: &SessionId, id: &TaskId) -> Result<u64, TaskError> {
+        let rec = self
+            .tasks
+            .get(id)
+            .map(|s| &s.rec)
+            .filter(|r| &r.session == session)
+            .ok_or_else(|| TaskError::new(ErrorCode::NotFound, format!("no task \"{}\"", id.0)))?;
+        if rec.state != TaskState::Completed || rec.kind != TaskKind::Download {
+            return Err(TaskError::new(
+                ErrorCode::InvalidState,
+                "only a completed download has a blob",
+            ));
+        }
+        Ok(rec.bytes_received)
     }
 
     /// The tasks of `session` with work left (pending, running, waiting), in

@@ -556,7 +556,6 @@ function machine() {
 
 async function benchBrowser(kind, server, tus) {
   const b = await launch(kind);
-  const kills = {};
   try {
     out(`## ${b.version} (headless)`);
     out();
@@ -573,7 +572,7 @@ async function benchBrowser(kind, server, tus) {
   } finally {
     await b.close();
   }
-  if (!want('kill')) return kills;
+  if (!want('kill')) return;
   log(`${kind}: SIGKILL run`);
   const ks = [];
   for (let i = 1; i <= RUNS; i++) {
@@ -588,7 +587,6 @@ async function benchBrowser(kind, server, tus) {
   out(`  start-up: navigation → resumed Range request ${ks.map((k) => `${k.startup} ms`).join(', ')} on the devserver's clock ` +
     `(median ${median(ks.map((k) => k.startup))} ms; aim < 250 ms)`);
   out();
-  return kills;
 }
 
 async function main() {

@@ -505,6 +505,30 @@ fn active_ids_are_the_session_tasks_with_work_left() {
 }
 
 #[test]
+fn only_a_completed_download_has_bytes_to_read_back() {
+    let mut sim = Sim::new();
+    let res = Resource::new(10_500, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let code = |sim: &Sim, task: &str| sim.e.completed_bytes(&sid(), &id(task)).map_err(|e| e.code);
+    assert_eq!(
+        code(&sim, "a"),
+        Err(ErrorCode::InvalidState),
+        "not yet completed"
+    );
+    assert_eq!(code(&sim, "zzz"), Err(ErrorCode::NotFound));
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::None);
+    sim.drain();
+    assert_eq!(code(&sim, "a"), Ok(10_500));
+    let other = SessionId::parse("other").unwrap();
+    assert_eq!(
+        sim.e.completed_bytes(&other, &id("a")).map_err(|e| e.code),
+        Err(ErrorCode::NotFound),
+        "not another session's"
+    );
+}
+
+#[test]
 fn status_errors_fail_or_retry() {
     let mut sim = Sim::new();
     let res = Resource::new(100, 1);
