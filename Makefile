@@ -61,6 +61,7 @@ test-e2e:
 ## scale, Background Fetch, size), in headless Chromium and Firefox, as ratios against
 ## baselines measured in the same run (about 15 minutes).
 bench: build devserver
+	cargo run -q --release --example engine_scale
 	node tests/bench/bench.mjs
 
 clean:

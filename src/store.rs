@@ -561,18 +561,21 @@ impl Store {
             .collect()
     }
 
-    /// Write a record. The transaction is created now; the future tells its end.
-    pub fn put_task(
+    /// Write records, in order, in one transaction (a record that comes twice ends as
+    /// it was last). The transaction is created now; the future tells its end.
+    pub fn put_tasks(
         &self,
-        rec: &TaskRecord,
+        recs: &[TaskRecord],
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let tx = self.tx(&[TASKS], TransactionMode::ReadWrite)?;
         let store = tx
             .object_store(TASKS)
             .map_err(|e| storage_err("open tasks", e))?;
-        store
-            .put(&js::to_js(rec), None)
-            .map_err(|e| storage_err("store a task", e))?;
+        for rec in recs {
+            store
+                .put(&js::to_js(rec), None)
+                .map_err(|e| storage_err("store a task", e))?;
+        }
         Ok(Self::commit(tx, "store a task"))
     }
 

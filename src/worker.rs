@@ -61,7 +61,9 @@ struct Runtime {
     store: Store,
     aborts: RefCell<Vec<(TaskId, u64, AbortController)>>,
     timer: RefCell<Option<js::Timer>>,
-    idle: RefCell<Vec<js_sys::Function>>,
+    /// The promise events extend their lifetime with while tasks have work, shared
+    /// by every event (see [`keep_alive`]).
+    keepalive: RefCell<Option<KeepAlive>>,
     channel: Option<BroadcastChannel>,
     /// A `sync` event was asked for while tasks wait for the network.
     sync_requested: std::cell::Cell<bool>,
@@ -271,7 +273,7 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
         store,
         aborts: RefCell::new(Vec::new()),
         timer: RefCell::new(None),
-        idle: RefCell::new(Vec::new()),
+        keepalive: RefCell::new(None),
         channel: BroadcastChannel::new(CHANNEL).ok(),
         sync_requested: std::cell::Cell::new(false),
         secrets: RefCell::new(Vec::new()),
@@ -369,13 +371,42 @@ pub fn worker_handle(
     })
 }
 
-/// Resolves when no task has work left, or after [`KEEPALIVE_MS`].
+/// A promise that resolves when no task has work left, or after [`KEEPALIVE_MS`].
+struct KeepAlive {
+    promise: js_sys::Promise,
+    resolve: js_sys::Function,
+    since: f64,
+}
+
+/// Resolves when no task has work left, or after [`KEEPALIVE_MS`] at most (at least
+/// half of it). Events share one such promise, renewed once half its time is gone:
+/// a page's command or keep-alive ping costs no timer of its own.
 fn keep_alive(rt: &Rc<Runtime>) -> js_sys::Promise {
     if !rt.engine.borrow().has_work() {
         return js_sys::Promise::resolve(&JsValue::UNDEFINED);
     }
-    let idle = js_sys::Promise::new(&mut |resolve, _| rt.idle.borrow_mut().push(resolve));
-    js_sys::Promise::race(&js_sys::Array::of2(&idle, &js::sleep(KEEPALIVE_MS)))
+    let now = js::now();
+    if let Some(k) = rt.keepalive.borrow().as_ref() {
+        if now - k.since < KEEPALIVE_MS / 2.0 {
+            return k.promise.clone();
+        }
+    }
+    let mut resolve = None;
+    let idle = js_sys::Promise::new(&mut |r, _| resolve = Some(r));
+    let Some(resolve) = resolve else {
+        return js_sys::Promise::resolve(&JsValue::UNDEFINED); // the executor runs at once
+    };
+    let promise = js_sys::Promise::race(&js_sys::Array::of2(&idle, &js::sleep(KEEPALIVE_MS)));
+    let old = rt.keepalive.borrow_mut().replace(KeepAlive {
+        promise: promise.clone(),
+        resolve,
+        since: now,
+    });
+    // The events it kept alive may end: the new one keeps the worker alive.
+    if let Some(old) = old {
+        let _ = old.resolve.call0(&JsValue::NULL);
+    }
+    promise
 }
 
 /// Writes started by one pump, in the order their transactions were created.
@@ -411,15 +442,28 @@ fn boxed<F: Future<Output = Result<(), TaskError>> + 'static>(r: Result<F, TaskE
 }
 
 /// Apply every output of the engine. Transactions are created here, synchronously
-/// and in order; the returned writes say when they end.
+/// and in order; the returned writes say when they end. Records to write one after
+/// another, with no other write between them, share one transaction (an input
+/// often changes a task twice: adding one writes it pending, then waiting), which
+/// commits them together, as their order wants.
 fn pump(rt: &Rc<Runtime>) -> Writes {
     let mut writes = Vec::new();
     if evicted() {
         return Writes(writes);
     }
+    let mut records: Vec<TaskRecord> = Vec::new();
+    let flush = |records: &mut Vec<TaskRecord>, writes: &mut Vec<Write>| {
+        if !records.is_empty() {
+            writes.push(boxed(rt.store.put_tasks(records)));
+            records.clear();
+        }
+    };
     loop {
         let out = rt.engine.borrow_mut().poll_output();
         let Some(out) = out else { break };
+        if matches!(out, Output::PersistAndDropBytes(_) | Output::Forget(_)) {
+            flush(&mut records, &mut writes);
+        }
         match out {
             Output::Fetch(req) => spawn_local(run_request(rt.clone(), req)),
             Output::Abort { task, gen } => {
@@ -428,7 +472,7 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
                     aborts.swap_remove(i).2.abort();
                 }
             }
-            Output::Persist(rec) => writes.push(boxed(rt.store.put_task(&rec))),
+            Output::Persist(rec) => records.push(rec),
             Output::PersistAndDropBytes(rec) => writes.push(boxed(rt.store.drop_bytes(&rec))),
             Output::Forget(id) => {
                 rt.secrets.borrow_mut().retain(|(t, _)| *t != id);
@@ -481,6 +525,7 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
             }
         }
     }
+    flush(&mut records, &mut writes);
     rearm(rt);
     let waits = rt.engine.borrow().waits_for_network();
     if waits && !rt.sync_requested.replace(true) {
@@ -489,8 +534,8 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
         rt.sync_requested.set(false);
     }
     if !rt.engine.borrow().has_work() {
-        for resolve in rt.idle.borrow_mut().drain(..) {
-            let _ = resolve.call0(&JsValue::NULL);
+        if let Some(k) = rt.keepalive.borrow_mut().take() {
+            let _ = k.resolve.call0(&JsValue::NULL);
         }
     }
     Writes(writes)

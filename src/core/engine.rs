@@ -22,7 +22,8 @@ use super::integrity::Integrity;
 use super::retry::{RetryPolicy, Rng};
 use super::task::{TaskId, TaskKind, TaskRecord, TaskSnapshot, TaskState, WaitReason};
 use super::validate::SessionId;
-use std::collections::{BTreeMap, VecDeque};
+use index::Tasks;
+use std::collections::VecDeque;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -179,7 +180,7 @@ pub struct Engine {
     config: EngineConfig,
     /// Per-session configuration; few sessions, so a vector.
     sessions: Vec<(SessionId, SessionConfig)>,
-    tasks: BTreeMap<TaskId, Slot>,
+    tasks: Tasks,
     /// Sessions invalidated by `finishTasksAndInvalidate`: they take no new task.
     invalidated: Vec<SessionId>,
     /// What pages last reported of `navigator.connection` (`None`: nothing yet).
@@ -196,7 +197,7 @@ impl Engine {
         Engine {
             config,
             sessions: Vec::new(),
-            tasks: BTreeMap::new(),
+            tasks: Tasks::default(),
             invalidated: Vec::new(),
             network: None,
             online: true,
@@ -328,7 +329,7 @@ impl Engine {
         if rec.state == TaskState::Running {
             rec.state = TaskState::Pending;
         }
-        self.tasks.insert(rec.id.clone(), Slot::new(rec));
+        self.tasks.insert(Slot::new(rec));
     }
 
     /// Accept a new task (already validated). It starts as soon as the host has room.
@@ -341,7 +342,7 @@ impl Engine {
         self.out.push_back(Output::Persist(rec.clone()));
         self.out
             .push_back(Output::Event(EventKind::StateChange, snap));
-        self.tasks.insert(id.clone(), Slot::new(rec));
+        self.tasks.insert(Slot::new(rec));
         self.schedule(now);
         self.snapshot(&id)
     }
@@ -527,9 +528,7 @@ impl Engine {
 
     /// Whether a task waits for the network (the shell may ask for a `sync` event).
     pub fn waits_for_network(&self) -> bool {
-        self.tasks
-            .values()
-            .any(|s| s.rec.wait_reason == Some(WaitReason::Offline))
+        self.tasks.any_offline()
     }
 
     fn wait_offline(&mut self, id: &TaskId, err: Option<TaskError>, now: f64) {
@@ -570,7 +569,6 @@ impl Engine {
             s.rec.bytes_received = 0;
         }
         s.gen += 1;
-        s.active = true;
         let mut headers = base;
         if let Some((r, ir)) = range {
             headers.push(("range".into(), r));
@@ -587,6 +585,7 @@ impl Engine {
             attempt: s.rec.attempts + 1,
         };
         self.out.push_back(Output::Fetch(req));
+        self.tasks.edit(id, |s| s.active = true);
         self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
     }
 
@@ -751,20 +750,8 @@ impl Engine {
 
     /// Time passed: waiting tasks whose time came are started.
     pub fn handle_timeout(&mut self, now: f64) {
-        let due: Vec<TaskId> = self
-            .tasks
-            .values()
-            .filter(|s| {
-                s.rec.state == TaskState::Waiting
-                    && matches!(
-                        s.rec.wait_reason,
-                        Some(WaitReason::RetryAt | WaitReason::EarliestBegin) | None
-                    )
-                    && s.rec.retry_at.is_none_or(|t| t <= now)
-            })
-            .map(|s| s.rec.id.clone())
-            .collect();
-        for id in due {
+        // Waiting for a retry or `earliestBegin` (or for nothing), and due.
+        for id in self.tasks.due(now) {
             self.set_state(&id, TaskState::Pending, now, |r| r.retry_at = None);
         }
         self.schedule(now);
@@ -784,19 +771,16 @@ impl Engine {
 
     /// When to call [`Engine::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<f64> {
-        let retries = self
-            .tasks
-            .values()
-            .filter(|s| s.rec.state == TaskState::Waiting)
-            .filter_map(|s| s.rec.retry_at);
-        retries
-            .chain(self.resource_deadlines().map(|(_, deadline, _)| deadline))
+        self.tasks
+            .next_due()
+            .into_iter()
+            .chain(self.next_deadline())
             .min_by(f64::total_cmp)
     }
 
     /// Whether any task still has work to do (pending, running or waiting).
     pub fn has_work(&self) -> bool {
-        self.tasks.values().any(|s| s.rec.state.has_work())
+        self.tasks.has_work()
     }
 
     fn snapshot(&self, id: &TaskId) -> TaskSnapshot {
@@ -807,17 +791,20 @@ impl Engine {
     }
 
     fn stop_request(&mut self, id: &TaskId) {
-        if let Some(s) = self.tasks.get_mut(id) {
-            if s.active {
-                s.active = false;
-                // An aborted upload request may have left part of its body with the
-                // server: ask for its offset before sending more.
+        let stopped = self.tasks.edit(id, |s| {
+            let was = std::mem::replace(&mut s.active, false);
+            // An aborted upload request may have left part of its body with the
+            // server: ask for its offset before sending more.
+            if was {
                 s.offset_known = false;
-                self.out.push_back(Output::Abort {
-                    task: id.clone(),
-                    gen: s.gen,
-                });
             }
+            was.then_some(s.gen)
+        });
+        if let Some(Some(gen)) = stopped {
+            self.out.push_back(Output::Abort {
+                task: id.clone(),
+                gen,
+            });
         }
     }
 
@@ -849,20 +836,22 @@ impl Engine {
         f: impl FnOnce(&mut TaskRecord),
         drop_bytes: bool,
     ) {
-        let Some(s) = self.tasks.get_mut(id) else {
+        let rec = self.tasks.edit(id, |s| {
+            if state != TaskState::Running {
+                s.active = false;
+                s.verifying = false;
+            }
+            s.rec.state = state;
+            s.rec.updated_at = now;
+            if state != TaskState::Waiting {
+                s.rec.wait_reason = None;
+            }
+            f(&mut s.rec);
+            s.rec.clone()
+        });
+        let Some(rec) = rec else {
             return;
         };
-        if state != TaskState::Running {
-            s.active = false;
-            s.verifying = false;
-        }
-        s.rec.state = state;
-        s.rec.updated_at = now;
-        if state != TaskState::Waiting {
-            s.rec.wait_reason = None;
-        }
-        f(&mut s.rec);
-        let rec = s.rec.clone();
         let snap = rec.snapshot();
         let session = rec.session.clone();
         self.out.push_back(if drop_bytes {
@@ -893,7 +882,6 @@ impl Engine {
             self.complete(id, now);
             return;
         };
-        s.active = false;
         s.verifying = true;
         let verify = Output::Verify {
             task: id.clone(),
@@ -901,7 +889,9 @@ impl Engine {
             upto: s.rec.bytes_received,
             integrity,
         };
-        if s.rec.state != TaskState::Running {
+        let running = s.rec.state == TaskState::Running;
+        self.tasks.edit(id, |s| s.active = false);
+        if !running {
             self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
         }
         self.out.push_back(verify);
@@ -1057,6 +1047,7 @@ fn unreachable_snapshot(id: &TaskId) -> TaskSnapshot {
     }
 }
 
+mod index;
 mod lifecycle;
 pub mod resume_data;
 mod schedule;

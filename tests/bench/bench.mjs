@@ -44,6 +44,7 @@ const STORE_NAMES = {
   idb1: 'IndexedDB, 1 MiB per transaction',
   idb8: 'IndexedDB, 8 MiB per transaction',
   idb8blob: 'IndexedDB, 8 MiB per transaction, as Blobs',
+  idb8one: 'IndexedDB, 8 MiB per transaction, as one Blob',
   opfsseg1: 'OPFS, a file per 1 MiB, offset in IndexedDB',
   opfsseg8: 'OPFS, a file per 8 MiB, offset in IndexedDB',
   cacheseg1: 'Cache Storage, an entry per 1 MiB, offset in IDB',

@@ -16,6 +16,7 @@
 //   idb1     IndexedDB, one 1 MiB chunk per transaction, up to 4 transactions in flight
 //   idb8     IndexedDB, eight 1 MiB chunks per transaction, up to 2 in flight
 //   idb8blob the same, each chunk stored as a Blob
+//   idb8one  IndexedDB, 8 MiB per transaction as one Blob record, up to 2 in flight
 //   opfs     the origin-private file system, createWritable(), 1 MiB writes
 //   cache    Cache Storage, cache.put(url, new Response(body stream))
 //   bgfetch  Background Fetch of url (Chromium), timed to backgroundfetchsuccess
@@ -74,7 +75,7 @@ async function openBenchDb() {
  * IndexedDB with `perTx` chunks per transaction and at most `inFlight` transactions
  * pending; each chunk stored as a Uint8Array, or as a Blob if `asBlob`.
  */
-async function toIdb(response, perTx, inFlight, asBlob = false) {
+async function toIdb(response, perTx, inFlight, asBlob = false, oneRecord = false) {
   const db = await openBenchDb();
   let pending = [];
   let batch = [];
@@ -83,13 +84,14 @@ async function toIdb(response, perTx, inFlight, asBlob = false) {
     if (batch.length === 0) return;
     const tx = db.transaction('chunks', 'readwrite');
     const store = tx.objectStore('chunks');
-    for (const [key, chunk] of batch) store.put(chunk, key);
+    if (oneRecord) store.put(new Blob(batch.map(([, c]) => c)), batch[0][0]);
+    else for (const [key, chunk] of batch) store.put(chunk, key);
     batch = [];
     pending.push(txDone(tx));
     if (pending.length >= inFlight) await pending.shift();
   };
   const bytes = await inChunks(response, async (chunk) => {
-    batch.push([offset, asBlob ? new Blob([chunk]) : chunk]);
+    batch.push([offset, asBlob && !oneRecord ? new Blob([chunk]) : chunk]);
     offset += chunk.byteLength;
     if (batch.length >= perTx) await flush();
   });
@@ -188,6 +190,7 @@ async function run(op, url) {
     case 'idb1': r = await toIdb(response, 1, 4); break;
     case 'idb8': r = await toIdb(response, 8, 2); break;
     case 'idb8blob': r = await toIdb(response, 8, 2, true); break;
+    case 'idb8one': r = await toIdb(response, 8, 2, true, true); break;
     case 'opfs': r = await toOpfs(response); break;
     case 'opfsseg1': r = await toOpfsSegments(response, 1); break;
     case 'opfsseg8': r = await toOpfsSegments(response, 8); break;

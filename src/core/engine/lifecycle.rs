@@ -45,9 +45,7 @@ impl Engine {
     /// Whether `session` has a task that has not ended (pending, running, waiting or
     /// paused).
     pub fn has_unfinished(&self, session: &SessionId) -> bool {
-        self.tasks
-            .values()
-            .any(|s| &s.rec.session == session && !s.rec.state.is_final())
+        self.tasks.has_unfinished(session)
     }
 
     /// `finishTasksAndInvalidate`: no new tasks; `finish` once the last one ends (at

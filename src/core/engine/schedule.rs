@@ -22,92 +22,74 @@ use crate::core::validate::SessionId;
 
 impl Engine {
     /// Start what may start now; see the module docs.
+    ///
+    /// Its cost does not grow with the tasks it leaves alone (see
+    /// [`super::index`]): per (session, host) group it walks the candidates in start
+    /// order only while the group has free connections, and then marks the tasks
+    /// that became candidates since the last call. A group whose network hold
+    /// changed (a new report, a new configuration) is walked whole, once.
     pub fn schedule(&mut self, now: f64) {
         self.expire(now);
-        let candidates: Vec<(f64, f64, TaskId)> = self
-            .tasks
-            .values()
-            .filter(|s| {
-                s.rec.state == TaskState::Pending
-                    || (s.rec.state == TaskState::Waiting
-                        && matches!(
-                            s.rec.wait_reason,
-                            Some(
-                                WaitReason::ConnectionLimit
-                                    | WaitReason::Discretionary
-                                    | WaitReason::ExpensiveNetwork
-                                    | WaitReason::ConstrainedNetwork
-                            )
-                        ))
-            })
-            .map(|s| (s.rec.priority, s.rec.created_at, s.rec.id.clone()))
-            .collect();
+        let fresh = std::mem::take(&mut self.tasks.index.fresh);
         if !self.online {
-            for (_, _, id) in candidates {
+            for id in self.tasks.candidate_ids() {
                 self.wait_offline(&id, None, now);
             }
             return;
         }
-        let mut ready = Vec::with_capacity(candidates.len());
-        for (p, c, id) in candidates {
-            let later = self
-                .tasks
-                .get(&id)
-                .and_then(|s| s.rec.earliest_begin)
-                .filter(|&t| t > now);
-            let held = self
-                .tasks
-                .get(&id)
-                .and_then(|s| self.network_hold(&s.rec.session));
-            match (later, held) {
-                (Some(t), _) => self.set_state(&id, TaskState::Waiting, now, |r| {
-                    r.wait_reason = Some(WaitReason::EarliestBegin);
-                    r.retry_at = Some(t);
-                }),
-                (None, Some(reason)) => self.wait_for(&id, reason, now),
-                (None, None) => ready.push((p, c, id)),
+        for g in 0..self.tasks.groups().len() {
+            let (session, _) = self.tasks.groups()[g].clone();
+            let hold = self.network_hold(&session);
+            let whole = self.tasks.index.holds[g] != Some(hold);
+            self.tasks.index.holds[g] = Some(hold);
+            let limit = self.connections_per_host(&session);
+            let mut cursor = None;
+            while whole || (hold.is_none() && self.tasks.busy(g) < limit) {
+                let Some(key) = self.tasks.next_candidate(g, cursor.as_ref()) else {
+                    break;
+                };
+                self.decide(&key.3, hold, self.tasks.busy(g) < limit, now);
+                cursor = Some(key);
             }
         }
-        ready.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| a.1.total_cmp(&b.1))
-                .then_with(|| a.2.cmp(&b.2))
-        });
-        // Few (session, host) pairs are ever busy at once: a small vector beats
-        // another map type (each map type costs kilobytes of wasm).
-        let mut busy: Vec<(SessionId, String, u32)> = Vec::new();
-        for s in self.tasks.values().filter(|s| s.active) {
-            let key = (&s.rec.session, &s.rec.url.host);
-            match busy.iter_mut().find(|(a, b, _)| (a, b) == key) {
-                Some((_, _, n)) => *n += 1,
-                None => busy.push((s.rec.session.clone(), s.rec.url.host.clone(), 1)),
-            }
-        }
-        for (_, _, id) in ready {
-            let Some((session, host, state)) = self
+        for id in fresh {
+            let Some((session, host)) = self
                 .tasks
                 .get(&id)
-                .map(|s| (s.rec.session.clone(), s.rec.url.host.clone(), s.rec.state))
+                .filter(|s| super::index::is_candidate(s))
+                .map(|s| (s.rec.session.clone(), s.rec.url.host.clone()))
             else {
                 continue;
             };
-            let limit = self.connections_per_host(&session);
-            let i = match busy
+            let hold = self.network_hold(&session);
+            let busy = self
+                .tasks
+                .groups()
                 .iter()
-                .position(|(a, b, _)| *a == session && *b == host)
-            {
-                Some(i) => i,
-                None => {
-                    busy.push((session, host, 0));
-                    busy.len() - 1
-                }
-            };
-            if busy[i].2 < limit {
-                busy[i].2 += 1;
-                self.start(&id, now);
-            } else if state == TaskState::Pending || state == TaskState::Waiting {
-                self.wait_for(&id, WaitReason::ConnectionLimit, now);
-            }
+                .position(|(a, b)| *a == session && *b == host)
+                .map_or(0, |g| self.tasks.busy(g));
+            let free = busy < self.connections_per_host(&session);
+            self.decide(&id, hold, free, now);
+        }
+    }
+
+    /// Decide about candidate `id`: wait for its `earliestBegin`, for the network
+    /// policy (`hold`), or start it if its group has a `free` connection, or wait for
+    /// one.
+    fn decide(&mut self, id: &TaskId, hold: Option<WaitReason>, free: bool, now: f64) {
+        let later = self
+            .tasks
+            .get(id)
+            .and_then(|s| s.rec.earliest_begin)
+            .filter(|&t| t > now);
+        match (later, hold) {
+            (Some(t), _) => self.set_state(id, TaskState::Waiting, now, |r| {
+                r.wait_reason = Some(WaitReason::EarliestBegin);
+                r.retry_at = Some(t);
+            }),
+            (None, Some(reason)) => self.wait_for(id, reason, now),
+            (None, None) if free => self.start(id, now),
+            (None, None) => self.wait_for(id, WaitReason::ConnectionLimit, now),
         }
     }
 
@@ -156,24 +138,29 @@ impl Engine {
             .map_or(DEFAULT_RESOURCE_TIMEOUT, |c| c.resource_timeout)
     }
 
-    /// Each task with work left, with when it runs out of `resourceTimeout` and
-    /// that timeout.
-    pub(super) fn resource_deadlines(&self) -> impl Iterator<Item = (&TaskId, f64, f64)> + '_ {
-        self.tasks
-            .values()
-            .filter(|s| s.rec.state.has_work())
-            .map(|s| {
-                let limit = self.resource_timeout_of(&s.rec.session);
-                (&s.rec.id, s.rec.created_at + limit, limit)
+    /// When the first task with work left runs out of its session's
+    /// `resourceTimeout`.
+    pub(super) fn next_deadline(&self) -> Option<f64> {
+        let sessions = self.tasks.sessions();
+        (0..sessions.len())
+            .filter_map(|i| {
+                let (created, _) = self.tasks.aged(i).next()?;
+                Some(created + self.resource_timeout_of(&sessions[i]))
             })
+            .min_by(f64::total_cmp)
     }
 
     /// Fail the unfinished tasks whose `resourceTimeout` passed.
     fn expire(&mut self, now: f64) {
-        let late: Vec<(TaskId, f64)> = self
-            .resource_deadlines()
-            .filter(|&(_, deadline, _)| now >= deadline)
-            .map(|(id, _, limit)| (id.clone(), limit))
+        let sessions = self.tasks.sessions();
+        let late: Vec<(TaskId, f64)> = (0..sessions.len())
+            .flat_map(|i| {
+                let limit = self.resource_timeout_of(&sessions[i]);
+                self.tasks
+                    .aged(i)
+                    .take_while(move |&(created, _)| now >= created + limit)
+                    .map(move |(_, id)| (id.clone(), limit))
+            })
             .collect();
         for (id, limit) in late {
             self.stop_request(&id);

@@ -7,7 +7,7 @@ use crate::core::config::SessionConfig;
 use crate::core::integrity::Integrity;
 use crate::core::task::WaitReason;
 use crate::core::validate::{HeaderList, HttpUrl};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 const CHUNK: usize = 1000;
 
@@ -112,6 +112,7 @@ impl Sim {
 
     /// Apply every output; return the fetches it asked for.
     pub(super) fn drain(&mut self) -> Vec<FetchRequest> {
+        self.e.tasks.check();
         let mut started = vec![];
         while let Some(o) = self.e.poll_output() {
             match o {
@@ -1350,4 +1351,82 @@ fn network_policy_holds_tasks_until_pages_report_a_network_it_wants() {
         "wifi: the first may go, Save-Data still holds the second"
     );
     assert_eq!(f[0].task, id("a"));
+}
+
+#[test]
+fn a_long_queue_drains_in_order_through_holds_and_an_outage() {
+    // 120 tasks for one host (limit 6) with mixed priorities: scheduling walks only the
+    // free connections (see `index`), yet every task starts in priority-then-age
+    // order, a network hold stops the queue and lifting it marks the rest
+    // `connection-limit` again, an outage parks them all, and every task completes.
+    let mut sim = Sim::new();
+    sim.e.configure(
+        sid(),
+        SessionConfig {
+            allows_expensive_network_access: false,
+            ..Default::default()
+        },
+    );
+    let res = Resource::new(10, 1);
+    for i in 0..120 {
+        sim.now += 1.0;
+        let mut r = rec(&format!("t{i:03}"), "h");
+        r.priority = [0.2, 0.8, 0.5][i % 3];
+        sim.e.add(r, sim.now);
+    }
+    let mut expected: Vec<(f64, usize)> = (0..120).map(|i| ([0.2, 0.8, 0.5][i % 3], i)).collect();
+    // The first six took the connections in the order they came.
+    let (first, rest) = expected.split_at_mut(6);
+    rest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let expected: Vec<String> = first
+        .iter()
+        .chain(rest.iter())
+        .map(|&(_, i)| format!("t{i:03}"))
+        .collect();
+    let mut running = sim.drain();
+    assert_eq!(running.len(), 6);
+    let waiting = |sim: &Sim, reason| {
+        sim.e
+            .list(&sid())
+            .iter()
+            .filter(|s| s.wait_reason == Some(reason))
+            .count()
+    };
+    assert_eq!(waiting(&sim, WaitReason::ConnectionLimit), 114);
+    let mut order = Vec::new();
+    let mut round = 0;
+    while let Some(f) = running.pop() {
+        order.push(f.task.0.clone());
+        sim.serve(&f, &res, Fault::None);
+        round += 1;
+        if round == 30 {
+            sim.e
+                .set_network_report(report(false, "cellular", "4g"), sim.now);
+            running.extend(sim.drain());
+            assert_eq!(
+                waiting(&sim, WaitReason::ExpensiveNetwork),
+                120 - 30 - running.len()
+            );
+            sim.e
+                .set_network_report(report(false, "wifi", "4g"), sim.now);
+            assert_eq!(waiting(&sim, WaitReason::ExpensiveNetwork), 0);
+        }
+        if round == 60 {
+            sim.e.set_online(false, sim.now);
+            running.extend(sim.drain()); // the one that started as `f` ended
+            assert_eq!(waiting(&sim, WaitReason::ConnectionLimit), 0, "all offline");
+            sim.e.set_online(true, sim.now);
+        }
+        running.extend(sim.drain());
+    }
+    assert_eq!(order.len(), 120);
+    let mut started: Vec<String> = sim.fetches.iter().map(|f| f.task.0.clone()).collect();
+    started.dedup();
+    assert_eq!(started, expected, "started in priority, then age, order");
+    assert!(sim
+        .e
+        .list(&sid())
+        .iter()
+        .all(|s| s.state == TaskState::Completed));
+    assert!(!sim.e.has_work());
 }

@@ -88,7 +88,6 @@ impl Engine {
         let headers = merge_headers(&base, &rules::tus_headers(step, &info));
         let body_bytes = body.map_or(0, |(a, b)| b - a);
         s.gen += 1;
-        s.active = true;
         let req = SendRequest {
             task: id.clone(),
             gen: s.gen,
@@ -101,8 +100,10 @@ impl Engine {
             session: s.rec.session.as_str().to_owned(),
             attempt: s.rec.attempts + 1,
         };
+        let running = s.rec.state == TaskState::Running;
         self.out.push_back(Output::Send(req));
-        if s.rec.state != TaskState::Running {
+        self.tasks.edit(id, |s| s.active = true);
+        if !running {
             self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
         }
     }
