@@ -200,6 +200,9 @@ struct Inner {
     on_network: RefCell<Option<NetworkHandler>>,
     /// The `navigator.connection` `change` listener.
     on_connection: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// The ids of the session's tasks with work left, sorted: set by `open`, kept by
+    /// the events. Not by the lists `tasks()` returns: they come on another channel
+    /// than the events, so one may be older than an event already seen.
     active: RefCell<Vec<String>>,
     ping: RefCell<Option<Interval>>,
 }
@@ -410,16 +413,6 @@ impl Inner {
                 js::get(&js_sys::global(), "clearInterval").dyn_into::<js_sys::Function>()
             {
                 let _ = f.call1(&JsValue::NULL, &id);
-            }
-        }
-    }
-
-    /// [`Inner::observe`] each snapshot of `list`: after `open` (which set the active
-    /// ids), a search per task and no insertion unless a task became active.
-    fn observe_list(self: &Rc<Self>, list: &JsValue) {
-        if let Some(arr) = list.dyn_ref::<js_sys::Array>() {
-            for s in arr.iter() {
-                self.observe(&s);
             }
         }
     }
@@ -835,12 +828,15 @@ impl BackgroundSession {
         Ok(snap)
     }
 
-    /// Every task of the session, oldest first.
+    /// Every task of the session, oldest first. (The worker sends them as JSON; see
+    /// its `tasks` command.)
     #[wasm_bindgen(unchecked_return_type = "TaskSnapshot[]")]
     pub async fn tasks(&self) -> Result<JsValue, JsValue> {
         let list = self.inner.request("tasks", &[]).await.map_err(err)?;
-        self.inner.observe_list(&list);
-        Ok(list)
+        match list.as_string() {
+            Some(json) => js_sys::JSON::parse(&json),
+            None => Ok(list),
+        }
     }
 
     /// One task, or `null`.

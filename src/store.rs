@@ -34,8 +34,9 @@
 //! it works in every engine. The README's benchmark section has what was measured
 //! against OPFS and Cache Storage (faster in some browsers; they would need the
 //! bytes first and the offset after, in two stores). Each chunk is its own record of
-//! about [`crate::worker::CHUNK_BYTES`], so reading a file back never needs more
-//! than a batch of chunks in memory.
+//! at most twice [`crate::worker::CHUNK_BYTES`] (smaller where a slow link committed
+//! what it had), so reading a file back never needs more than a batch of chunks in
+//! memory.
 //!
 //! Transactions never span a non-IndexedDB await (they would auto-commit): every
 //! function creates its transaction and issues all its requests synchronously, then

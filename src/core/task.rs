@@ -307,3 +307,63 @@ pub struct TaskSnapshot {
     /// Not started before this, ms since the epoch, or `null`.
     pub earliest_begin: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::validate::{HeaderList, HttpUrl};
+
+    #[test]
+    fn a_list_of_snapshots_is_the_json_pages_are_documented_to_get() {
+        // `tasks()` reaches pages as this JSON (the worker's `tasks` command): the
+        // keys of `TaskSnapshot` in longhaul.d.ts, `null` where nothing is known,
+        // `bytesSent` only on uploads.
+        let mut rec = TaskRecord::new_download(
+            TaskId("t1".into()),
+            SessionId::parse("s").unwrap(),
+            HttpUrl {
+                href: "https://a.test/f?q=\"x\"".into(),
+                host: "a.test".into(),
+            },
+            HeaderList::default(),
+            "line\nbreak \u{2028} é".into(),
+        );
+        rec.state = TaskState::Waiting;
+        rec.wait_reason = Some(WaitReason::ConnectionLimit);
+        rec.bytes_received = 1 << 40;
+        rec.created_at = 1_764_480_000_123.5;
+        let json = serde_json::to_string(&[rec.snapshot()]).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let s = &v[0];
+        let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = vec![
+            "id",
+            "session",
+            "kind",
+            "url",
+            "description",
+            "state",
+            "bytesReceived",
+            "bytesExpected",
+            "error",
+            "createdAt",
+            "updatedAt",
+            "retryAt",
+            "waitReason",
+            "priority",
+            "earliestBegin",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(s["state"], "waiting");
+        assert_eq!(s["waitReason"], "connection-limit");
+        assert_eq!(s["kind"], "download");
+        assert_eq!(s["url"], "https://a.test/f?q=\"x\"");
+        assert_eq!(s["description"], "line\nbreak \u{2028} é");
+        assert_eq!(s["bytesReceived"], 1u64 << 40);
+        assert_eq!(s["createdAt"], 1_764_480_000_123.5);
+        assert!(s["bytesExpected"].is_null() && s["error"].is_null());
+    }
+}
