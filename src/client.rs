@@ -200,10 +200,11 @@ struct Inner {
     on_network: RefCell<Option<NetworkHandler>>,
     /// The `navigator.connection` `change` listener.
     on_connection: RefCell<Option<Closure<dyn FnMut()>>>,
-    /// The ids of the session's tasks with work left, sorted: set by `open`, kept by
-    /// the events. Not by the lists `tasks()` returns: they come on another channel
-    /// than the events, so one may be older than an event already seen.
-    active: RefCell<Vec<String>>,
+    /// The ids of the session's tasks with work left: set by `open`, kept by the
+    /// events. Not by the lists `tasks()` returns: they come on another channel than
+    /// the events, so one may be older than an event already seen. A JS `Set`, so
+    /// that `open` of a session of many tasks converts no id to a Rust string.
+    active: RefCell<js_sys::Set>,
     ping: RefCell<Option<Interval>>,
 }
 
@@ -307,40 +308,34 @@ impl Inner {
 
     /// Track which tasks are active (to ping while any is), from any snapshot seen.
     fn observe(self: &Rc<Self>, snap: &JsValue) {
-        let (Some(id), Some(state)) = (
-            js::get(snap, "id").as_string(),
-            js::get(snap, "state").as_string(),
-        ) else {
+        let (id, Some(state)) = (js::get(snap, "id"), js::get(snap, "state").as_string()) else {
             return;
         };
-        let busy = matches!(state.as_str(), "pending" | "running" | "waiting");
-        {
-            // Sorted, so that a session of many tasks costs a search per event.
-            let mut active = self.active.borrow_mut();
-            match (busy, active.binary_search(&id)) {
-                (true, Err(i)) => active.insert(i, id),
-                (false, Ok(i)) => {
-                    active.remove(i);
-                }
-                _ => {}
-            }
+        if !id.is_string() {
+            return;
+        }
+        if matches!(state.as_str(), "pending" | "running" | "waiting") {
+            self.active.borrow().add(&id);
+        } else {
+            self.active.borrow().delete(&id);
         }
         self.update_ping();
     }
 
-    /// Replace the set of active tasks with the ids in `ids`: an array of strings in
-    /// ascending order, as the worker's `open` answers (its tasks are kept by id).
+    /// Replace the set of active tasks with the ids in `ids`, the array of strings
+    /// the worker's `open` answers.
     fn set_active(self: &Rc<Self>, ids: &JsValue) {
-        let list: Vec<String> = ids
-            .dyn_ref::<js_sys::Array>()
-            .map(|a| a.iter().filter_map(|v| v.as_string()).collect())
-            .unwrap_or_default();
-        *self.active.borrow_mut() = list;
+        let ids = if ids.is_array() {
+            ids
+        } else {
+            &JsValue::UNDEFINED
+        };
+        *self.active.borrow_mut() = js_sys::Set::new(ids);
         self.update_ping();
     }
 
     fn update_ping(self: &Rc<Self>) {
-        let want = !self.active.borrow().is_empty();
+        let want = self.active.borrow().size() > 0;
         let has = self.ping.borrow().is_some();
         if want && !has {
             let weak = Rc::downgrade(self);
@@ -611,7 +606,7 @@ impl BackgroundSession {
             on_event: RefCell::new(None),
             on_network: RefCell::new(None),
             on_connection: RefCell::new(None),
-            active: RefCell::new(Vec::new()),
+            active: RefCell::new(js_sys::Set::new(&JsValue::UNDEFINED)),
             ping: RefCell::new(None),
         });
         let weak = Rc::downgrade(&inner);
@@ -698,7 +693,7 @@ impl BackgroundSession {
             .request("invalidate", &[("cancel", true.into())])
             .await
             .map_err(err)?;
-        self.inner.active.borrow_mut().clear();
+        self.inner.active.borrow().clear();
         self.inner.stop_ping();
         Ok(())
     }
@@ -905,9 +900,7 @@ impl BackgroundSession {
             .request("remove", &[("id", id.0.clone().into())])
             .await
             .map_err(err)?;
-        if let Ok(i) = self.inner.active.borrow().binary_search(&id.0) {
-            self.inner.active.borrow_mut().remove(i);
-        }
+        self.inner.active.borrow().delete(&JsValue::from_str(&id.0));
         Ok(())
     }
 

@@ -375,7 +375,7 @@ impl Engine {
     }
 
     /// The tasks of `session` with work left (pending, running, waiting), in
-    /// ascending id order (pages keep them sorted to search them).
+    /// ascending id order.
     pub fn active_ids(&self, session: &SessionId) -> Vec<TaskId> {
         self.tasks
             .values()
