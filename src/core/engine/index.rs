@@ -311,20 +311,16 @@ impl Tasks {
             v
         };
         assert_eq!(aged(i), aged(&fresh), "tasks by age");
+        // A count kept per key, looked up by key.
+        fn count<K: PartialEq>(keys: &[K], counts: &[u32], key: &K) -> u32 {
+            keys.iter().position(|k| k == key).map_or(0, |n| counts[n])
+        }
         for (g, key) in fresh.groups.iter().enumerate() {
-            let mine = i
-                .groups
-                .iter()
-                .position(|k| k == key)
-                .map_or(0, |n| i.busy[n]);
+            let mine = count(&i.groups, &i.busy, key);
             assert_eq!(mine, fresh.busy[g], "requests in flight of {key:?}");
         }
         for (n, s) in fresh.sessions.iter().enumerate() {
-            let mine = i
-                .sessions
-                .iter()
-                .position(|k| k == s)
-                .map_or(0, |m| i.unfinished[m]);
+            let mine = count(&i.sessions, &i.unfinished, s);
             assert_eq!(mine, fresh.unfinished[n], "unfinished tasks of {s:?}");
         }
     }
