@@ -830,7 +830,7 @@ impl BackgroundSession {
         let list = self.inner.request("tasks", &[]).await.map_err(err)?;
         match list.as_string() {
             Some(json) => js_sys::JSON::parse(&json),
-            None => Ok(list),
+            None => Ok(list), // an older worker, mid-update, answers with the objects
         }
     }
 

@@ -534,21 +534,8 @@ impl Store {
             .collect()
     }
 
-    /// Every task record. Records that cannot be read are returned as
-    /// [`Unreadable`], so one corrupt record never hides the others.
-    pub async fn load_tasks(&self) -> Result<Vec<Result<TaskRecord, Unreadable>>, TaskError> {
-        let tx = self.tx(&[TASKS], TransactionMode::ReadOnly)?;
-        let store = tx
-            .object_store(TASKS)
-            .map_err(|e| storage_err("open tasks", e))?;
-        let all = store
-            .get_all(None, None)
-            .map_err(|e| storage_err("read tasks", e))?
-            .await
-            .map_err(|e| storage_err("read tasks", e))?;
-        Ok(Self::tasks_from(all))
-    }
-
+    /// Task records as read; one that cannot be read is an [`Unreadable`], so one
+    /// corrupt record never hides the others.
     fn tasks_from(all: Vec<JsValue>) -> Vec<Result<TaskRecord, Unreadable>> {
         all.into_iter()
             .map(|v| {
@@ -783,7 +770,9 @@ impl Store {
     /// every piece, clipped to the span, and returns `false` to stop: `Ok(false)`.
     /// With `as_bytes`, every piece is bytes (a Blob's are read first); else pieces
     /// are as stored, and no Blob is read. A missing byte is a `storage` error: the
-    /// chunks must tile the span exactly.
+    /// chunks must tile the span exactly. (Reading stored bytes is the worker's
+    /// alone: pages get Blobs from it.)
+    #[cfg(feature = "worker")]
     pub async fn visit_span(
         &self,
         id: &TaskId,
@@ -811,15 +800,10 @@ impl Store {
                 }
                 let (a, b) = (off.max(from), (off + len).min(to));
                 if a < b {
-                    #[allow(unused_mut)]
                     let mut piece = chunk.slice(a - off, b - off)?;
-                    // Pages only compose Blobs: the reading is the worker's alone.
-                    #[cfg(feature = "worker")]
                     if as_bytes {
                         piece = Chunk::Bytes(piece.bytes().await?);
                     }
-                    #[cfg(not(feature = "worker"))]
-                    let _ = as_bytes;
                     if !each(a, piece) {
                         return Ok(false);
                     }
@@ -854,6 +838,7 @@ impl Store {
     /// [`Store::visit_span`]) as one Blob, composed of the stored pieces: no byte is
     /// read, and where chunks are Blobs the result is backed by the database's files,
     /// not memory. Chunks are listed [`BLOB_BATCH`] at a time.
+    #[cfg(feature = "worker")]
     pub async fn blob(
         &self,
         id: &TaskId,

@@ -785,7 +785,6 @@ async fn transfer(
             .handle_body_end(&req.task, req.gen, js::now());
         return Ok(());
     };
-    let mut pos = offset; // committed
     let mut drop_from = Some(offset);
     let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
     let mut buffered: u32 = 0;
@@ -856,14 +855,14 @@ async fn transfer(
                 return Err(failure);
             }
             Step::Written(result) => {
-                let new_pos = writes.pop_front().map_or(pos, |(_, p)| p);
+                // `step` saw the oldest write end: it is there.
+                let new_pos = writes.pop_front().map_or(issued, |(_, p)| p);
                 if let Err(e) = result {
                     reader.cancel();
                     return Err(storage_failure(e));
                 }
-                pos = new_pos;
                 last_commit = js::now();
-                if !committed(rt, req, pos) {
+                if !committed(rt, req, new_pos) {
                     reader.cancel();
                     return Ok(());
                 }

@@ -317,6 +317,6 @@ async fn an_upgrade_elsewhere_closes_this_connection_and_is_not_blocked() {
     assert_eq!(got.as_f64(), Some(f64::from(newer)));
     assert!(store.is_closed(), "our connection closed on versionchange");
     // The closed connection fails typed instead of hanging.
-    let err = store.load_tasks().await.unwrap_err();
+    let err = store.load_all().await.unwrap_err();
     assert_eq!(err.code.as_str(), "storage");
 }

@@ -374,6 +374,16 @@ impl Tasks {
         self.index.busy[g]
     }
 
+    /// Requests of `session` in flight to `host`.
+    pub(super) fn busy_at(&self, session: &SessionId, host: &str) -> u32 {
+        let g = self
+            .index
+            .groups
+            .iter()
+            .position(|(s, h)| s == session && h == host);
+        g.map_or(0, |g| self.index.busy[g])
+    }
+
     /// The candidate of group `g` that starts first after `after` (from the first if
     /// `None`).
     pub(super) fn next_candidate(&self, g: usize, after: Option<&Key>) -> Option<Key> {

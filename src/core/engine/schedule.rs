@@ -62,13 +62,7 @@ impl Engine {
                 continue;
             };
             let hold = self.network_hold(&session);
-            let busy = self
-                .tasks
-                .groups()
-                .iter()
-                .position(|(a, b)| *a == session && *b == host)
-                .map_or(0, |g| self.tasks.busy(g));
-            let free = busy < self.connections_per_host(&session);
+            let free = self.tasks.busy_at(&session, &host) < self.connections_per_host(&session);
             self.decide(&id, hold, free, now);
         }
     }
