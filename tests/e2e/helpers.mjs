@@ -373,6 +373,20 @@ export async function events(page, id) {
   return ev(page, (i) => (window.__events || []).filter((e) => e.id === i), id);
 }
 
+/**
+ * Wait for a recorded event of `type` for task `id` (see `recordEvents`); resolves
+ * with it. Unlike `waitTask`, this sends the worker nothing.
+ */
+export async function waitEvent(page, id, type, { timeout = 90_000 } = {}) {
+  const end = Date.now() + timeout;
+  while (Date.now() < end) {
+    const e = (await events(page, id)).find((x) => x.type === type);
+    if (e) return e;
+    await sleep(100);
+  }
+  throw new Error(`no ${type} event for task ${id} in ${timeout} ms; saw: ${JSON.stringify(await events(page, id))}`);
+}
+
 /** SHA-256 (hex) and length of a completed download's bytes, computed in the page from `session.blob(id)`. */
 export async function pageSha(page, id) {
   return ev(page, async (i) => {
