@@ -252,6 +252,11 @@ enum Sent {
     TimedOut,
 }
 
+/// Whether an update replaced `worker` (its state is `redundant`).
+fn redundant(worker: &web_sys::ServiceWorker) -> bool {
+    js::get(worker, "state").as_string().as_deref() == Some("redundant")
+}
+
 /// Post `msg` to `worker` with a reply port; wait for the reply, the worker's
 /// replacement or `ms`, whichever comes first.
 async fn send(worker: &web_sys::ServiceWorker, msg: &JsValue, ms: f64) -> Result<Sent, TaskError> {
@@ -268,7 +273,7 @@ async fn send(worker: &web_sys::ServiceWorker, msg: &JsValue, ms: f64) -> Result
         let w = worker.clone();
         let mark = replaced_mark.clone();
         let cb = Closure::<dyn FnMut()>::new(move || {
-            if js::get(&w, "state").as_string().as_deref() == Some("redundant") {
+            if redundant(&w) {
                 let _ = resolve.call1(&JsValue::NULL, &mark);
             }
         });
@@ -280,9 +285,7 @@ async fn send(worker: &web_sys::ServiceWorker, msg: &JsValue, ms: f64) -> Result
         .post_message_with_transferable(msg, &transfer)
         .map_err(|e| TaskError::new(ErrorCode::NoWorker, js::describe(&e)));
     let answer = match posted {
-        Ok(()) if js::get(worker, "state").as_string().as_deref() == Some("redundant") => {
-            Ok(Some(replaced_mark.clone()))
-        }
+        Ok(()) if redundant(worker) => Ok(Some(replaced_mark.clone())),
         Ok(()) => js::within(
             &js_sys::Promise::race(&js_sys::Array::of2(&reply, &replaced)),
             ms,

@@ -115,7 +115,7 @@ pub struct Store {
     /// Set when the connection was closed for another's upgrade (`versionchange`).
     closed: std::rc::Rc<std::cell::Cell<bool>>,
     /// How chunk records are made; `None` until [`Store::probe_blobs`].
-    blobs: std::cell::Cell<Option<ChunkKind>>,
+    chunk_kind: std::cell::Cell<Option<ChunkKind>>,
 }
 
 /// One stored chunk: a Blob, or bytes (records of older versions, and browsers that
@@ -314,7 +314,7 @@ impl Store {
         let store = Store {
             db,
             closed,
-            blobs: std::cell::Cell::new(None),
+            chunk_kind: std::cell::Cell::new(None),
         };
         store.note_created().await?;
         Ok(store)
@@ -329,7 +329,7 @@ impl Store {
     /// sessions refuse them), by writing a one-byte Blob to `meta`; chunk records
     /// are Blobs if so, else bytes. Call before the first chunk write.
     pub async fn probe_blobs(&self) {
-        if self.blobs.get().is_some() {
+        if self.chunk_kind.get().is_some() {
             return;
         }
         let works = async {
@@ -350,7 +350,7 @@ impl Store {
         if !ok {
             js::warn("this browser cannot store Blobs in IndexedDB; chunks are stored as bytes");
         }
-        self.blobs.set(Some(match (ok, chromium()) {
+        self.chunk_kind.set(Some(match (ok, chromium()) {
             (false, _) => ChunkKind::Bytes,
             (true, true) => ChunkKind::CountedBlob,
             (true, false) => ChunkKind::Blob,
@@ -633,7 +633,7 @@ impl Store {
         parts: &[js_sys::Array],
         drop_from: Option<u64>,
     ) -> Result<impl Future<Output = Result<(), TaskError>> + 'static, TaskError> {
-        let kind = self.blobs.get().unwrap_or(ChunkKind::Bytes);
+        let kind = self.chunk_kind.get().unwrap_or(ChunkKind::Bytes);
         let values = parts
             .iter()
             .map(|views| chunk_value(views, kind))
@@ -683,7 +683,7 @@ impl Store {
         part: &web_sys::Blob,
     ) -> Result<(), TaskError> {
         self.probe_blobs().await;
-        let value: JsValue = if self.blobs.get() != Some(ChunkKind::Bytes) {
+        let value: JsValue = if self.chunk_kind.get() != Some(ChunkKind::Bytes) {
             part.clone().into()
         } else {
             Chunk::Blob(part.clone()).bytes().await?.into()
