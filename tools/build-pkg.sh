@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# Panic locations name source files: name dependencies' by crate, not by where this
+# machine keeps them, so the package carries no path of the machine that built it.
+CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$CARGO_HOME/registry/src= --remap-path-prefix=$PWD="
 build() { # target, out dir, out name, feature
   wasm-pack --log-level warn build --release --target "$1" --out-dir "$2" --out-name "$3" --no-pack \
     -- --no-default-features --features "$4"

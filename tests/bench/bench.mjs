@@ -11,7 +11,9 @@
 //   3. upload throughput from storage: longhaul (tus to a loopback @tus/server, and one
 //      PUT to the devserver) ÷ a plain fetch PUT of the same bytes;
 //   4. memory: the browser's PSS (every process of it) while longhaul downloads 1 GiB
-//      and while the page reads that file back through session.blob(), over idle;
+//      (at loopback speed, and served at 64 MiB/s) and while the page reads that file
+//      back through session.blob(), over idle; and the same for plain JS: a fetch
+//      whose bytes are dropped, and a download into IndexedDB read back as one Blob;
 //   5. bytes fetched twice after a worker stop (Chromium) and after a SIGKILL of the
 //      whole browser (both), read from the devserver's request log; and the start-up
 //      time from the navigation of the relaunched browser's page to the resumed Range
@@ -39,14 +41,24 @@ const UP_SIZE = 128 * MiB; // uploads
 const BIG = 1024 * MiB; // the memory run
 const RUNS = 3; // runs of each path, interleaved
 const STORES = (process.env.BENCH_STORES ?? 'idb1,idb8,opfs,cache').split(',');
+// The plain-JS stores the memory section downloads 1 GiB into (after longhaul's).
+const MEM_STORES = (process.env.BENCH_MEM_STORES ?? 'discard,idb8keep').split(',');
+// A fast real link, for the memory section's throttled 1 GiB download: at loopback
+// speed Firefox's parent process buffers what its worker has not read yet, even for
+// a plain fetch whose bytes are dropped (the `discard` row).
+const MEM_RATE = '64M';
 const STORE_NAMES = {
   discard: 'network only, bytes dropped',
   idb1: 'IndexedDB, 1 MiB per transaction',
   idb8: 'IndexedDB, 8 MiB per transaction',
   idb8blob: 'IndexedDB, 8 MiB per transaction, as Blobs',
   idb8one: 'IndexedDB, 8 MiB per transaction, as one Blob',
+  idb8keep: 'IndexedDB, 8 MiB per transaction, as Blobs, kept to be read back',
   opfsseg1: 'OPFS, a file per 1 MiB, offset in IndexedDB',
   opfsseg8: 'OPFS, a file per 8 MiB, offset in IndexedDB',
+  opfsseg1x4: 'OPFS, a file per 1 MiB, 4 at once, offset in IDB',
+  opfsseg2x4: 'OPFS, a file per 2 MiB, 4 at once, offset in IDB',
+  opfsseg4x2: 'OPFS, a file per 4 MiB, 2 at once, offset in IDB',
   cacheseg1: 'Cache Storage, an entry per 1 MiB, offset in IDB',
   cacheseg8: 'Cache Storage, an entry per 8 MiB, offset in IDB',
   opfs: 'OPFS createWritable',
@@ -60,7 +72,8 @@ const SIZE_BUDGET_KIB = 80;
 const TIMEOUT_MS = 180_000; // a transfer slower than this counts as broken
 const SETTLE_MS = 1000; // pause before each timed run
 // While working on one part: BENCH_SECTIONS=throughput,upload,memory,stop,scale,bgfetch,kill
-// (default all; bgfetch needs throughput) and BENCH_STORES=idb1,idb8,idb8blob,opfs,cache,….
+// (default all; bgfetch needs throughput), BENCH_STORES=idb1,idb8,idb8blob,opfs,cache,…
+// and BENCH_MEM_STORES=idb8,discard,opfs,… (the memory section's plain-JS runs).
 const SECTIONS = process.env.BENCH_SECTIONS?.split(',');
 const want = (section) => !SECTIONS || SECTIONS.includes(section);
 
@@ -347,7 +360,11 @@ async function memory(b, benchPage, demo) {
     await sleep(2000);
     stopped = browserPss();
   }
-  log(`${b.kind}: memory: reading it back through session.blob()`);
+  const slowStart = browserPss();
+  log(`${b.kind}: memory: 1 GiB download at ${MEM_RATE}/s (PSS ${fmt(slowStart / MiB)} MiB)`);
+  const slow = await peakPss(longhaulRun(demo, fileUrl('mem-slow', '1G', `&rate=${MEM_RATE}`), BIG));
+  await sleep(2000);
+  log(`${b.kind}: memory: reading the first back through session.blob()`);
   const read = await peakPss(demo.evaluate(async (id) => {
     const blob = await window.longhaulSession.blob(id);
     const reader = blob.stream().getReader();
@@ -360,19 +377,43 @@ async function memory(b, benchPage, demo) {
   }, id));
   if (read.result !== BIG) throw new Error(`blob() of the 1 GiB download read ${read.result} bytes`);
   await demo.evaluate((id) => window.longhaulSession.remove(id), id);
-  // The same 1 GiB into IndexedDB by plain JS (8 chunks per transaction), measured
-  // the same way: what the browser itself costs for such a download.
-  await sleep(2000);
-  const before = browserPss();
-  log(`${b.kind}: memory: plain-JS IndexedDB download of 1 GiB (PSS ${fmt(before / MiB)} MiB)`);
-  const plain = await peakPss(rawRun(benchPage, 'idb8', fileUrl('mem-plain', '1G'), BIG));
+  // The same 1 GiB by plain JS into each of MEM_STORES, measured the same way: what
+  // the browser itself costs for such a download (each over its own start).
+  const plain = [];
+  for (const op of MEM_STORES) {
+    await sleep(2000);
+    const before = browserPss();
+    log(`${b.kind}: memory: plain-JS download of 1 GiB, ${STORE_NAMES[op] ?? op} (PSS ${fmt(before / MiB)} MiB)`);
+    const run = await peakPss(rawRun(benchPage, op, fileUrl(`mem-plain-${op}`, '1G'), BIG));
+    await sleep(2000);
+    plain.push({ op, before, peak: run.peak, after: browserPss() });
+    if (op === 'idb8keep') {
+      // What the browser costs to read such a file back as longhaul's blob() does.
+      const start = browserPss();
+      log(`${b.kind}: memory: plain-JS read of those Blobs in the page (PSS ${fmt(start / MiB)} MiB)`);
+      const read = await peakPss(benchPage.evaluate(() => window.rawReadStored()));
+      if (read.result.bytes !== BIG) throw new Error(`the plain-JS read got ${read.result.bytes} bytes`);
+      plain.push({ op: 'read', read: { before: start, peak: read.peak } });
+    }
+  }
   out('Memory: PSS summed over every browser process, sampled every 200 ms (MiB)');
   out(`  idle ${fmt(idle / MiB)}; peak during a ${SIZE / MiB} MiB longhaul download ${fmt(small.peak / MiB)} (+${fmt((small.peak - idle) / MiB)}); ` +
     `during a 1 GiB one ${fmt(dl.peak / MiB)} (+${fmt((dl.peak - idle) / MiB)}); after it ${fmt(rest / MiB)}` +
     (stopped === null ? '' : `; after the worker was stopped (CDP) ${fmt(stopped / MiB)} (+${fmt((stopped - idle) / MiB)})`));
   out(`  peak while the page reads the 1 GiB file through session.blob().stream(): ${fmt(read.peak / MiB)} (+${fmt((read.peak - idle) / MiB)})`);
-  out(`  plain JS, 1 GiB into IndexedDB (8 MiB per transaction): peak ${fmt(plain.peak / MiB)} (+${fmt((plain.peak - idle) / MiB)} over idle, +${fmt((plain.peak - before) / MiB)} over its start)`);
-  out(`  RATIO longhaul's rise ÷ plain JS's rise for 1 GiB: ${fmt((dl.peak - idle) / (plain.peak - idle), 2)}`);
+  out(`  peak during a 1 GiB longhaul download served at ${MEM_RATE}/s: ${fmt(slow.peak / MiB)} (+${fmt((slow.peak - slowStart) / MiB)} over its start, +${fmt((slow.peak - idle) / MiB)} over idle)`);
+  for (const p of plain) {
+    if (p.read) {
+      out(`  plain JS, the 1 GiB of IndexedDB Blobs composed in the worker and read by the page through its stream(): ` +
+        `peak ${fmt(p.read.peak / MiB)} (+${fmt((p.read.peak - p.read.before) / MiB)} over its start)`);
+      continue;
+    }
+    out(`  plain JS, 1 GiB, ${STORE_NAMES[p.op] ?? p.op}: peak ${fmt(p.peak / MiB)} (+${fmt((p.peak - p.before) / MiB)} over its start); ` +
+      `2 s after it ${fmt((p.after - p.before) / MiB)} over its start`);
+  }
+  for (const p of plain.filter((x) => !x.read)) {
+    out(`  RATIO longhaul's rise ÷ plain JS's rise (${STORE_NAMES[p.op] ?? p.op}), each over its start, for 1 GiB: ${fmt((dl.peak - idle) / (p.peak - p.before), 2)}`);
+  }
   out(`  RATIO peak ÷ idle: 1 GiB download ${fmt(dl.peak / idle, 2)}, blob read ${fmt(read.peak / idle, 2)}; ` +
     `rise for 1 GiB ÷ rise for ${SIZE / MiB} MiB: ${fmt((dl.peak - idle) / (small.peak - idle), 2)} (1.00: it does not grow with the file)`);
   out();

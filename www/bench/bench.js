@@ -23,6 +23,20 @@
 
   window.rawRun = (op, url) => ask({ op, url });
   window.rawPut = (url, size) => ask({ op: 'put', url, size });
+  // What the op `idb8keep` stored, as one Blob composed in the worker, read here
+  // through its stream (as a page reads longhaul's session.blob()); then dropped.
+  window.rawReadStored = async () => {
+    const { blob } = await ask({ op: 'storedblob' });
+    const reader = blob.stream().getReader();
+    let bytes = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+    }
+    await ask({ op: 'dropstored' });
+    return { bytes };
+  };
   window.bgFetchRun = (url, size) => {
     const id = `bench-${Date.now()}-${Math.random().toString(36).slice(2)}`;
     return ask({ op: 'bgwait', id }, (reg) => {

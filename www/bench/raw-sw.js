@@ -124,42 +124,49 @@ async function toCache(response, url) {
  * flight while the next is gathered), then its end offset committed to IndexedDB:
  * bytes first, offset after.
  */
-async function toSegments(response, segMiB, putSeg, cleanup) {
+async function toSegments(response, segMiB, putSeg, cleanup, depth = 1) {
+  // Up to `depth` segments are written at once; the stored offset only ever covers
+  // the segments before the first one still in flight (bytes first, offset after).
   const db = await openBenchDb();
   let chunks = [];
-  let pending = Promise.resolve();
+  const inFlight = [];
   let seg = 0;
   let offset = 0;
+  let committed = Promise.resolve();
   const flush = async () => {
     if (chunks.length === 0) return;
     const blob = new Blob(chunks);
     chunks = [];
-    await pending;
+    while (inFlight.length >= depth) await inFlight.shift();
     const index = seg++;
     const end = (offset += blob.size);
-    pending = putSeg(index, blob).then(() => {
+    const written = putSeg(index, blob);
+    const prev = committed;
+    committed = Promise.all([prev, written]).then(() => {
       const tx = db.transaction('chunks', 'readwrite');
       tx.objectStore('chunks').put(end, 'offset');
       return txDone(tx);
     });
+    inFlight.push(committed);
   };
   const bytes = await inChunks(response, async (chunk) => {
     chunks.push(chunk);
     if (chunks.length >= segMiB) await flush();
   });
   await flush();
-  await pending;
+  await Promise.all(inFlight);
+  await committed;
   return { bytes, cleanup: async () => { db.close(); await idbRequest(indexedDB.deleteDatabase('longhaul-bench')); await cleanup(seg); } };
 }
 
-async function toOpfsSegments(response, segMiB) {
+async function toOpfsSegments(response, segMiB, depth = 1) {
   const dir = await navigator.storage.getDirectory();
   return toSegments(response, segMiB, async (i, blob) => {
     const handle = await dir.getFileHandle(`seg-${i}`, { create: true });
     const w = await handle.createWritable();
     await w.write(blob);
     await w.close();
-  }, async (n) => { for (let i = 0; i < n; i++) await dir.removeEntry(`seg-${i}`); });
+  }, async (n) => { for (let i = 0; i < n; i++) await dir.removeEntry(`seg-${i}`); }, depth);
 }
 
 async function toCacheSegments(response, segMiB, url) {
@@ -194,14 +201,33 @@ async function run(op, url) {
     case 'opfs': r = await toOpfs(response); break;
     case 'opfsseg1': r = await toOpfsSegments(response, 1); break;
     case 'opfsseg8': r = await toOpfsSegments(response, 8); break;
+    case 'opfsseg1x4': r = await toOpfsSegments(response, 1, 4); break;
+    case 'opfsseg2x4': r = await toOpfsSegments(response, 2, 4); break;
+    case 'opfsseg4x2': r = await toOpfsSegments(response, 4, 2); break;
     case 'cacheseg1': r = await toCacheSegments(response, 1, url); break;
     case 'cacheseg8': r = await toCacheSegments(response, 8, url); break;
     case 'cache': r = await toCache(response, url); break;
+    case 'idb8keep': r = { ...(await toIdb(response, 8, 2, true)), cleanup: async () => {} }; break;
     default: throw new Error(`unknown op ${op}`);
   }
   const ms = performance.now() - t0;
   await r.cleanup();
   return { bytes: r.bytes, ms };
+}
+
+/** The Blobs `idb8keep` stored, composed into one Blob (nothing read yet). */
+async function storedBlob() {
+  const db = await openBenchDb();
+  const tx = db.transaction('chunks', 'readonly');
+  const parts = await idbRequest(tx.objectStore('chunks').getAll());
+  db.close();
+  const blob = new Blob(parts);
+  return { blob, bytes: blob.size };
+}
+
+async function dropStored() {
+  await idbRequest(indexedDB.deleteDatabase('longhaul-bench'));
+  return { bytes: 0, ms: 0 };
 }
 
 /** A plain fetch PUT of `size` bytes to `url`. */
@@ -248,7 +274,10 @@ self.addEventListener('message', (event) => {
     event.waitUntil(ended);
     return;
   }
-  const job = op === 'put' ? put(url, size) : run(op, url);
+  const job = op === 'put' ? put(url, size)
+    : op === 'storedblob' ? storedBlob()
+      : op === 'dropstored' ? dropStored()
+        : run(op, url);
   // waitUntil keeps the worker alive for the whole run.
   event.waitUntil(job.then(
     (result) => port.postMessage(result),
