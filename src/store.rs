@@ -41,15 +41,26 @@
 //! 256 MiB, +97 for 1 GiB; back to idle after). Copying the views into one array
 //! and making the Blob of that did as much for memory but cost about 13% of the
 //! throughput (longhaul ÷ Cache Storage 0.79-0.95 against 0.94-1.05, same hours);
-//! the untouched buffer costs no copy and no resident page. Firefox's memory grows
-//! with IndexedDB's own writing (a plain script's as much) and gained nothing from
-//! the copy (+1888 MiB for 1 GiB against +1801), so its records are plain Blobs.
+//! the untouched buffer costs no copy and no resident page. Firefox's records are
+//! plain Blobs: its memory grows, at loopback speed, in its parent process, which
+//! buffers any fetch a worker has not read yet (a plain script dropping the bytes
+//! rises +703 MiB for 1 GiB, one storing them in IndexedDB +856, longhaul +850;
+//! flat at 64 MiB/s; the README's Memory), and the copy did nothing there.
 //!
 //! Why IndexedDB holds the bytes: it is the one store where bytes and offset commit
 //! in one transaction, so a crash can never leave an offset ahead of its bytes, and
 //! it works in every engine. The README's benchmark section has what was measured
 //! against OPFS and Cache Storage (faster in some browsers; they would need the
-//! bytes first and the offset after, in two stores). Each chunk is its own record of
+//! bytes first and the offset after, in two stores). In Firefox, measured with no
+//! WebDriver observer on the network (`make bench`, `BENCH_STORES=opfs,opfsseg8,…`,
+//! 256 MiB), a file per 8 MiB segment in OPFS, its end offset committed to IndexedDB
+//! after the file's `close()`, ran as fast as one OPFS file (155.6 against 156.1
+//! MiB/s), where IndexedDB with Blobs reaches 100-110; smaller segments pay
+//! `createWritable` and `close` per file (a file per 4 MiB, two at once: 106; per
+//! 2 MiB, four at once: 85; per 1 MiB, four at once: 57). Such a store commits 8 MiB
+//! at a time, so a crash can lose the segment being written and the one filling (up
+//! to 16 MiB, against under 1 MiB here): the way to Firefox's fastest store, not yet
+//! taken, and it would live behind this module's functions. Each chunk is its own record of
 //! at most twice [`crate::worker::CHUNK_BYTES`] (smaller where a slow link committed
 //! what it had), so reading a file back never needs more than a batch of chunks in
 //! memory.

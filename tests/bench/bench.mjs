@@ -412,7 +412,10 @@ async function memory(b, benchPage, demo) {
       `2 s after it ${fmt((p.after - p.before) / MiB)} over its start`);
   }
   for (const p of plain.filter((x) => !x.read)) {
-    out(`  RATIO longhaul's rise ÷ plain JS's rise (${STORE_NAMES[p.op] ?? p.op}), each over its start, for 1 GiB: ${fmt((dl.peak - idle) / (p.peak - p.before), 2)}`);
+    // (A plain run that began while earlier garbage was being freed may show no rise.)
+    const rise = p.peak - p.before;
+    out(`  RATIO longhaul's rise ÷ plain JS's rise (${STORE_NAMES[p.op] ?? p.op}), each over its start, for 1 GiB: ` +
+      (rise > 0 ? fmt((dl.peak - idle) / rise, 2) : 'none (plain JS showed no rise)'));
   }
   out(`  RATIO peak ÷ idle: 1 GiB download ${fmt(dl.peak / idle, 2)}, blob read ${fmt(read.peak / idle, 2)}; ` +
     `rise for 1 GiB ÷ rise for ${SIZE / MiB} MiB: ${fmt((dl.peak - idle) / (small.peak - idle), 2)} (1.00: it does not grow with the file)`);
