@@ -1006,19 +1006,27 @@ impl BackgroundSession {
         Ok(())
     }
 
-    /// The bytes of a completed download: a Blob the worker composes of the stored
-    /// chunks, backed by IndexedDB's files where the browser stores Blobs, so nothing
-    /// is read into memory until the Blob is read (and then as it is read).
+    /// The bytes of a completed download: a Blob composed of the stored chunks the
+    /// worker lists, backed by IndexedDB's files where the browser stores Blobs, so
+    /// nothing is read into memory until the Blob is read (and then as it is read).
     #[wasm_bindgen(unchecked_return_type = "Blob")]
     pub async fn blob(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
     ) -> Result<JsValue, JsValue> {
         let id = task_id(&id)?;
-        self.inner
+        let v = self
+            .inner
             .request("blob", &[("id", id.0.into())])
             .await
-            .map_err(err)
+            .map_err(err)?;
+        // The worker sends the stored pieces, composed here (see the store's docs,
+        // "Why pages compose their Blobs"); a worker of an older version sends the
+        // Blob itself.
+        match v.dyn_ref::<js_sys::Array>() {
+            Some(pieces) => web_sys::Blob::new_with_blob_sequence(pieces).map(Into::into),
+            None => Ok(v),
+        }
     }
 
     /// Add a listener for `progress`, `statechange` or `complete`.

@@ -47,6 +47,13 @@
 //! rises +703 MiB for 1 GiB, one storing them in IndexedDB +856, longhaul +850;
 //! flat at 64 MiB/s; the README's Memory), and the copy did nothing there.
 //!
+//! Why pages compose their Blobs: for `session.blob()` the worker sends the page the
+//! stored pieces (file-backed Blobs), and the page makes the one Blob of them. A
+//! Blob composed in the worker and sent whole made Firefox's parent process buffer
+//! the file while the page read it (1 GiB through `stream()`: +975 to +1082 MiB PSS,
+//! still there 20 s after), where the same pieces composed by the page rise +106
+//! (the page reading the records itself: +22 to +136).
+//!
 //! Why IndexedDB holds the bytes: it is the one store where bytes and offset commit
 //! in one transaction, so a crash can never leave an offset ahead of its bytes, and
 //! it works in every engine. The README's benchmark section has what was measured
@@ -898,20 +905,34 @@ impl Store {
     /// The stored bytes `[from, to)` of `id` (`chunk_start` as for
     /// [`Store::visit_span`]) as one Blob, composed of the stored pieces: no byte is
     /// read, and where chunks are Blobs the result is backed by the database's files,
-    /// not memory. Chunks are listed [`BLOB_BATCH`] at a time.
+    /// not memory.
     #[cfg(feature = "worker")]
     pub async fn blob(
         &self,
         id: &TaskId,
         span: (u64, u64, u64),
     ) -> Result<web_sys::Blob, TaskError> {
+        let pieces = self.pieces(id, span).await?;
+        web_sys::Blob::new_with_blob_sequence(&pieces)
+            .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))
+    }
+
+    /// The stored pieces of [`Store::blob`], in order, not yet composed: what the
+    /// worker sends a page for `session.blob()`, which the page composes itself
+    /// (see the module docs, "Why pages compose their Blobs"). Chunks are listed
+    /// [`BLOB_BATCH`] at a time.
+    #[cfg(feature = "worker")]
+    pub async fn pieces(
+        &self,
+        id: &TaskId,
+        span: (u64, u64, u64),
+    ) -> Result<js_sys::Array, TaskError> {
         let parts = js_sys::Array::new();
         self.visit_span(id, span, Some(BLOB_BATCH), false, |_, piece| {
             parts.push(piece.as_js());
             true
         })
         .await?;
-        web_sys::Blob::new_with_blob_sequence(&parts)
-            .map_err(|e| TaskError::new(ErrorCode::Internal, js::describe(&e)))
+        Ok(parts)
     }
 }

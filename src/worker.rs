@@ -1105,10 +1105,11 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             .map_err(|e| TaskError::new(ErrorCode::Internal, e.to_string()))?,
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
         Command::Blob(id) => {
-            // Composed here, where the store's reading code lives; the page gets a
-            // handle (a Blob crosses postMessage without its bytes).
+            // Listed here, where the store's reading code lives; the page composes
+            // the pieces (Blobs cross postMessage without their bytes), as Firefox
+            // buffers a Blob composed here while the page reads it (store docs).
             let received = rt.engine.borrow().completed_bytes(&session, &id)?;
-            rt.store.blob(&id, (0, 0, received)).await?.into()
+            rt.store.pieces(&id, (0, 0, received)).await?.into()
         }
         Command::Download(d) => {
             rt.engine.borrow().accepts(&session)?;

@@ -107,6 +107,13 @@ async fn chunks_and_offsets_commit_together_and_tile() {
         want[15..27].to_vec(),
         "a span from inside a chunk"
     );
+    // What pages get for `blob()`: the pieces, clipped to the span, not composed.
+    let pieces = store.pieces(&rec.id, (10, 15, 27)).await.unwrap();
+    let sizes: Vec<f64> = pieces
+        .iter()
+        .map(|p| p.unchecked_into::<web_sys::Blob>().size())
+        .collect();
+    assert_eq!(sizes, [5.0, 7.0], "one stored Blob per chunk the span touches");
 
     // A new attempt resuming at 10 with two chunks drops the stale ones first.
     rec.bytes_received = 25;

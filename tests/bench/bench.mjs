@@ -157,6 +157,18 @@ function browserPss() {
   return kib * KiB;
 }
 
+/**
+ * Wait until the browser's PSS is back within 64 MiB of `idle`, or 20 s have gone
+ * (Firefox frees what a run left in its parent process lazily, and a run that began
+ * on top of it would be measured from a high start). Returns the PSS then.
+ */
+async function settle(idle) {
+  const end = Date.now() + 20_000;
+  let pss = browserPss();
+  while (pss > idle + 64 * MiB && Date.now() < end) { await sleep(500); pss = browserPss(); }
+  return pss;
+}
+
 /** Sample the browser's PSS every 200 ms while `job` runs; resolves { result, peak }. */
 async function peakPss(job) {
   let peak = browserPss();
@@ -343,7 +355,7 @@ async function memory(b, benchPage, demo) {
   // A quarter of the size first: if the rise is the same, it does not grow with the file.
   log(`${b.kind}: memory: 256 MiB download (idle PSS ${fmt(idle / MiB)} MiB)`);
   const small = await peakPss(longhaulRun(demo, fileUrl('mem-small', SIZE_PARAM), SIZE));
-  await sleep(2000);
+  await settle(idle);
   log(`${b.kind}: memory: 1 GiB download`);
   const dl = await peakPss(longhaulRun(demo, fileUrl('mem', '1G'), BIG, { keep: true }));
   const id = dl.result.id;
@@ -360,10 +372,10 @@ async function memory(b, benchPage, demo) {
     await sleep(2000);
     stopped = browserPss();
   }
-  const slowStart = browserPss();
+  const slowStart = await settle(idle);
   log(`${b.kind}: memory: 1 GiB download at ${MEM_RATE}/s (PSS ${fmt(slowStart / MiB)} MiB)`);
   const slow = await peakPss(longhaulRun(demo, fileUrl('mem-slow', '1G', `&rate=${MEM_RATE}`), BIG));
-  await sleep(2000);
+  const readStart = await settle(idle);
   log(`${b.kind}: memory: reading the first back through session.blob()`);
   const read = await peakPss(demo.evaluate(async (id) => {
     const blob = await window.longhaulSession.blob(id);
@@ -381,30 +393,36 @@ async function memory(b, benchPage, demo) {
   // the browser itself costs for such a download (each over its own start).
   const plain = [];
   for (const op of MEM_STORES) {
-    await sleep(2000);
-    const before = browserPss();
+    const before = await settle(idle);
     log(`${b.kind}: memory: plain-JS download of 1 GiB, ${STORE_NAMES[op] ?? op} (PSS ${fmt(before / MiB)} MiB)`);
     const run = await peakPss(rawRun(benchPage, op, fileUrl(`mem-plain-${op}`, '1G'), BIG));
     await sleep(2000);
     plain.push({ op, before, peak: run.peak, after: browserPss() });
     if (op === 'idb8keep') {
       // What the browser costs to read such a file back as longhaul's blob() does.
-      const start = browserPss();
+      const start = await settle(idle);
       log(`${b.kind}: memory: plain-JS read of those Blobs in the page (PSS ${fmt(start / MiB)} MiB)`);
       const read = await peakPss(benchPage.evaluate(() => window.rawReadStored()));
       if (read.result.bytes !== BIG) throw new Error(`the plain-JS read got ${read.result.bytes} bytes`);
-      plain.push({ op: 'read', read: { before: start, peak: read.peak } });
+      plain.push({ op: 'read', read: { before: start, peak: read.peak }, how: 'composed in the worker and read by the page through its stream()' });
+      // The same bytes streamed to the page as a fetch's body, a record per pull.
+      const start2 = await settle(idle);
+      log(`${b.kind}: memory: plain-JS read of those Blobs as a fetch the worker answers (PSS ${fmt(start2 / MiB)} MiB)`);
+      const read2 = await peakPss(benchPage.evaluate(() => window.rawReadStored(true)));
+      if (read2.result.bytes !== BIG) throw new Error(`the plain-JS fetch read got ${read2.result.bytes} bytes`);
+      plain.push({ op: 'read', read: { before: start2, peak: read2.peak }, how: 'streamed by the worker as the body of the page\'s fetch, a record per pull' });
+      await benchPage.evaluate(() => window.rawDropStored());
     }
   }
   out('Memory: PSS summed over every browser process, sampled every 200 ms (MiB)');
   out(`  idle ${fmt(idle / MiB)}; peak during a ${SIZE / MiB} MiB longhaul download ${fmt(small.peak / MiB)} (+${fmt((small.peak - idle) / MiB)}); ` +
     `during a 1 GiB one ${fmt(dl.peak / MiB)} (+${fmt((dl.peak - idle) / MiB)}); after it ${fmt(rest / MiB)}` +
     (stopped === null ? '' : `; after the worker was stopped (CDP) ${fmt(stopped / MiB)} (+${fmt((stopped - idle) / MiB)})`));
-  out(`  peak while the page reads the 1 GiB file through session.blob().stream(): ${fmt(read.peak / MiB)} (+${fmt((read.peak - idle) / MiB)})`);
+  out(`  peak while the page reads the 1 GiB file through session.blob().stream(): ${fmt(read.peak / MiB)} (+${fmt((read.peak - idle) / MiB)} over idle, +${fmt((read.peak - readStart) / MiB)} over its start)`);
   out(`  peak during a 1 GiB longhaul download served at ${MEM_RATE}/s: ${fmt(slow.peak / MiB)} (+${fmt((slow.peak - slowStart) / MiB)} over its start, +${fmt((slow.peak - idle) / MiB)} over idle)`);
   for (const p of plain) {
     if (p.read) {
-      out(`  plain JS, the 1 GiB of IndexedDB Blobs composed in the worker and read by the page through its stream(): ` +
+      out(`  plain JS, the 1 GiB of IndexedDB Blobs ${p.how}: ` +
         `peak ${fmt(p.read.peak / MiB)} (+${fmt((p.read.peak - p.read.before) / MiB)} over its start)`);
       continue;
     }

@@ -24,19 +24,20 @@
   window.rawRun = (op, url) => ask({ op, url });
   window.rawPut = (url, size) => ask({ op: 'put', url, size });
   // What the op `idb8keep` stored, as one Blob composed in the worker, read here
-  // through its stream (as a page reads longhaul's session.blob()); then dropped.
-  window.rawReadStored = async () => {
-    const { blob } = await ask({ op: 'storedblob' });
-    const reader = blob.stream().getReader();
+  // through its stream (as a page reads longhaul's session.blob()).
+  // With `viaFetch`, read them instead as the body of a fetch the worker answers.
+  window.rawReadStored = async (viaFetch = false) => {
+    const body = viaFetch ? (await fetch('/bench/stored')).body : (await ask({ op: 'storedblob' })).blob.stream();
+    const reader = body.getReader();
     let bytes = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       bytes += value.byteLength;
     }
-    await ask({ op: 'dropstored' });
     return { bytes };
   };
+  window.rawDropStored = () => ask({ op: 'dropstored' });
   window.bgFetchRun = (url, size) => {
     const id = `bench-${Date.now()}-${Math.random().toString(36).slice(2)}`;
     return ask({ op: 'bgwait', id }, (reg) => {
