@@ -113,7 +113,11 @@ async fn chunks_and_offsets_commit_together_and_tile() {
         .iter()
         .map(|p| p.unchecked_into::<web_sys::Blob>().size())
         .collect();
-    assert_eq!(sizes, [5.0, 7.0], "one stored Blob per chunk the span touches");
+    assert_eq!(
+        sizes,
+        [5.0, 7.0],
+        "one stored Blob per chunk the span touches"
+    );
 
     // A new attempt resuming at 10 with two chunks drops the stale ones first.
     rec.bytes_received = 25;
