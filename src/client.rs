@@ -1017,12 +1017,12 @@ impl BackgroundSession {
         let id = task_id(&id)?;
         let v = self
             .inner
-            .request("blob", &[("id", id.0.into())])
+            .request("blob", &[("id", id.0.into()), ("pieces", true.into())])
             .await
             .map_err(err)?;
         // The worker sends the stored pieces, composed here (see the store's docs,
-        // "Why pages compose their Blobs"); a worker of an older version sends the
-        // Blob itself.
+        // "Why pages compose their Blobs"); a worker of an older version ignores
+        // `pieces` and sends the Blob itself.
         match v.dyn_ref::<js_sys::Array>() {
             Some(pieces) => web_sys::Blob::new_with_blob_sequence(pieces).map(Into::into),
             None => Ok(v),

@@ -1104,12 +1104,17 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
             .map(|s| JsValue::from_str(&s))
             .map_err(|e| TaskError::new(ErrorCode::Internal, e.to_string()))?,
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
-        Command::Blob(id) => {
+        Command::Blob { id, pieces } => {
             // Listed here, where the store's reading code lives; the page composes
             // the pieces (Blobs cross postMessage without their bytes), as Firefox
             // buffers a Blob composed here while the page reads it (store docs).
+            // Pages of older versions, open across an update, get the one Blob.
             let received = rt.engine.borrow().completed_bytes(&session, &id)?;
-            rt.store.pieces(&id, (0, 0, received)).await?.into()
+            if pieces {
+                rt.store.pieces(&id, (0, 0, received)).await?.into()
+            } else {
+                rt.store.blob(&id, (0, 0, received)).await?.into()
+            }
         }
         Command::Download(d) => {
             rt.engine.borrow().accepts(&session)?;

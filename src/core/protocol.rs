@@ -97,6 +97,11 @@ pub struct RawCommand {
     /// Refuse to create the session, for `open`.
     #[serde(default)]
     pub must_exist: Option<bool>,
+    /// For `blob`: answer the stored pieces for the page to compose, not one Blob.
+    /// Pages since the pieces were introduced ask for them; an older page's `blob`
+    /// still gets the one Blob it expects.
+    #[serde(default)]
+    pub pieces: Option<bool>,
 }
 
 /// Scheduling options every new task takes.
@@ -129,8 +134,14 @@ pub enum Command {
     Tasks,
     /// One task.
     Task(TaskId),
-    /// A completed download's bytes, as a Blob composed of the stored chunks.
-    Blob(TaskId),
+    /// A completed download's bytes, as a Blob composed of the stored chunks, or
+    /// (`pieces`) as those chunks in order, for the page to compose.
+    Blob {
+        /// The task.
+        id: TaskId,
+        /// Answer the pieces.
+        pieces: bool,
+    },
     /// Start a download (the URL still needs the browser's parser: see [`Download`]).
     Download(Download),
     /// Start an upload of the body that came with the command.
@@ -289,7 +300,10 @@ impl RawCommand {
             ),
             "tasks" => Command::Tasks,
             "task" => Command::Task(id()?),
-            "blob" => Command::Blob(id()?),
+            "blob" => Command::Blob {
+                id: id()?,
+                pieces: self.pieces == Some(true),
+            },
             "pause" => Command::Pause(id()?),
             "resume" => Command::Resume(id()?),
             "cancel" if self.produce_resume_data == Some(true) => Command::CancelForResume(id()?),
@@ -398,7 +412,21 @@ mod tests {
             cancel: None,
             connection: None,
             must_exist: None,
+            pieces: None,
         }
+    }
+
+    #[test]
+    fn blob_answers_pieces_only_when_asked() {
+        let mut b = raw("blob");
+        b.id = Some("t".into());
+        let of = |b: &RawCommand| match b.clone().validate() {
+            Ok((_, Command::Blob { id, pieces })) => (id.0, pieces),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(of(&b), ("t".into(), false), "an older page gets one Blob");
+        b.pieces = Some(true);
+        assert_eq!(of(&b), ("t".into(), true));
     }
 
     #[test]
