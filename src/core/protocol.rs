@@ -3,6 +3,11 @@
 //! A page posts `{ longhaul: 1, op, session, ... }` with a `MessagePort` for the reply;
 //! the worker deserializes it into a [`RawCommand`] and [`RawCommand::validate`]s it
 //! into a [`Command`] whose fields cannot hold invalid values.
+//!
+//! Pages of one version can talk to a worker of another across an update (a page
+//! stays open while the worker is replaced), so the version stays 1 and a change of
+//! answer is asked for by a new optional field, which an older worker ignores: a
+//! page's `blob` asks for the stored `pieces` (see `RawCommand::pieces`).
 
 use super::config::SessionConfig;
 use super::engine::resume_data::ResumeData;
