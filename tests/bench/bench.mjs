@@ -392,6 +392,7 @@ async function memory(b, benchPage, demo) {
   // The same 1 GiB by plain JS into each of MEM_STORES, measured the same way: what
   // the browser itself costs for such a download (each over its own start).
   const plain = [];
+  const reads = []; // plain-JS reads of what `idb8keep` stored: { how, before, peak }
   for (const op of MEM_STORES) {
     const before = await settle(idle);
     log(`${b.kind}: memory: plain-JS download of 1 GiB, ${STORE_NAMES[op] ?? op} (PSS ${fmt(before / MiB)} MiB)`);
@@ -404,13 +405,13 @@ async function memory(b, benchPage, demo) {
       log(`${b.kind}: memory: plain-JS read of those Blobs in the page (PSS ${fmt(start / MiB)} MiB)`);
       const read = await peakPss(benchPage.evaluate(() => window.rawReadStored()));
       if (read.result.bytes !== BIG) throw new Error(`the plain-JS read got ${read.result.bytes} bytes`);
-      plain.push({ op: 'read', read: { before: start, peak: read.peak }, how: 'composed in the worker and read by the page through its stream()' });
+      reads.push({ how: 'composed in the worker and read by the page through its stream()', before: start, peak: read.peak });
       // The same bytes streamed to the page as a fetch's body, a record per pull.
       const start2 = await settle(idle);
       log(`${b.kind}: memory: plain-JS read of those Blobs as a fetch the worker answers (PSS ${fmt(start2 / MiB)} MiB)`);
       const read2 = await peakPss(benchPage.evaluate(() => window.rawReadStored(true)));
       if (read2.result.bytes !== BIG) throw new Error(`the plain-JS fetch read got ${read2.result.bytes} bytes`);
-      plain.push({ op: 'read', read: { before: start2, peak: read2.peak }, how: 'streamed by the worker as the body of the page\'s fetch, a record per pull' });
+      reads.push({ how: 'streamed by the worker as the body of the page\'s fetch, a record per pull', before: start2, peak: read2.peak });
       await benchPage.evaluate(() => window.rawDropStored());
     }
   }
@@ -421,15 +422,13 @@ async function memory(b, benchPage, demo) {
   out(`  peak while the page reads the 1 GiB file through session.blob().stream(): ${fmt(read.peak / MiB)} (+${fmt((read.peak - idle) / MiB)} over idle, +${fmt((read.peak - readStart) / MiB)} over its start)`);
   out(`  peak during a 1 GiB longhaul download served at ${MEM_RATE}/s: ${fmt(slow.peak / MiB)} (+${fmt((slow.peak - slowStart) / MiB)} over its start, +${fmt((slow.peak - idle) / MiB)} over idle)`);
   for (const p of plain) {
-    if (p.read) {
-      out(`  plain JS, the 1 GiB of IndexedDB Blobs ${p.how}: ` +
-        `peak ${fmt(p.read.peak / MiB)} (+${fmt((p.read.peak - p.read.before) / MiB)} over its start)`);
-      continue;
-    }
     out(`  plain JS, 1 GiB, ${STORE_NAMES[p.op] ?? p.op}: peak ${fmt(p.peak / MiB)} (+${fmt((p.peak - p.before) / MiB)} over its start); ` +
       `2 s after it ${fmt((p.after - p.before) / MiB)} over its start`);
   }
-  for (const p of plain.filter((x) => !x.read)) {
+  for (const r of reads) {
+    out(`  plain JS, the 1 GiB of IndexedDB Blobs ${r.how}: peak ${fmt(r.peak / MiB)} (+${fmt((r.peak - r.before) / MiB)} over its start)`);
+  }
+  for (const p of plain) {
     // (A plain run that began while earlier garbage was being freed may show no rise.)
     const rise = p.peak - p.before;
     out(`  RATIO longhaul's rise ÷ plain JS's rise (${STORE_NAMES[p.op] ?? p.op}), each over its start, for 1 GiB: ` +

@@ -163,8 +163,7 @@ async function toSegments(response, segMiB, putSeg, cleanup, depth = 1) {
     if (chunks.length >= segMiB) await flush();
   });
   await flush();
-  await Promise.all(inFlight);
-  await committed;
+  await committed; // (each commit waits for the one before it)
   return { bytes, cleanup: async () => { db.close(); await idbRequest(indexedDB.deleteDatabase('longhaul-bench')); await cleanup(seg); } };
 }
 
