@@ -5,7 +5,7 @@
 //! - `tasks` (key path `id`, index `session`): one [`TaskRecord`] per task.
 //! - `chunks` (out-of-line keys `[taskId, offset]`): the bytes, each record a `Blob`
 //!   where the browser can store one, else a `Uint8Array` (WebKit's ephemeral
-//!   sessions cannot store Blobs; [`Store::probe_blobs`] finds out once per
+//!   sessions cannot store Blobs; [`Store::probe`] finds out once per
 //!   connection). Readers take either, so records of both kinds (and of older
 //!   versions, which wrote only `Uint8Array`s) read alike.
 //! - `meta` (key path `key`, since version 2): facts about the database itself;
@@ -86,9 +86,12 @@ use crate::js;
 use idb::{
     Database, DatabaseEvent, Factory, KeyPath, KeyRange, ObjectStoreParams, Query, TransactionMode,
 };
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+
+pub mod segments;
 
 /// The database name.
 pub const DB_NAME: &str = "longhaul";
@@ -129,11 +132,18 @@ pub struct StoredSession {
 
 /// An open connection.
 pub struct Store {
-    db: Database,
+    db: Rc<Database>,
+    /// The database's name (its segment directory's too).
+    name: String,
     /// Set when the connection was closed for another's upgrade (`versionchange`).
     closed: std::rc::Rc<std::cell::Cell<bool>>,
-    /// How chunk records are made; `None` until [`Store::probe_blobs`].
+    /// How chunk records are made; `None` until [`Store::probe`].
     chunk_kind: std::cell::Cell<Option<ChunkKind>>,
+    /// Where commits write their bytes: this segment directory, if [`Store::probe`]
+    /// chose segments (see [`segments`]), else chunk records.
+    segment_dir: std::cell::RefCell<Option<segments::Dir>>,
+    /// Segments wanted or not, over this browser's default (tests of both stores).
+    segment_choice: std::cell::Cell<Option<bool>>,
 }
 
 /// One stored chunk: a Blob, or bytes (records of older versions, and browsers that
@@ -206,7 +216,7 @@ impl Chunk {
     }
 }
 
-/// How chunk records are made (found once per connection by [`Store::probe_blobs`]).
+/// How chunk records are made (found once per connection by [`Store::probe`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum ChunkKind {
     /// One new `Uint8Array` (browsers that cannot store Blobs).
@@ -250,6 +260,99 @@ fn chunk_value(views: &js_sys::Array, kind: ChunkKind) -> Result<(JsValue, u64),
         at += v.length();
     }
     Ok((out.into(), u64::from(len)))
+}
+
+/// A segment file written and closed, its record not yet committed.
+pub struct Segment {
+    dir: segments::Dir,
+    name: String,
+    len: u64,
+}
+
+impl Segment {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Remove its file: it will not be committed.
+    pub async fn discard(&self) {
+        segments::remove(&self.dir, &self.name).await;
+    }
+}
+
+/// A write's commit in flight, independent of the store and of its arguments.
+pub type Commit = std::pin::Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
+
+/// A request for chunk records' values, listening since it was made.
+type Doomed = idb::request::futures::GetAllStoreRequestFuture;
+
+/// The segment file a chunk record names, if it is a segment's record.
+fn segment_name(v: &JsValue) -> Option<String> {
+    js::get(v, "segment").as_string()
+}
+
+/// `commit`, then the removal of the segment files whose records `doomed` read
+/// (see [`segments`], "Removal"): `dir`, or database `db`'s directory.
+async fn remove_after(
+    commit: impl Future<Output = Result<(), TaskError>>,
+    doomed: Option<Doomed>,
+    dir: Option<segments::Dir>,
+    db: String,
+) -> Result<(), TaskError> {
+    let names: Vec<String> = match doomed {
+        Some(req) => req
+            .await
+            .map(|vals| vals.iter().filter_map(segment_name).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    commit.await?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let dir = match dir {
+        Some(d) => Some(d),
+        None => segments::open(&db, false).await,
+    };
+    if let Some(dir) = dir {
+        for name in &names {
+            segments::remove(&dir, name).await;
+        }
+    }
+    Ok(())
+}
+
+/// A failure of the origin-private file system: `Quota` if it refused the bytes.
+fn segment_err(what: &str, e: &JsValue) -> TaskError {
+    let name = js::get(e, "name").as_string().unwrap_or_default();
+    if name == "QuotaExceededError" {
+        return TaskError::new(
+            ErrorCode::Quota,
+            "the browser's storage quota is exhausted; free space (remove ended tasks) and resume",
+        );
+    }
+    TaskError::new(
+        ErrorCode::Storage,
+        format!(
+            "the origin-private file system could not {what}: {}",
+            js::describe(e)
+        ),
+    )
+}
+
+/// Whether this is Firefox (its user agent says so; the choice of segments was
+/// measured there, and in no other engine but Chromium).
+fn firefox() -> bool {
+    let nav = js::get(&js_sys::global(), "navigator");
+    js::get(&nav, "userAgent")
+        .as_string()
+        .is_some_and(|ua| ua.contains("Firefox/"))
 }
 
 /// Whether this is a Chromium-based engine (`navigator.userAgentData` exists there
@@ -330,9 +433,12 @@ impl Store {
             }
         });
         let store = Store {
-            db,
+            db: Rc::new(db),
+            name: name.to_owned(),
             closed,
             chunk_kind: std::cell::Cell::new(None),
+            segment_dir: Default::default(),
+            segment_choice: Default::default(),
         };
         store.note_created().await?;
         Ok(store)
@@ -343,12 +449,87 @@ impl Store {
         self.closed.get()
     }
 
-    /// Find out once whether this browser stores Blob values (WebKit's ephemeral
-    /// sessions refuse them), by writing a one-byte Blob to `meta`; chunk records
-    /// are Blobs if so, else bytes. Call before the first chunk write.
-    pub async fn probe_blobs(&self) {
+    /// Choose segment files (`true`) or chunk records for this connection's bytes,
+    /// over this browser's default; call before [`Store::probe`]. For tests, which
+    /// run both stores in both browsers.
+    #[doc(hidden)]
+    pub fn choose_segments(&self, on: bool) {
+        self.segment_choice.set(Some(on));
+    }
+
+    /// Whether commits write segment files (known once [`Store::probe`] ran).
+    pub fn segmented(&self) -> bool {
+        self.segment_dir.borrow().is_some()
+    }
+
+    /// Whether chunk records here may name segment files, so that deleting them
+    /// must remove files (records outlive a connection's choice).
+    fn may_name_segments(&self) -> bool {
+        self.segmented()
+            || (self.segment_choice.get().unwrap_or_else(firefox) && segments::available())
+    }
+
+    /// Before the records of `range` are deleted in a transaction: a request for
+    /// their values (listening from now on), if they may name segment files.
+    fn doomed(
+        &self,
+        chunks: &idb::ObjectStore,
+        range: &Query,
+    ) -> Result<Option<Doomed>, TaskError> {
+        if !self.may_name_segments() {
+            return Ok(None);
+        }
+        chunks
+            .get_all(Some(range.clone()), None)
+            .map(|r| Some(r.into_future()))
+            .map_err(|e| storage_err("read chunks", e))
+    }
+
+    /// Delete the chunk records of `range`, reading first (in the same transaction)
+    /// the segment files they may name, for [`Store::then_remove`].
+    fn drop_range(
+        &self,
+        chunks: &idb::ObjectStore,
+        range: &Query,
+    ) -> Result<Option<Doomed>, TaskError> {
+        let doomed = self.doomed(chunks, range)?;
+        chunks
+            .delete(range.clone())
+            .map_err(|e| storage_err("drop chunks", e))?;
+        Ok(doomed)
+    }
+
+    /// `commit`, then the removal of the segment files `doomed` names.
+    fn then_remove(
+        &self,
+        commit: impl Future<Output = Result<(), TaskError>> + 'static,
+        doomed: Option<Doomed>,
+    ) -> impl Future<Output = Result<(), TaskError>> + 'static {
+        remove_after(
+            commit,
+            doomed,
+            self.segment_dir.borrow().clone(),
+            self.name.clone(),
+        )
+    }
+
+    /// Find out once how this connection stores bytes: in segment files (Firefox,
+    /// where OPFS works; see [`segments`]), else in chunk records, which are Blobs
+    /// if this browser stores Blob values (WebKit's ephemeral sessions refuse
+    /// them), found by writing a one-byte Blob to `meta`, else bytes. Call before
+    /// the first chunk write.
+    pub async fn probe(&self) {
         if self.chunk_kind.get().is_some() {
             return;
+        }
+        if self.segment_choice.get().unwrap_or_else(firefox) {
+            let dir = segments::open(&self.name, true).await;
+            if dir.is_none() {
+                js::warn(
+                    "the origin-private file system refused a directory; bytes go to IndexedDB",
+                );
+            }
+            *self.segment_dir.borrow_mut() = dir;
         }
         let works = async {
             let (blob, _) = chunk_value(
@@ -636,9 +817,10 @@ impl Store {
     }
 
     /// Write `chunks` one after another from `offset`, each its own chunk record made
-    /// of its byte views (see [`Store::probe_blobs`]), and `rec` (whose
-    /// `bytes_received` covers them all) in one transaction. With `drop_from`, chunks
-    /// at or beyond that offset are deleted first.
+    /// of its byte views (see [`Store::probe`]), and `rec` (whose `bytes_received`
+    /// covers them all) in one transaction. With `drop_from`, chunks at or beyond
+    /// that offset are deleted first. (Where [`Store::segmented`], bytes go through
+    /// [`Store::write_segment`] and [`Store::commit_segment`] instead.)
     ///
     /// The future is independent of `self` and of the arguments: the caller may go
     /// on (read the network) while it commits. Read-write transactions over the same
@@ -650,18 +832,17 @@ impl Store {
         offset: u64,
         parts: &[js_sys::Array],
         drop_from: Option<u64>,
-    ) -> Result<impl Future<Output = Result<(), TaskError>> + 'static, TaskError> {
+    ) -> Result<Commit, TaskError> {
         let kind = self.chunk_kind.get().unwrap_or(ChunkKind::Bytes);
         let values = parts
             .iter()
             .map(|views| chunk_value(views, kind))
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, tasks, chunks) = self.write_tx()?;
-        if let Some(from) = drop_from {
-            chunks
-                .delete(chunk_range(&rec.id, from, None)?)
-                .map_err(|e| storage_err("drop chunks", e))?;
-        }
+        let doomed = match drop_from {
+            Some(from) => self.drop_range(&chunks, &chunk_range(&rec.id, from, None)?)?,
+            None => None,
+        };
         let mut at = offset;
         for (value, len) in &values {
             chunks
@@ -672,22 +853,97 @@ impl Store {
         tasks
             .put(&js::to_js(rec), None)
             .map_err(|e| storage_err("store a task", e))?;
-        Ok(Self::commit(tx, "store a chunk"))
+        Ok(Box::pin(
+            self.then_remove(Self::commit(tx, "store a chunk"), doomed),
+        ))
+    }
+
+    /// Write the byte views of `parts`, in order, as one new segment file of task
+    /// `id` starting at `offset` (where [`Store::segmented`]); the future ends once
+    /// the file is closed. Its bytes count only once [`Store::commit_segment`]
+    /// committed its record: until then no reader sees it, and a crash leaves a file
+    /// for [`Store::sweep_segments`].
+    pub fn write_segment(
+        &self,
+        id: &TaskId,
+        offset: u64,
+        parts: &[js_sys::Array],
+    ) -> Result<impl Future<Output = Result<Segment, TaskError>> + 'static, TaskError> {
+        let dir = self.segment_dir.borrow().clone().ok_or_else(|| {
+            TaskError::new(ErrorCode::Internal, "this store writes no segment files")
+        })?;
+        let views: js_sys::Array = parts.iter().flat_map(|p| p.iter()).collect();
+        let (blob, len) = chunk_value(&views, ChunkKind::Blob)?;
+        let blob: web_sys::Blob = blob.unchecked_into();
+        let name = format!(
+            "{}.{}.{:08x}",
+            id.0,
+            offset,
+            (js_sys::Math::random() * 4_294_967_296.0) as u32
+        );
+        Ok(async move {
+            segments::write(&dir, &name, &blob)
+                .await
+                .map_err(|e| segment_err("write a segment", &e))?;
+            Ok(Segment { dir, name, len })
+        })
+    }
+
+    /// Commit `seg` (written at `offset` by [`Store::write_segment`]) as the chunk
+    /// record that names it, and `rec` (whose `bytes_received` covers it), in one
+    /// transaction, made now; with `drop_from`, chunks at or beyond that offset are
+    /// deleted first. As with [`Store::write_chunks`], transactions commit in the
+    /// order they were made: call this when the record is current (a segment's record
+    /// made before its file closed could undo a later write, as a cancel's). If the
+    /// commit fails, the file is removed.
+    pub fn commit_segment(
+        &self,
+        rec: &TaskRecord,
+        offset: u64,
+        seg: Segment,
+        drop_from: Option<u64>,
+    ) -> Result<Commit, TaskError> {
+        let issued = (|| {
+            let (tx, tasks, chunks) = self.write_tx()?;
+            let doomed = match drop_from {
+                Some(from) => self.drop_range(&chunks, &chunk_range(&rec.id, from, None)?)?,
+                None => None,
+            };
+            let record = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&record, &"segment".into(), &seg.name.as_str().into());
+            let _ = js_sys::Reflect::set(&record, &"size".into(), &(seg.len as f64).into());
+            chunks
+                .put(&record, Some(&chunk_key(&rec.id, offset)))
+                .map_err(|e| storage_err("store a segment's record", e))?;
+            tasks
+                .put(&js::to_js(rec), None)
+                .map_err(|e| storage_err("store a task", e))?;
+            Ok(self.then_remove(Self::commit(tx, "store a segment's record"), doomed))
+        })();
+        Ok(Box::pin(async move {
+            let done = match issued {
+                Ok(commit) => commit.await,
+                Err(e) => Err(e),
+            };
+            if done.is_err() {
+                seg.discard().await;
+            }
+            done
+        }))
     }
 
     /// Write `rec` and delete every stored byte of its task.
     pub fn drop_bytes(
         &self,
         rec: &TaskRecord,
-    ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
+    ) -> Result<impl Future<Output = Result<(), TaskError>> + 'static, TaskError> {
         let (tx, tasks, chunks) = self.write_tx()?;
-        chunks
-            .delete(chunk_range(&rec.id, 0, None)?)
-            .map_err(|e| storage_err("drop chunks", e))?;
+        let range = chunk_range(&rec.id, 0, None)?;
+        let doomed = self.drop_range(&chunks, &range)?;
         tasks
             .put(&js::to_js(rec), None)
             .map_err(|e| storage_err("store a task", e))?;
-        Ok(Self::commit(tx, "free a task's bytes"))
+        Ok(self.then_remove(Self::commit(tx, "free a task's bytes"), doomed))
     }
 
     /// Write one chunk of `id` at `offset`, alone (an upload's body being copied in
@@ -700,7 +956,7 @@ impl Store {
         offset: u64,
         part: &web_sys::Blob,
     ) -> Result<(), TaskError> {
-        self.probe_blobs().await;
+        self.probe().await;
         let value: JsValue = if self.chunk_kind.get() != Some(ChunkKind::Bytes) {
             part.clone().into()
         } else {
@@ -725,10 +981,9 @@ impl Store {
         let chunks = tx
             .object_store(CHUNKS)
             .map_err(|e| storage_err("open chunks", e))?;
-        chunks
-            .delete(chunk_range(id, 0, None)?)
-            .map_err(|e| storage_err("drop chunks", e))?;
-        Ok(Self::commit(tx, "drop chunks"))
+        let range = chunk_range(id, 0, None)?;
+        let doomed = self.drop_range(&chunks, &range)?;
+        Ok(self.then_remove(Self::commit(tx, "drop chunks"), doomed))
     }
 
     /// Delete the chunks of tasks that have no record: an upload's copy that a
@@ -766,19 +1021,53 @@ impl Store {
         Ok(orphans.len())
     }
 
+    /// Remove the segment files no chunk record names, untouched for
+    /// [`segments::SWEEP_AGE_MS`]: what a crash between a file's close and its
+    /// record's commit, or between a record's deletion and its file's, left. Run at
+    /// start-up, in the background; returns how many went.
+    #[cfg(feature = "worker")]
+    pub async fn sweep_segments(&self) -> Result<usize, TaskError> {
+        if !self.may_name_segments() {
+            return Ok(0);
+        }
+        let Some(dir) = segments::open(&self.name, false).await else {
+            return Ok(0);
+        };
+        let failed = |e: &JsValue| segment_err("list the segment files", e);
+        if segments::names(&dir)
+            .await
+            .map_err(|e| failed(&e))?
+            .is_empty()
+        {
+            return Ok(0);
+        }
+        let tx = self.tx(&[CHUNKS], TransactionMode::ReadOnly)?;
+        let vals = tx
+            .object_store(CHUNKS)
+            .map_err(|e| storage_err("open chunks", e))?
+            .get_all(None, None)
+            .map_err(|e| storage_err("read chunks", e))?
+            .await
+            .map_err(|e| storage_err("read chunks", e))?;
+        let mut named: Vec<String> = vals.iter().filter_map(segment_name).collect();
+        named.sort_unstable();
+        segments::sweep(&dir, &named, segments::SWEEP_AGE_MS)
+            .await
+            .map_err(|e| failed(&e))
+    }
+
     /// Delete a task's record and bytes.
     pub fn forget(
         &self,
         id: &TaskId,
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let (tx, tasks, chunks) = self.write_tx()?;
-        chunks
-            .delete(chunk_range(id, 0, None)?)
-            .map_err(|e| storage_err("drop chunks", e))?;
+        let range = chunk_range(id, 0, None)?;
+        let doomed = self.drop_range(&chunks, &range)?;
         tasks
             .delete(Query::from(JsValue::from_str(&id.0)))
             .map_err(|e| storage_err("delete a task", e))?;
-        Ok(Self::commit(tx, "delete a task"))
+        Ok(self.then_remove(Self::commit(tx, "delete a task"), doomed))
     }
 
     /// One task record, if stored and readable.
@@ -820,16 +1109,42 @@ impl Store {
             .await
             .map_err(|e| storage_err("read chunk keys", e))?;
         let vals = vals_req.await.map_err(|e| storage_err("read chunks", e))?;
-        keys.iter()
-            .zip(vals)
-            .map(|(k, v)| {
-                let off = js_sys::Reflect::get_u32(k, 1)
-                    .ok()
-                    .and_then(|o| o.as_f64())
-                    .unwrap_or(-1.0);
-                Ok((off.max(0.0) as u64, Chunk::from_js(v)?))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(vals.len());
+        for (k, v) in keys.iter().zip(vals) {
+            let off = js_sys::Reflect::get_u32(k, 1)
+                .ok()
+                .and_then(|o| o.as_f64())
+                .unwrap_or(-1.0);
+            let chunk = match segment_name(&v) {
+                Some(name) => self.segment(&name, js::get(&v, "size").as_f64()).await?,
+                None => Chunk::from_js(v)?,
+            };
+            out.push((off.max(0.0) as u64, chunk));
+        }
+        Ok(out)
+    }
+
+    /// The segment file `name`, as a chunk backed by it; it must hold `size` bytes.
+    async fn segment(&self, name: &str, size: Option<f64>) -> Result<Chunk, TaskError> {
+        let known = self.segment_dir.borrow().clone();
+        let dir = match known {
+            Some(d) => Some(d),
+            None => segments::open(&self.name, false).await,
+        };
+        let missing = || {
+            TaskError::new(
+                ErrorCode::Storage,
+                format!("the stored segment {name} is missing or damaged"),
+            )
+        };
+        let file = match dir {
+            Some(dir) => segments::file(&dir, name).await.map_err(|_| missing())?,
+            None => return Err(missing()),
+        };
+        if Some(file.size()) != size {
+            return Err(missing());
+        }
+        Ok(Chunk::Blob(file))
     }
 
     /// Visit the stored bytes `[from, to)` of `id` in order, reading at most `batch`

@@ -292,6 +292,12 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
         )),
         Err(e) => js::warn(&format!("could not look for orphaned bytes: {e}")),
     }
+    let sweeper = rt.clone();
+    spawn_local(async move {
+        if let Err(e) = sweeper.store.sweep_segments().await {
+            js::warn(&format!("could not sweep the segment files: {e}"));
+        }
+    });
     for rec in &replaced {
         // The failed record replaces the corrupt one; its bytes are freed.
         if let Err(e) = rt.store.drop_bytes(rec)?.await {
@@ -748,7 +754,10 @@ fn storage_failure(e: TaskError) -> NetFailure {
 /// crash loses the commit in flight and less than [`COMMIT_BYTES`] behind it),
 /// while on a fast one, where IndexedDB's cost per transaction would be the limit,
 /// each commit takes what arrived during the last, several chunks per transaction,
-/// and reading seldom stops for a commit. Commits complete
+/// and reading seldom stops for a commit. Where the store writes segment files
+/// (Firefox, `store::segments`), one commit is in flight at a time: each is a file,
+/// then its record, and takes all that waits ([`MAX_BUFFERED`] at most), so files
+/// stay large on a fast link and small on a slow one. Commits complete
 /// in the order they started, so the engine's committed offset only moves forward,
 /// at [`committed`], and never covers a byte whose transaction did not commit.
 async fn transfer(
@@ -793,36 +802,68 @@ async fn transfer(
     let mut read: Option<Read> = None;
     // Commits in flight, oldest first, with the offset each makes durable; they
     // complete in this order (IndexedDB runs them in the order they were created).
-    let mut writes: std::collections::VecDeque<(Write, u64)> = Default::default();
+    let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
     let mut issued = offset; // the end of the last commit started
-    rt.store.probe_blobs().await;
+    rt.store.probe().await;
+    // Segment files commit one at a time (a file, then its record); each then takes
+    // what arrived while the one before was written.
+    let segmented = rt.store.segmented();
+    let max_in_flight = if segmented { 1 } else { MAX_IN_FLIGHT };
     loop {
         let now = js::now();
         let due = match writes.len() {
             0 => done || buffered >= COMMIT_BYTES || now - last_commit >= FLUSH_MS,
-            n if n < MAX_IN_FLIGHT => done || buffered >= BATCH_BYTES,
+            n if n < max_in_flight => done || buffered >= BATCH_BYTES,
             _ => false,
         };
         if buffered > 0 && due {
             let chunks = chunked(&parts, buffered);
             parts.clear();
             let new_pos = issued + u64::from(buffered);
-            let rec = rt
-                .engine
-                .borrow_mut()
-                .commit_record(&req.task, req.gen, new_pos, now);
-            let Some(rec) = rec.filter(|_| !evicted()) else {
-                reader.cancel();
-                return Ok(());
-            };
-            let w = rt
-                .store
-                .write_chunks(&rec, issued, &chunks, drop_from.take())
-                .map_err(|e| {
+            let w = if segmented {
+                // The file first; the record once it is closed, made then, so that
+                // it is current when its transaction is made (`Store::commit_segment`).
+                let file = rt
+                    .store
+                    .write_segment(&req.task, issued, &chunks)
+                    .map_err(|e| {
+                        reader.cancel();
+                        storage_failure(e)
+                    })?;
+                let (rt, task, gen) = (rt.clone(), req.task.clone(), req.gen);
+                let (at, drop_from) = (issued, drop_from.take());
+                Box::pin(async move {
+                    let seg = file.await?;
+                    let rec = rt
+                        .engine
+                        .borrow_mut()
+                        .commit_record(&task, gen, new_pos, js::now());
+                    let Some(rec) = rec.filter(|_| !evicted()) else {
+                        seg.discard().await;
+                        return Ok(false);
+                    };
+                    rt.store.commit_segment(&rec, at, seg, drop_from)?.await?;
+                    Ok(true)
+                }) as ChunkWrite
+            } else {
+                let rec = rt
+                    .engine
+                    .borrow_mut()
+                    .commit_record(&req.task, req.gen, new_pos, now);
+                let Some(rec) = rec.filter(|_| !evicted()) else {
                     reader.cancel();
-                    storage_failure(e)
-                })?;
-            writes.push_back((Box::pin(w), new_pos));
+                    return Ok(());
+                };
+                let w = rt
+                    .store
+                    .write_chunks(&rec, issued, &chunks, drop_from.take())
+                    .map_err(|e| {
+                        reader.cancel();
+                        storage_failure(e)
+                    })?;
+                Box::pin(async move { w.await.map(|()| true) })
+            };
+            writes.push_back((w, new_pos));
             issued = new_pos;
             buffered = 0;
         }
@@ -848,7 +889,7 @@ async fn transfer(
             Step::Piece(Err(failure)) => {
                 // Keep what is already on its way to storage, then report the break.
                 for (w, new_pos) in writes {
-                    if w.await.is_err() || !committed(rt, req, new_pos) {
+                    if w.await != Ok(true) || !committed(rt, req, new_pos) {
                         break;
                     }
                 }
@@ -857,12 +898,15 @@ async fn transfer(
             Step::Written(result) => {
                 // `step` saw the oldest write end: it is there.
                 let new_pos = writes.pop_front().map_or(issued, |(_, p)| p);
-                if let Err(e) = result {
-                    reader.cancel();
-                    return Err(storage_failure(e));
-                }
+                let stored = match result {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        reader.cancel();
+                        return Err(storage_failure(e));
+                    }
+                };
                 last_commit = js::now();
-                if !committed(rt, req, new_pos) {
+                if !stored || !committed(rt, req, new_pos) {
                     reader.cancel();
                     return Ok(());
                 }
@@ -877,13 +921,17 @@ type Read = Pin<Box<dyn Future<Output = Result<Option<js_sys::Uint8Array>, NetFa
 /// What [`step`] saw first.
 enum Step {
     Piece(Result<Option<js_sys::Uint8Array>, NetFailure>),
-    Written(Result<(), TaskError>),
+    Written(Result<bool, TaskError>),
 }
+
+/// A commit of a transfer in flight: `Ok(false)` if its bytes were dropped (the task
+/// is no longer this request's), with nothing stored.
+type ChunkWrite = Pin<Box<dyn Future<Output = Result<bool, TaskError>>>>;
 
 /// Wait for the pending read or the oldest write in flight, whichever settles first
 /// (the write if both have). Neither is dropped unsettled: a read that lost the race
 /// stays pending for the next call. At least one of them must be there.
-async fn step(read: &mut Option<Read>, mut write: Option<&mut (Write, u64)>) -> Step {
+async fn step(read: &mut Option<Read>, mut write: Option<&mut (ChunkWrite, u64)>) -> Step {
     std::future::poll_fn(|cx| {
         if let Some((w, _)) = write.as_mut() {
             if let std::task::Poll::Ready(r) = w.as_mut().poll(cx) {

@@ -8,7 +8,7 @@ use common::*;
 use longhaul::core::task::{TaskRecord, TaskState};
 use longhaul::core::validate::{HeaderList, HttpUrl, SessionId};
 use longhaul::core::TaskId;
-use longhaul::store::Store;
+use longhaul::store::{segments, Store};
 use longhaul::testing;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
@@ -68,24 +68,104 @@ async fn read_blob(store: &Store, id: &TaskId, span: (u64, u64, u64)) -> Vec<u8>
     js_sys::Uint8Array::new(&buf).to_vec()
 }
 
-#[wasm_bindgen_test]
-async fn chunks_and_offsets_commit_together_and_tile() {
-    let store = Store::open().await.unwrap();
-    let id = unique("store");
-    let mut rec = record(&id);
-    // The first chunk as bytes (as older versions wrote), the others as this
-    // browser stores them (Blobs in Chromium and Firefox), each from several views.
-    for (i, fill) in [1u8, 2, 3].into_iter().enumerate() {
-        if i == 1 {
-            store.probe_blobs().await;
-        }
-        rec.bytes_received = (i as u64 + 1) * 10;
-        let views = chunk(&[bytes(fill, 4), bytes(fill, 64).subarray(0, 6)]);
-        store
-            .write_chunks(&rec, i as u64 * 10, &[views], None)
+/// Write `parts` from `offset` with `rec`, as the store writes bytes: chunk records,
+/// or a segment file and then its record.
+async fn write(
+    store: &Store,
+    rec: &TaskRecord,
+    offset: u64,
+    parts: &[js_sys::Array],
+    drop_from: Option<u64>,
+) {
+    if store.segmented() {
+        let seg = store
+            .write_segment(&rec.id, offset, parts)
             .unwrap()
             .await
             .unwrap();
+        store
+            .commit_segment(rec, offset, seg, drop_from)
+            .unwrap()
+            .await
+            .unwrap();
+    } else {
+        store
+            .write_chunks(rec, offset, parts, drop_from)
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+/// The names of the segment files of task `id`.
+async fn segment_files(id: &str) -> Vec<String> {
+    let Some(dir) = segments::open(longhaul::store::DB_NAME, false).await else {
+        return Vec::new();
+    };
+    let prefix = format!("{id}.");
+    let mut names: Vec<String> = segments::names(&dir)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[wasm_bindgen_test]
+async fn a_sweep_removes_the_files_no_one_names() {
+    let Some(dir) = segments::open(longhaul::store::DB_NAME, true).await else {
+        return; // (no OPFS here)
+    };
+    let stray = unique("stray");
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&chunk(&[bytes(7, 3)])).unwrap();
+    segments::write(&dir, &stray, &blob).await.unwrap();
+    let mut named: Vec<String> = segments::names(&dir)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| *n != stray)
+        .collect();
+    named.sort();
+    let young = segments::sweep(&dir, &named, segments::SWEEP_AGE_MS).await;
+    assert_eq!(young.unwrap(), 0, "a file just written is spared");
+    assert!(segments::names(&dir).await.unwrap().contains(&stray));
+    assert_eq!(segments::sweep(&dir, &named, 0.0).await.unwrap(), 1);
+    assert!(!segments::names(&dir).await.unwrap().contains(&stray));
+}
+
+#[wasm_bindgen_test]
+async fn chunks_and_offsets_commit_together_and_tile() {
+    bytes_and_offsets_commit_together_and_tile(false).await;
+}
+
+#[wasm_bindgen_test]
+async fn segments_and_offsets_commit_together_and_tile() {
+    if !segments::available() {
+        return; // (no OPFS here: the store never chooses segments)
+    }
+    bytes_and_offsets_commit_together_and_tile(true).await;
+}
+
+/// Chunk records, or with `segmented` segment files, written, read back, replaced
+/// from an offset and freed.
+async fn bytes_and_offsets_commit_together_and_tile(segmented: bool) {
+    let store = Store::open().await.unwrap();
+    store.choose_segments(segmented);
+    let id = unique(if segmented { "segments" } else { "store" });
+    let mut rec = record(&id);
+    // The first chunk as bytes (as older versions wrote), the others as this
+    // store writes them (Blobs in Chromium and Firefox, or segment files), each
+    // from several views.
+    for (i, fill) in [1u8, 2, 3].into_iter().enumerate() {
+        if i == 1 {
+            store.probe().await;
+            assert_eq!(store.segmented(), segmented);
+        }
+        rec.bytes_received = (i as u64 + 1) * 10;
+        let views = chunk(&[bytes(fill, 4), bytes(fill, 64).subarray(0, 6)]);
+        write(&store, &rec, i as u64 * 10, &[views], None).await;
     }
     let loaded = store.task(&rec.id).await.unwrap().unwrap();
     assert_eq!(loaded, rec, "the record round-trips exactly");
@@ -121,20 +201,27 @@ async fn chunks_and_offsets_commit_together_and_tile() {
 
     // A new attempt resuming at 10 with two chunks drops the stale ones first.
     rec.bytes_received = 25;
-    store
-        .write_chunks(
-            &rec,
-            10,
-            &[chunk(&[bytes(9, 8)]), chunk(&[bytes(8, 7)])],
-            Some(10),
-        )
-        .unwrap()
-        .await
-        .unwrap();
+    write(
+        &store,
+        &rec,
+        10,
+        &[chunk(&[bytes(9, 8)]), chunk(&[bytes(8, 7)])],
+        Some(10),
+    )
+    .await;
     assert_eq!(
         read_all(&store, &rec.id, 25).await.unwrap(),
         [vec![1; 10], vec![9; 8], vec![8; 7]].concat()
     );
+    if segmented {
+        let files = segment_files(&id).await;
+        assert_eq!(
+            files.len(),
+            1,
+            "the replaced segments' files are gone: {files:?}"
+        );
+        assert!(files[0].starts_with(&format!("{id}.10.")), "{files:?}");
+    }
     assert!(
         read_all(&store, &rec.id, 30).await.is_err(),
         "bytes beyond the offset are gone"
@@ -143,6 +230,11 @@ async fn chunks_and_offsets_commit_together_and_tile() {
     store.forget(&rec.id).unwrap().await.unwrap();
     assert!(store.task(&rec.id).await.unwrap().is_none());
     assert!(read_all(&store, &rec.id, 10).await.is_err());
+    assert_eq!(
+        segment_files(&id).await,
+        Vec::<String>::new(),
+        "no file left"
+    );
 }
 
 #[wasm_bindgen_test]
