@@ -1,4 +1,5 @@
-//! IndexedDB: the schema, its migrations and every transaction longhaul makes.
+//! IndexedDB (and, in Firefox, segment files in OPFS): the schema, its migrations
+//! and every transaction longhaul makes.
 //!
 //! Database `longhaul`, version [`DB_VERSION`]:
 //! - `sessions` (key path `id`): one record per session identifier.
@@ -6,8 +7,9 @@
 //! - `chunks` (out-of-line keys `[taskId, offset]`): the bytes, each record a `Blob`
 //!   where the browser can store one, else a `Uint8Array` (WebKit's ephemeral
 //!   sessions cannot store Blobs; [`Store::probe`] finds out once per
-//!   connection). Readers take either, so records of both kinds (and of older
-//!   versions, which wrote only `Uint8Array`s) read alike.
+//!   connection), or `{ segment: <file name>, size }`, naming a segment file that
+//!   holds them ([`segments`]; Firefox). Readers take every kind, so records of
+//!   all kinds (and of older versions, which wrote only `Uint8Array`s) read alike.
 //! - `meta` (key path `key`, since version 2): facts about the database itself;
 //!   `{ key: 'created', value: <ms since the epoch> }` is written when the first
 //!   version-2 connection opens it, so the database's age (and a database that was
@@ -19,9 +21,11 @@
 //! `tests/e2e/13-migration.test.mjs` resumes a download written under version 1).
 //!
 //! Bytes and the offset that covers them are written in one transaction
-//! ([`Store::write_chunks`]), so the committed `bytesReceived` never covers bytes that
-//! were not stored. Chunks at or beyond the committed offset are garbage left by an
-//! interrupted attempt; the first write of the next attempt deletes them.
+//! ([`Store::write_chunks`]), or the bytes first, to a segment file closed before
+//! the transaction that names it and moves the offset ([`Store::write_segment`],
+//! [`Store::commit_segment`]), so the committed `bytesReceived` never covers bytes
+//! that were not stored. Chunks at or beyond the committed offset are garbage left
+//! by an interrupted attempt; the first write of the next attempt deletes them.
 //!
 //! Why Blobs: measured by `make bench` in both browsers, IndexedDB stores Blob
 //! values about a quarter faster than the same bytes as `Uint8Array`s (the bytes are
@@ -54,27 +58,28 @@
 //! still there 20 s after), where the same pieces composed by the page rise +106
 //! (the page reading the records itself: +22 to +136).
 //!
-//! Why IndexedDB holds the bytes: it is the one store where bytes and offset commit
-//! in one transaction, so a crash can never leave an offset ahead of its bytes, and
-//! it works in every engine. The README's benchmark section has what was measured
-//! against OPFS and Cache Storage (faster in some browsers; they would need the
-//! bytes first and the offset after, in two stores). In Firefox, measured with no
-//! WebDriver observer on the network (`make bench`, `BENCH_STORES=opfs,opfsseg8,…`,
-//! 256 MiB), a file per 8 MiB segment in OPFS, its end offset committed to IndexedDB
-//! after the file's `close()`, ran as fast as one OPFS file (155.6 against 156.1
-//! MiB/s), where IndexedDB with Blobs reaches 100-110; smaller segments pay
-//! `createWritable` and `close` per file (a file per 4 MiB, two at once: 106; per
-//! 2 MiB, four at once: 85; per 1 MiB, four at once: 57). Such a store commits 8 MiB
-//! at a time, so a crash can lose the segment being written and the one filling (up
-//! to 16 MiB, against under 1 MiB here): the way to Firefox's fastest store, not yet
-//! taken, and it would live behind this module's functions. Each chunk is its own record of
-//! at most twice [`crate::worker::CHUNK_BYTES`] (smaller where a slow link committed
-//! what it had), so reading a file back never needs more than a batch of chunks in
-//! memory.
+//! Where the bytes go, per browser, by measurement (`make bench`, 256 MiB, against
+//! plain JS writing each store in the same run): Chromium's fastest stores are
+//! Cache Storage and IndexedDB with Blob records, which longhaul matches (1.04 of
+//! Cache Storage), so its bytes stay in IndexedDB, where bytes and offset commit in
+//! one transaction and a crash loses under 1 MiB. Firefox stores Blob records at
+//! 100-110 MiB/s but OPFS at ~156, so there the bytes go to segment files
+//! ([`segments`] has the figures and the rules), each file closed before its
+//! record commits with the offset: files of 8 to 16 MiB at loopback speed, so a
+//! crash there can lose up to the file being written and what waits (about 0.1 s
+//! of the transfer), and a few hundred KiB on a slow link. Other engines keep
+//! IndexedDB (not measured). The choice is made once per connection
+//! ([`Store::probe`]); readers and deletions take records of either kind, so a
+//! database written under one choice reads under the other. Each chunk record
+//! holds at most twice [`crate::worker::CHUNK_BYTES`] (smaller where a slow link
+//! committed what it had), each segment file at most 16 MiB and one more network
+//! read, so reading a file back never needs more than a batch of them in memory.
 //!
 //! Transactions never span a non-IndexedDB await (they would auto-commit): every
 //! function creates its transaction and issues all its requests synchronously, then
-//! awaits only IndexedDB.
+//! awaits only IndexedDB (a segment's transaction is made once its file is closed,
+//! and segment files are removed once the transaction that dropped their records
+//! committed).
 //!
 //! Migrations: [`upgrade`] only ever adds stores and indexes; no upgrade drops a store
 //! holding user data. Old connections close on `versionchange` so an upgrade from a
@@ -146,13 +151,13 @@ pub struct Store {
     segment_choice: std::cell::Cell<Option<bool>>,
 }
 
-/// One stored chunk: a Blob, or bytes (records of older versions, and browsers that
-/// cannot store Blobs).
+/// One stored chunk: a Blob (a record's, or a segment file), or bytes (records of
+/// older versions, and browsers that cannot store Blobs).
 #[derive(Clone)]
 pub enum Chunk {
     /// Bytes in memory.
     Bytes(js_sys::Uint8Array),
-    /// A Blob, backed by the database's file once read back.
+    /// A Blob, backed by the database's file once read back, or by a segment file.
     Blob(web_sys::Blob),
 }
 
@@ -351,8 +356,8 @@ fn segment_err(what: &str, e: &JsValue) -> TaskError {
 fn firefox() -> bool {
     let nav = js::get(&js_sys::global(), "navigator");
     js::get(&nav, "userAgent")
-        .as_string()
-        .is_some_and(|ua| ua.contains("Firefox/"))
+        .dyn_ref::<js_sys::JsString>()
+        .is_some_and(|ua| ua.includes("Firefox/", 0))
 }
 
 /// Whether this is a Chromium-based engine (`navigator.userAgentData` exists there

@@ -5,10 +5,11 @@
 //! through `createWritable()` at ~156, and a file per 8 MiB segment, its end offset
 //! committed to IndexedDB after the file's `close()`, just as fast (155.6). Smaller
 //! files pay `createWritable` and `close` each (a file per 1 MiB, four at once: 57
-//! MiB/s), so a segment is whatever arrived while the one before was being written:
-//! a few hundred KiB on a slow link, up to [`crate::worker::MAX_BUFFERED`] on a fast
-//! one (the transfer loop's group commit, with one commit in flight; see
-//! `worker::transfer`). Chromium keeps IndexedDB, where Blob records already run as
+//! MiB/s), so the transfer loop writes one file at a time, started once 8 MiB wait
+//! or 100 ms after the last commit ended, and taking all that waits then (up to 16
+//! MiB): files of 8 to 16 MiB on a fast link, of a few hundred KiB on a slow one,
+//! where little is lost to a crash (`worker::transfer`, `SEGMENT_MS`,
+//! `SEGMENT_BUFFERED`). Chromium keeps IndexedDB, where Blob records already run as
 //! fast as Cache Storage, its fastest store.
 //!
 //! Crash consistency, bytes first and offset after: a segment's file is written and
@@ -28,6 +29,10 @@
 //! update overlap).
 //!
 //! Layout: a directory per database, named as the database, at the OPFS root.
+//!
+//! Versions: a segment's record is a new kind of chunk record, not a new schema. A
+//! longhaul older than this one (a worker rolled back to one) cannot read it: the
+//! task's bytes then fail to read with a `storage` error; nothing else breaks.
 
 use crate::js;
 use wasm_bindgen::prelude::*;

@@ -39,7 +39,7 @@ const SIZE = 256 * MiB; // throughput downloads
 const SIZE_PARAM = '256M';
 const UP_SIZE = 128 * MiB; // uploads
 const BIG = 1024 * MiB; // the memory run
-const RUNS = 3; // runs of each path, interleaved
+const RUNS = Number(process.env.BENCH_RUNS ?? 3); // runs of each path, interleaved
 const STORES = (process.env.BENCH_STORES ?? 'idb1,idb8,opfs,cache').split(',');
 // The plain-JS stores the memory section downloads 1 GiB into (after longhaul's).
 const MEM_STORES = (process.env.BENCH_MEM_STORES ?? 'discard,idb8keep').split(',');
@@ -73,7 +73,8 @@ const TIMEOUT_MS = 180_000; // a transfer slower than this counts as broken
 const SETTLE_MS = 1000; // pause before each timed run
 // While working on one part: BENCH_SECTIONS=throughput,upload,memory,stop,scale,bgfetch,kill
 // (default all; bgfetch needs throughput), BENCH_STORES=idb1,idb8,idb8blob,opfs,cache,…
-// and BENCH_MEM_STORES=idb8,discard,opfs,… (the memory section's plain-JS runs).
+// and BENCH_MEM_STORES=idb8,discard,opfs,… (the memory section's plain-JS runs); BENCH_RUNS=6
+// for more runs of each (default 3).
 const SECTIONS = process.env.BENCH_SECTIONS?.split(',');
 const want = (section) => !SECTIONS || SECTIONS.includes(section);
 
