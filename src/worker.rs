@@ -51,17 +51,18 @@ pub const MAX_BUFFERED: u32 = 8 * CHUNK_BYTES;
 pub const MAX_IN_FLIGHT: usize = 2;
 /// While a commit is in flight, the next one starts once this many bytes wait.
 pub const BATCH_BYTES: u32 = 4 * CHUNK_BYTES;
-/// Where the store writes segment files (Firefox): with no file being written, the
-/// next is started once [`MAX_BUFFERED`] bytes wait, or this long after the last
-/// commit ended (ms). Files pay `createWritable` and `close` each, so on a fast link
-/// each is as large as can wait; on a slow one this bounds what a crash loses
-/// (`store::segments`).
-pub const SEGMENT_MS: f64 = 100.0;
-/// ... and reading goes on while one is written until this many bytes wait, all of
-/// which the next file takes (measured in Firefox, 6 runs each against OPFS written
-/// by plain JS: with 16 MiB, longhaul ÷ the fastest store was 0.99 and 0.91; with
-/// 8 MiB, 0.81 in 3 runs).
+/// Where the store can write segment files (Firefox), reading goes on while one is
+/// written until this many bytes wait, all of which the next file takes (measured in
+/// Firefox, 6 runs each against OPFS written by plain JS: with 16 MiB, longhaul ÷ the
+/// fastest store was 0.99 and 0.91; with 8 MiB, 0.81 in 3 runs).
 pub const SEGMENT_BUFFERED: u32 = 2 * MAX_BUFFERED;
+/// ... and commits are segment files of [`MAX_BUFFERED`] or more while the link
+/// delivers this fast or faster (bytes per second, measured over each
+/// [`BATCH_BYTES`] or more committed): where a record per MiB costs the worker as
+/// much time as reading (longhaul with chunk records stores 70-95 MiB/s in Firefox
+/// at loopback speed). Slower links keep chunk records, and their small loss to a
+/// crash.
+pub const SEGMENT_RATE: f64 = 48.0 * 1024.0 * 1024.0;
 /// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
 pub const KEEPALIVE_MS: f64 = 270_000.0;
 use crate::core::protocol::CHANNEL;
@@ -765,11 +766,14 @@ fn storage_failure(e: TaskError) -> NetFailure {
 /// crash loses the commit in flight and less than [`COMMIT_BYTES`] behind it),
 /// while on a fast one, where IndexedDB's cost per transaction would be the limit,
 /// each commit takes what arrived during the last, several chunks per transaction,
-/// and reading seldom stops for a commit. Where the store writes segment files
-/// (Firefox, `store::segments`), one commit is in flight at a time: each is a file,
-/// then its record, started once [`MAX_BUFFERED`] bytes wait or [`SEGMENT_MS`]
-/// after the last commit ended, and taking all that waits then (up to
-/// [`SEGMENT_BUFFERED`]), so files are large on a fast link and small on a slow one. Commits complete
+/// and reading seldom stops for a commit. Where the store can write segment files
+/// (Firefox, `store::segments`), commits become files while the link is fast
+/// ([`SEGMENT_RATE`], measured over each 4 MiB committed): the chunk commits in
+/// flight end, then each file is written alone once 8 MiB wait, then its record is
+/// committed, while reading goes on (up to [`SEGMENT_BUFFERED`]). A
+/// slower link never makes one, so what a crash loses stays as small as above; a
+/// fast one gets Firefox's fastest store, and a crash there loses the file in
+/// flight and what waits (a fraction of a second of the transfer). Commits complete
 /// in the order they started, so the engine's committed offset only moves forward,
 /// at [`committed`], and never covers a byte whose transaction did not commit.
 async fn transfer(
@@ -817,26 +821,35 @@ async fn transfer(
     let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
     let mut issued = offset; // the end of the last commit started
     rt.store.probe().await;
-    // Segment files commit one at a time (a file, then its record).
+    // Where the store can write segment files, a commit is one on a fast link: alone
+    // in flight, a file then its record.
     let segmented = rt.store.segmented();
-    let (max_in_flight, max_buffered) = if segmented {
-        (1, SEGMENT_BUFFERED)
+    // Whether the link is fast: measured over each 4 MiB (or more) committed.
+    let mut fast_link = false;
+    let (mut window_bytes, mut window_start) = (0u32, js::now());
+    let max_buffered = if segmented {
+        SEGMENT_BUFFERED
     } else {
-        (MAX_IN_FLIGHT, MAX_BUFFERED)
+        MAX_BUFFERED
     };
+    let mut segment_in_flight = false;
     loop {
         let now = js::now();
+        let as_segment = segmented && fast_link;
         let due = match writes.len() {
-            0 if segmented => done || buffered >= MAX_BUFFERED || now - last_commit >= SEGMENT_MS,
+            _ if segment_in_flight => false,
+            0 if as_segment => done || buffered >= MAX_BUFFERED || now - last_commit >= FLUSH_MS,
+            _ if as_segment => false, // (the chunk commits in flight end first)
             0 => done || buffered >= COMMIT_BYTES || now - last_commit >= FLUSH_MS,
-            n if n < max_in_flight => done || buffered >= BATCH_BYTES,
+            n if n < MAX_IN_FLIGHT => done || buffered >= BATCH_BYTES,
             _ => false,
         };
         if buffered > 0 && due {
             let chunks = chunked(&parts, buffered);
             parts.clear();
             let new_pos = issued + u64::from(buffered);
-            let w = if segmented {
+            let w = if as_segment {
+                segment_in_flight = true;
                 // The file first; the record once it is closed, made then, so that
                 // it is current when its transaction is made (`Store::commit_segment`).
                 let file = rt
@@ -880,6 +893,14 @@ async fn transfer(
                 Box::pin(async move { w.await.map(|()| true) })
             };
             writes.push_back((w, new_pos));
+            if segmented {
+                window_bytes += buffered;
+                if window_bytes >= BATCH_BYTES {
+                    let rate = f64::from(window_bytes) * 1000.0 / (now - window_start).max(1.0);
+                    fast_link = rate >= SEGMENT_RATE;
+                    (window_bytes, window_start) = (0, now);
+                }
+            }
             issued = new_pos;
             buffered = 0;
         }
@@ -914,6 +935,7 @@ async fn transfer(
             Step::Written(result) => {
                 // `step` saw the oldest write end: it is there.
                 let new_pos = writes.pop_front().map_or(issued, |(_, p)| p);
+                segment_in_flight = false;
                 let stored = match result {
                     Ok(stored) => stored,
                     Err(e) => {
