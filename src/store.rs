@@ -91,7 +91,7 @@ use crate::js;
 use idb::{
     Database, DatabaseEvent, Factory, KeyPath, KeyRange, ObjectStoreParams, Query, TransactionMode,
 };
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -149,6 +149,8 @@ pub struct Store {
     segment_dir: std::cell::RefCell<Option<segments::Dir>>,
     /// Segments wanted or not, over this browser's default (tests of both stores).
     segment_choice: std::cell::Cell<Option<bool>>,
+    /// The segment files being written, not yet committed.
+    writing: Writing,
 }
 
 /// One stored chunk: a Blob (a record's, or a segment file), or bytes (records of
@@ -267,11 +269,23 @@ fn chunk_value(views: &js_sys::Array, kind: ChunkKind) -> Result<(JsValue, u64),
     Ok((out.into(), u64::from(len)))
 }
 
-/// A segment file written and closed, its record not yet committed.
+/// A segment file written and closed, its record not yet committed. While it
+/// lives, its name is among the store's files being written, which no deletion
+/// or sweep removes.
 pub struct Segment {
     dir: segments::Dir,
     name: String,
     len: u64,
+    writing: Writing,
+}
+
+/// The names of the segment files being written and not yet committed.
+type Writing = Rc<std::cell::RefCell<Vec<String>>>;
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.writing.borrow_mut().retain(|n| *n != self.name);
+    }
 }
 
 impl Segment {
@@ -294,40 +308,49 @@ impl Segment {
 /// A write's commit in flight, independent of the store and of its arguments.
 pub type Commit = std::pin::Pin<Box<dyn Future<Output = Result<(), TaskError>>>>;
 
-/// A request for chunk records' values, listening since it was made.
-type Doomed = idb::request::futures::GetAllStoreRequestFuture;
+/// The chunk records of task `.0` from offset `.1` on, deleted: their segment
+/// files go once the deletion committed.
+type Doomed = (String, u64);
+
+/// The task and offset of segment file `name` (`<task>.<offset>.<random>`).
+fn segment_key(name: &str) -> Option<(&str, u64)> {
+    let mut parts = name.rsplitn(3, '.');
+    let (_, offset, id) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((id, offset.parse().ok()?))
+}
 
 /// The segment file a chunk record names, if it is a segment's record.
 fn segment_name(v: &JsValue) -> Option<String> {
     js::get(v, "segment").as_string()
 }
 
-/// `commit`, then the removal of the segment files whose records `doomed` read
-/// (see [`segments`], "Removal"): `dir`, or database `db`'s directory.
+/// `commit`, then the removal of the segment files of what `doomed` says was
+/// deleted (see [`segments`], "Removal"), except those being written: in `dir`, or
+/// database `db`'s directory. The files are found by name, never through the
+/// records' values: reading a Blob record's value would keep its file (and its
+/// share of the quota) alive until the collector freed the Blob.
 async fn remove_after(
     commit: impl Future<Output = Result<(), TaskError>>,
     doomed: Option<Doomed>,
     dir: Option<segments::Dir>,
     db: String,
+    writing: Writing,
 ) -> Result<(), TaskError> {
-    let names: Vec<String> = match doomed {
-        Some(req) => req
-            .await
-            .map(|vals| vals.iter().filter_map(segment_name).collect())
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
     commit.await?;
-    if names.is_empty() {
+    let Some((id, from)) = doomed else {
         return Ok(());
-    }
+    };
     let dir = match dir {
         Some(d) => Some(d),
         None => segments::open(&db, false).await,
     };
-    if let Some(dir) = dir {
-        for name in &names {
-            segments::remove(&dir, name).await;
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    for name in segments::names(&dir).await.unwrap_or_default() {
+        let ours = segment_key(&name).is_some_and(|(i, at)| i == id && at >= from);
+        if ours && !writing.borrow().contains(&name) {
+            segments::remove(&dir, &name).await;
         }
     }
     Ok(())
@@ -444,6 +467,7 @@ impl Store {
             chunk_kind: std::cell::Cell::new(None),
             segment_dir: Default::default(),
             segment_choice: Default::default(),
+            writing: Default::default(),
         };
         store.note_created().await?;
         Ok(store)
@@ -474,34 +498,19 @@ impl Store {
             || (self.segment_choice.get().unwrap_or_else(firefox) && segments::available())
     }
 
-    /// Before the records of `range` are deleted in a transaction: a request for
-    /// their values (listening from now on), if they may name segment files.
-    fn doomed(
-        &self,
-        chunks: &idb::ObjectStore,
-        range: &Query,
-    ) -> Result<Option<Doomed>, TaskError> {
-        if !self.may_name_segments() {
-            return Ok(None);
-        }
-        chunks
-            .get_all(Some(range.clone()), None)
-            .map(|r| Some(r.into_future()))
-            .map_err(|e| storage_err("read chunks", e))
-    }
-
-    /// Delete the chunk records of `range`, reading first (in the same transaction)
-    /// the segment files they may name, for [`Store::then_remove`].
+    /// Delete the chunk records of task `id` from offset `from` on; what
+    /// [`Store::then_remove`] needs to remove their segment files, if they may name
+    /// some.
     fn drop_range(
         &self,
         chunks: &idb::ObjectStore,
-        range: &Query,
+        id: &TaskId,
+        from: u64,
     ) -> Result<Option<Doomed>, TaskError> {
-        let doomed = self.doomed(chunks, range)?;
         chunks
-            .delete(range.clone())
+            .delete(chunk_range(id, from, None)?)
             .map_err(|e| storage_err("drop chunks", e))?;
-        Ok(doomed)
+        Ok(self.may_name_segments().then(|| (id.0.clone(), from)))
     }
 
     /// `commit`, then the removal of the segment files `doomed` names.
@@ -515,6 +524,7 @@ impl Store {
             doomed,
             self.segment_dir.borrow().clone(),
             self.name.clone(),
+            self.writing.clone(),
         )
     }
 
@@ -845,7 +855,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, tasks, chunks) = self.write_tx()?;
         let doomed = match drop_from {
-            Some(from) => self.drop_range(&chunks, &chunk_range(&rec.id, from, None)?)?,
+            Some(from) => self.drop_range(&chunks, &rec.id, from)?,
             None => None,
         };
         let mut at = offset;
@@ -886,11 +896,18 @@ impl Store {
             offset,
             (js_sys::Math::random() * 4_294_967_296.0) as u32
         );
+        self.writing.borrow_mut().push(name.clone());
+        let seg = Segment {
+            dir,
+            name,
+            len,
+            writing: self.writing.clone(),
+        };
         Ok(async move {
-            segments::write(&dir, &name, &blob)
+            segments::write(&seg.dir, &seg.name, &blob)
                 .await
                 .map_err(|e| segment_err("write a segment", &e))?;
-            Ok(Segment { dir, name, len })
+            Ok(seg)
         })
     }
 
@@ -911,7 +928,7 @@ impl Store {
         let issued = (|| {
             let (tx, tasks, chunks) = self.write_tx()?;
             let doomed = match drop_from {
-                Some(from) => self.drop_range(&chunks, &chunk_range(&rec.id, from, None)?)?,
+                Some(from) => self.drop_range(&chunks, &rec.id, from)?,
                 None => None,
             };
             let record = js_sys::Object::new();
@@ -943,8 +960,7 @@ impl Store {
         rec: &TaskRecord,
     ) -> Result<impl Future<Output = Result<(), TaskError>> + 'static, TaskError> {
         let (tx, tasks, chunks) = self.write_tx()?;
-        let range = chunk_range(&rec.id, 0, None)?;
-        let doomed = self.drop_range(&chunks, &range)?;
+        let doomed = self.drop_range(&chunks, &rec.id, 0)?;
         tasks
             .put(&js::to_js(rec), None)
             .map_err(|e| storage_err("store a task", e))?;
@@ -986,8 +1002,7 @@ impl Store {
         let chunks = tx
             .object_store(CHUNKS)
             .map_err(|e| storage_err("open chunks", e))?;
-        let range = chunk_range(id, 0, None)?;
-        let doomed = self.drop_range(&chunks, &range)?;
+        let doomed = self.drop_range(&chunks, id, 0)?;
         Ok(self.then_remove(Self::commit(tx, "drop chunks"), doomed))
     }
 
@@ -1046,17 +1061,35 @@ impl Store {
         {
             return Ok(0);
         }
+        // A file is kept if a record has its task and offset (keys only: reading
+        // the values would hold every Blob record's file; see `remove_after`).
         let tx = self.tx(&[CHUNKS], TransactionMode::ReadOnly)?;
-        let vals = tx
+        let keys = tx
             .object_store(CHUNKS)
             .map_err(|e| storage_err("open chunks", e))?
-            .get_all(None, None)
-            .map_err(|e| storage_err("read chunks", e))?
+            .get_all_keys(None, None)
+            .map_err(|e| storage_err("read chunk keys", e))?
             .await
-            .map_err(|e| storage_err("read chunks", e))?;
-        let mut named: Vec<String> = vals.iter().filter_map(segment_name).collect();
-        named.sort_unstable();
-        segments::sweep(&dir, &named, segments::SWEEP_AGE_MS)
+            .map_err(|e| storage_err("read chunk keys", e))?;
+        let mut keyed: Vec<(String, u64)> = keys
+            .iter()
+            .filter_map(|k| {
+                let id = js_sys::Reflect::get_u32(k, 0).ok()?.as_string()?;
+                let at = js_sys::Reflect::get_u32(k, 1).ok()?.as_f64()?;
+                Some((id, at as u64))
+            })
+            .collect();
+        keyed.sort_unstable();
+        let writing = self.writing.clone();
+        let keep = |name: &str| {
+            writing.borrow().iter().any(|n| n == name)
+                || segment_key(name).is_some_and(|(id, at)| {
+                    keyed
+                        .binary_search_by(|(i, a)| (i.as_str(), *a).cmp(&(id, at)))
+                        .is_ok()
+                })
+        };
+        segments::sweep(&dir, keep, segments::SWEEP_AGE_MS)
             .await
             .map_err(|e| failed(&e))
     }
@@ -1067,8 +1100,7 @@ impl Store {
         id: &TaskId,
     ) -> Result<impl Future<Output = Result<(), TaskError>>, TaskError> {
         let (tx, tasks, chunks) = self.write_tx()?;
-        let range = chunk_range(id, 0, None)?;
-        let doomed = self.drop_range(&chunks, &range)?;
+        let doomed = self.drop_range(&chunks, id, 0)?;
         tasks
             .delete(Query::from(JsValue::from_str(&id.0)))
             .map_err(|e| storage_err("delete a task", e))?;

@@ -23,12 +23,16 @@
 //! overwritten (each name carries a random part), so a Blob a reader holds of one
 //! stays what it was while the file exists.
 //!
-//! Removal: whoever deletes chunk records reads their values in the same
-//! transaction and removes the files they name once it committed (a crash in
-//! between leaves files for [`sweep`]). A file an unfinished write holds is never
-//! swept: only files no record names and untouched for [`SWEEP_AGE_MS`] are, which
-//! also spares another worker's write in flight (the old and the new worker of an
-//! update overlap).
+//! Removal: whoever deletes a task's chunk records from an offset on removes, once
+//! the deletion committed, that task's files from that offset on, found by their
+//! names (`<task>.<offset>.<random>`), except those this store is writing (a crash
+//! in between leaves files for [`sweep`]). Never through the records' values:
+//! reading a Blob record's value holds its file, and its share of the quota, until
+//! the collector frees the Blob (measured: a download after a cancel failed with
+//! `quota` in the quota test). The sweep at start-up removes the files whose task
+//! and offset no record has, untouched for [`SWEEP_AGE_MS`], which also spares
+//! another worker's write in flight (the old and the new worker of an update
+//! overlap).
 //!
 //! Layout: a directory per database, named as the database, at the OPFS root.
 //!
@@ -173,13 +177,16 @@ pub async fn names(dir: &Dir) -> Result<Vec<String>, JsValue> {
     }
 }
 
-/// Remove the files of `dir` that `named` (sorted) does not hold and that were not
-/// touched for `min_age_ms` (the store uses [`SWEEP_AGE_MS`]); returns how many
-/// went.
-pub async fn sweep(dir: &Dir, named: &[String], min_age_ms: f64) -> Result<usize, JsValue> {
+/// Remove the files of `dir` that `keep` refuses and that were not touched for
+/// `min_age_ms` (the store uses [`SWEEP_AGE_MS`]); returns how many went.
+pub async fn sweep(
+    dir: &Dir,
+    keep: impl Fn(&str) -> bool,
+    min_age_ms: f64,
+) -> Result<usize, JsValue> {
     let mut removed = 0;
     for name in names(dir).await? {
-        if named.binary_search(&name).is_ok() {
+        if keep(&name) {
             continue;
         }
         let Ok(f) = file(dir, &name).await else {

@@ -555,3 +555,17 @@ export async function chunkCount(page, id = null) {
     };
   }), id);
 }
+
+/** How many of task `id`'s chunk records name a segment file (Firefox's store on a fast link), read by `page`. */
+export async function segmentCount(page, id) {
+  return ev(page, (i) => new Promise((resolve, reject) => {
+    const req = indexedDB.open('longhaul');
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const store = req.result.transaction('chunks').objectStore('chunks');
+      const all = store.getAll(IDBKeyRange.bound([i, 0], [i, Infinity]));
+      all.onsuccess = () => { req.result.close(); resolve(all.result.filter((v) => typeof v?.segment === 'string').length); };
+      all.onerror = () => reject(all.error);
+    };
+  }), id);
+}
