@@ -71,7 +71,7 @@
 //! (not measured). Whether a connection can write segments is found once
 //! ([`Store::probe`]), which kind each commit is, by the transfer loop; readers
 //! and deletions take records of either kind, mixed in one task. Each chunk record
-//! holds at most twice [`crate::worker::CHUNK_BYTES`] (smaller where a slow link
+//! holds at most twice [`crate::core::commit::CHUNK_BYTES`] (smaller where a slow link
 //! committed what it had), each segment file at most 16 MiB and one more network
 //! read, so reading a file back never needs more than a batch of them in memory.
 //!
@@ -289,16 +289,6 @@ impl Drop for Segment {
 }
 
 impl Segment {
-    /// Its length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether it holds no byte.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Remove its file: it will not be committed.
     pub async fn discard(&self) {
         segments::remove(&self.dir, &self.name).await;
@@ -340,11 +330,7 @@ async fn remove_after(
     let Some((id, from)) = doomed else {
         return Ok(());
     };
-    let dir = match dir {
-        Some(d) => Some(d),
-        None => segments::open(&db, false).await,
-    };
-    let Some(dir) = dir else {
+    let Some(dir) = known_or_open(dir, &db).await else {
         return Ok(());
     };
     for name in segments::names(&dir).await.unwrap_or_default() {
@@ -354,6 +340,15 @@ async fn remove_after(
         }
     }
     Ok(())
+}
+
+/// `known`, or else database `db`'s segment directory if it exists (a connection
+/// that writes none still reads and removes the files of one that did).
+async fn known_or_open(known: Option<segments::Dir>, db: &str) -> Option<segments::Dir> {
+    match known {
+        Some(d) => Some(d),
+        None => segments::open(db, false).await,
+    }
 }
 
 /// A failure of the origin-private file system: `Quota` if it refused the bytes.
@@ -1167,10 +1162,7 @@ impl Store {
     /// The segment file `name`, as a chunk backed by it; it must hold `size` bytes.
     async fn segment(&self, name: &str, size: Option<f64>) -> Result<Chunk, TaskError> {
         let known = self.segment_dir.borrow().clone();
-        let dir = match known {
-            Some(d) => Some(d),
-            None => segments::open(&self.name, false).await,
-        };
+        let dir = known_or_open(known, &self.name).await;
         let missing = || {
             TaskError::new(
                 ErrorCode::Storage,

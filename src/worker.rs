@@ -18,6 +18,7 @@
 //! the worker runs out its last extension and is stopped; nothing is lost because
 //! every chunk is committed with its offset as it arrives.
 
+use crate::core::commit::{CommitKind, CommitPolicy, CHUNK_BYTES};
 use crate::core::config;
 use crate::core::engine::{Body, EventKind, FetchRequest, Output};
 use crate::core::integrity::Integrity;
@@ -37,32 +38,6 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 use web_sys::{AbortController, BroadcastChannel};
 
-/// A chunk record's size, at most (a commit's last record takes up to twice it).
-pub const CHUNK_BYTES: u32 = 1 << 20;
-/// Bytes gathered before a commit starts when none is in flight: what a crash can
-/// lose, beyond the commit in flight (a link slower than this per [`FLUSH_MS`]
-/// commits what it has then).
-pub const COMMIT_BYTES: u32 = 256 << 10;
-/// ... or once this long passed since the last commit (slow links still make progress).
-pub const FLUSH_MS: f64 = 1_000.0;
-/// Bytes read while commits are in flight, at most; then reading waits for them.
-pub const MAX_BUFFERED: u32 = 8 * CHUNK_BYTES;
-/// Commits in flight at once, at most.
-pub const MAX_IN_FLIGHT: usize = 2;
-/// While a commit is in flight, the next one starts once this many bytes wait.
-pub const BATCH_BYTES: u32 = 4 * CHUNK_BYTES;
-/// Where the store can write segment files (Firefox), reading goes on while one is
-/// written until this many bytes wait, all of which the next file takes (measured in
-/// Firefox, 6 runs each against OPFS written by plain JS: with 16 MiB, longhaul ÷ the
-/// fastest store was 0.99 and 0.91; with 8 MiB, 0.81 in 3 runs).
-pub const SEGMENT_BUFFERED: u32 = 2 * MAX_BUFFERED;
-/// ... and commits are segment files of [`MAX_BUFFERED`] or more while the link
-/// delivers this fast or faster (bytes per second, measured over each
-/// [`BATCH_BYTES`] or more committed): where a record per MiB costs the worker as
-/// much time as reading (longhaul with chunk records stores 70-95 MiB/s in Firefox
-/// at loopback speed). Slower links keep chunk records, and their small loss to a
-/// crash.
-pub const SEGMENT_RATE: f64 = 48.0 * 1024.0 * 1024.0;
 /// Longest extension one event asks for (Chromium kills a worker whose event lasts 5 min).
 pub const KEEPALIVE_MS: f64 = 270_000.0;
 use crate::core::protocol::CHANNEL;
@@ -757,25 +732,13 @@ fn storage_failure(e: TaskError) -> NetFailure {
 
 /// One request: head, then the body in committed chunks.
 ///
-/// Group commit: a commit (bytes and the offset that covers them, one transaction)
-/// starts once [`COMMIT_BYTES`] are gathered, and reading goes on while it is in
-/// flight; what arrives meanwhile goes into the next commit, as chunk records of
-/// [`CHUNK_BYTES`] in one transaction, started when the one in flight ends or once
-/// [`BATCH_BYTES`] wait (at most [`MAX_IN_FLIGHT`] commits in flight,
-/// [`MAX_BUFFERED`] bytes waiting). A slow link thus commits often and little (a
-/// crash loses the commit in flight and less than [`COMMIT_BYTES`] behind it),
-/// while on a fast one, where IndexedDB's cost per transaction would be the limit,
-/// each commit takes what arrived during the last, several chunks per transaction,
-/// and reading seldom stops for a commit. Where the store can write segment files
-/// (Firefox, `store::segments`), commits become files while the link is fast
-/// ([`SEGMENT_RATE`], measured over each 4 MiB committed): the chunk commits in
-/// flight end, then each file is written alone once 8 MiB wait, then its record is
-/// committed, while reading goes on (up to [`SEGMENT_BUFFERED`]). A
-/// slower link never makes one, so what a crash loses stays as small as above; a
-/// fast one gets Firefox's fastest store, and a crash there loses the file in
-/// flight and what waits (a fraction of a second of the transfer). Commits complete
-/// in the order they started, so the engine's committed offset only moves forward,
-/// at [`committed`], and never covers a byte whose transaction did not commit.
+/// Group commit: reading goes on while commits are in flight, each commit taking
+/// what arrived during the last; when a commit starts, and whether it is chunk
+/// records (one transaction with the offset) or a segment file (the file, then its
+/// record with the offset), is [`CommitPolicy`]'s to say (`core::commit`). Commits
+/// complete in the order they started, so the engine's committed offset only moves
+/// forward, at [`committed`], and never covers a byte whose transaction did not
+/// commit.
 async fn transfer(
     rt: &Rc<Runtime>,
     req: &FetchRequest,
@@ -813,7 +776,6 @@ async fn transfer(
     let mut drop_from = Some(offset);
     let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
     let mut buffered: u32 = 0;
-    let mut last_commit = js::now();
     let mut done = false;
     let mut read: Option<Read> = None;
     // Commits in flight, oldest first, with the offset each makes durable; they
@@ -821,35 +783,15 @@ async fn transfer(
     let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
     let mut issued = offset; // the end of the last commit started
     rt.store.probe().await;
-    // Where the store can write segment files, a commit is one on a fast link: alone
-    // in flight, a file then its record.
-    let segmented = rt.store.segmented();
-    // Whether the link is fast: measured over each 4 MiB (or more) committed.
-    let mut fast_link = false;
-    let (mut window_bytes, mut window_start) = (0u32, js::now());
-    let max_buffered = if segmented {
-        SEGMENT_BUFFERED
-    } else {
-        MAX_BUFFERED
-    };
-    let mut segment_in_flight = false;
+    // When commits start, and which kind (`core::commit`).
+    let mut policy = CommitPolicy::new(rt.store.segmented(), js::now());
     loop {
         let now = js::now();
-        let as_segment = segmented && fast_link;
-        let due = match writes.len() {
-            _ if segment_in_flight => false,
-            0 if as_segment => done || buffered >= MAX_BUFFERED || now - last_commit >= FLUSH_MS,
-            _ if as_segment => false, // (the chunk commits in flight end first)
-            0 => done || buffered >= COMMIT_BYTES || now - last_commit >= FLUSH_MS,
-            n if n < MAX_IN_FLIGHT => done || buffered >= BATCH_BYTES,
-            _ => false,
-        };
-        if buffered > 0 && due {
+        if let Some(kind) = policy.due(writes.len(), buffered, done, now) {
             let chunks = chunked(&parts, buffered);
             parts.clear();
             let new_pos = issued + u64::from(buffered);
-            let w = if as_segment {
-                segment_in_flight = true;
+            let w = if kind == CommitKind::Segment {
                 // The file first; the record once it is closed, made then, so that
                 // it is current when its transaction is made (`Store::commit_segment`).
                 let file = rt
@@ -893,14 +835,7 @@ async fn transfer(
                 Box::pin(async move { w.await.map(|()| true) })
             };
             writes.push_back((w, new_pos));
-            if segmented {
-                window_bytes += buffered;
-                if window_bytes >= BATCH_BYTES {
-                    let rate = f64::from(window_bytes) * 1000.0 / (now - window_start).max(1.0);
-                    fast_link = rate >= SEGMENT_RATE;
-                    (window_bytes, window_start) = (0, now);
-                }
-            }
+            policy.started(kind, buffered, now);
             issued = new_pos;
             buffered = 0;
         }
@@ -910,7 +845,7 @@ async fn transfer(
                 .handle_body_end(&req.task, req.gen, js::now());
             return Ok(());
         }
-        if read.is_none() && !done && buffered < max_buffered {
+        if read.is_none() && !done && buffered < policy.max_buffered() {
             read = Some(Box::pin(reader.next(req.stall_ms)));
         }
         match step(&mut read, writes.front_mut()).await {
@@ -935,7 +870,6 @@ async fn transfer(
             Step::Written(result) => {
                 // `step` saw the oldest write end: it is there.
                 let new_pos = writes.pop_front().map_or(issued, |(_, p)| p);
-                segment_in_flight = false;
                 let stored = match result {
                     Ok(stored) => stored,
                     Err(e) => {
@@ -943,7 +877,7 @@ async fn transfer(
                         return Err(storage_failure(e));
                     }
                 };
-                last_commit = js::now();
+                policy.ended(js::now());
                 if !stored || !committed(rt, req, new_pos) {
                     reader.cancel();
                     return Ok(());

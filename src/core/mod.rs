@@ -13,6 +13,7 @@
 //! hold invalid values ([`validate::SessionId`], [`validate::HttpUrl`],
 //! [`validate::HeaderList`]).
 
+pub mod commit;
 pub mod config;
 pub mod engine;
 pub mod error;
