@@ -36,6 +36,9 @@ pub mod core;
 #[cfg(all(target_arch = "wasm32", feature = "page"))]
 mod client;
 #[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod from_js;
+#[cfg(target_arch = "wasm32")]
 mod js;
 #[cfg(all(target_arch = "wasm32", feature = "worker"))]
 mod net;

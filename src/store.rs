@@ -439,8 +439,12 @@ impl Store {
             let old = ev.old_version().unwrap_or(0);
             match ev.database() {
                 Ok(db) => {
-                    if let Err(e) = upgrade(&db, old) {
-                        js::warn(&format!("database upgrade failed: {e}"));
+                    // Named, not formatted: idb's `Display` of its errors costs the
+                    // worker 4 KiB of wasm for this one message.
+                    if upgrade(&db, old).is_err() {
+                        js::warn(
+                            "database upgrade failed: an object store or index could not be made",
+                        );
                     }
                 }
                 Err(_) => js::warn("database upgrade had no database"),
@@ -781,8 +785,7 @@ impl Store {
         all.into_iter()
             .filter_map(|v| {
                 let id = js::get(&v, "id").as_string()?;
-                let config =
-                    serde_wasm_bindgen::from_value(js::get(&v, "config")).unwrap_or_default();
+                let config = crate::from_js::from_value(js::get(&v, "config")).unwrap_or_default();
                 let invalidated = js::get(&v, "invalidated").as_bool() == Some(true);
                 Some(StoredSession {
                     id,
@@ -798,7 +801,7 @@ impl Store {
     fn tasks_from(all: Vec<JsValue>) -> Vec<Result<TaskRecord, Unreadable>> {
         all.into_iter()
             .map(|v| {
-                serde_wasm_bindgen::from_value::<TaskRecord>(v.clone()).map_err(|e| Unreadable {
+                crate::from_js::from_value::<TaskRecord>(v.clone()).map_err(|e| Unreadable {
                     id: js::get(&v, "id").as_string(),
                     session: js::get(&v, "session").as_string(),
                     url: js::get(&js::get(&v, "url"), "href").as_string(),
@@ -1116,7 +1119,7 @@ impl Store {
             .map_err(|e| storage_err("read a task", e))?
             .await
             .map_err(|e| storage_err("read a task", e))?;
-        Ok(v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()))
+        Ok(v.and_then(|v| crate::from_js::from_value(v).ok()))
     }
 
     /// The stored chunks of `id` from offset `from` (below `upto`), at most `max` of

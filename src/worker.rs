@@ -1049,7 +1049,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         config::check_keys("config.retry", &keys(&retry), config::RETRY_KEYS)?;
     }
     let body = js::get(&data, "body");
-    let raw: RawCommand = serde_wasm_bindgen::from_value(data)
+    let raw: RawCommand = crate::from_js::from_value(data)
         .map_err(|e| TaskError::invalid(format!("a malformed command: {e}")))?;
     let (session, cmd) = raw.validate()?;
     if evicted() {

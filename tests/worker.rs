@@ -417,3 +417,85 @@ async fn an_upgrade_elsewhere_closes_this_connection_and_is_not_blocked() {
     let err = store.load_all().await.unwrap_err();
     assert_eq!(err.code.as_str(), "storage");
 }
+
+/// `JSON.parse` of `json`: a value as pages and IndexedDB hand it over.
+fn js_of(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn from_js_reads_records_and_commands_and_names_what_does_not_fit() {
+    use longhaul::core::integrity::Integrity;
+    use longhaul::core::protocol::RawCommand;
+    use longhaul::core::task::WaitReason;
+    use longhaul::core::{ErrorCode, TaskError};
+    use longhaul::from_js::from_value;
+    use std::collections::BTreeMap;
+
+    // A record round-trips through what the store writes (JSON, then JS objects).
+    let mut rec = record("fj");
+    rec.bytes_received = 1 << 40;
+    rec.error = Some(TaskError {
+        code: ErrorCode::HttpStatus,
+        message: "m".into(),
+        status: Some(503),
+    });
+    rec.retry_at = Some(1.5e12);
+    rec.wait_reason = Some(WaitReason::RetryAt);
+    rec.integrity =
+        Some(Integrity::parse("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").unwrap());
+    rec.priority = 0.25;
+    let v = js_of(&serde_json::to_string(&rec).unwrap());
+    assert_eq!(from_value::<TaskRecord>(v).unwrap(), rec);
+
+    // A command: absent, undefined and null fields are all `None`.
+    let v = js_of(
+        r#"{"longhaul":1,"op":"download","session":"s","url":"https://h.test/a",
+            "headers":[["x-a","1"]],"maxBytes":5,"priority":0.5,"description":null}"#,
+    );
+    js_sys::Reflect::set(&v, &"id".into(), &JsValue::UNDEFINED).unwrap();
+    let raw: RawCommand = from_value(v).unwrap();
+    assert_eq!(
+        (raw.longhaul, raw.op.as_str(), raw.session.as_str()),
+        (1, "download", "s")
+    );
+    assert_eq!(raw.headers, vec![("x-a".to_string(), "1".to_string())]);
+    assert_eq!((raw.max_bytes, raw.priority), (Some(5.0), Some(0.5)));
+    assert_eq!((raw.id, raw.description, raw.online), (None, None, None));
+
+    // Maps, tuples, integers at JavaScript's exact limit.
+    let m: BTreeMap<String, u32> = from_value(js_of(r#"{"a":1,"b":2}"#)).unwrap();
+    assert_eq!(
+        m.into_iter().collect::<Vec<_>>(),
+        vec![("a".into(), 1), ("b".into(), 2)]
+    );
+    let t: (String, u64, i64) = from_value(js_of(r#"["x", 9007199254740992, -3]"#)).unwrap();
+    assert_eq!(t, ("x".into(), 1 << 53, -3));
+
+    // What does not fit is named by its kind, never guessed.
+    let err = |json: &str, f: fn(JsValue) -> Result<(), longhaul::from_js::Error>| {
+        f(js_of(json)).unwrap_err().to_string()
+    };
+    let as_u32 = |v| from_value::<u32>(v).map(drop);
+    let as_u64 = |v| from_value::<u64>(v).map(drop);
+    let as_bool = |v| from_value::<bool>(v).map(drop);
+    let as_state = |v| from_value::<TaskState>(v).map(drop);
+    let as_record = |v| from_value::<TaskRecord>(v).map(drop);
+    assert_eq!(err("1.5", as_u32), "invalid type: a number, expected u32");
+    assert_eq!(
+        err("4294967296", as_u32),
+        "invalid value: the number 4294967296, expected u32"
+    );
+    assert_eq!(err("-1", as_u64), "invalid type: a number, expected u64");
+    assert_eq!(
+        err("18014398509481984", as_u64),
+        "invalid type: a number, expected u64"
+    );
+    assert_eq!(
+        err(r#""yes""#, as_bool),
+        "invalid type: a string, expected a boolean"
+    );
+    assert!(err(r#""flying""#, as_state).contains("unknown variant `flying`"));
+    assert!(err("[1]", as_record).contains("expected struct TaskRecord"));
+    assert!(err(r#"{"id":"x"}"#, as_record).contains("missing field"));
+}

@@ -263,10 +263,19 @@ fn is_token_byte(b: u8) -> bool {
 pub const MAX_SAFE_INTEGER: u64 = 1 << 53;
 
 /// A byte count given by a page (a JS number): a positive integer up to 2^53.
+///
+/// The message shows a whole number as it is and any other as "that number":
+/// formatting an `f64` would bring `core`'s float formatting (about 20 KB of wasm)
+/// into the worker for this one message (README, "Package size").
 pub fn byte_count(v: f64) -> Result<u64, TaskError> {
     if !v.is_finite() || v.fract() != 0.0 || !(1.0..=MAX_SAFE_INTEGER as f64).contains(&v) {
+        let shown = if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e18 {
+            (v as i64).to_string()
+        } else {
+            "that number".to_string()
+        };
         return Err(TaskError::invalid(format!(
-            "{v} is not a byte count (a positive integer up to 2^53)"
+            "{shown} is not a byte count (a positive integer up to 2^53)"
         )));
     }
     Ok(v as u64)

@@ -376,7 +376,7 @@ pub fn route_with(req: &Request, ctx: &Ctx) -> Reply {
     match req.method.as_str() {
         "GET" | "HEAD" => match req.path.strip_prefix("/files/") {
             Some(name) => files::handle_with_faults(req, name, ctx.faults),
-            None => static_files::handle(&req.path, ctx.config),
+            None => static_files::handle(req, ctx.config),
         },
         _ => Reply::text(405, "method not allowed\n").header("Allow", "GET, HEAD, OPTIONS"),
     }

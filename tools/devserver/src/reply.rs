@@ -150,8 +150,8 @@ pub fn send(
     keep_alive: bool,
     tracker: &Tracker,
 ) -> io::Result<()> {
-    // 204 carries neither a body nor a Content-Length.
-    let no_body_status = reply.status == 204;
+    // 204 and 304 carry neither a body nor a Content-Length.
+    let no_body_status = matches!(reply.status, 204 | 304);
     let len = if no_body_status {
         0
     } else {

@@ -439,6 +439,42 @@ fn static_files_have_mime_types_and_refuse_traversal() {
 }
 
 #[test]
+fn static_files_answer_a_matching_if_none_match_with_304() {
+    let s = start();
+    let first = get(s.addr, "/pkg/x_bg.wasm", &[]);
+    let tag = first.header("etag").expect("an ETag").to_string();
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    // The same tag, alone, weak, or in a list: not modified, no body, same validator.
+    for value in [
+        tag.clone(),
+        format!("W/{tag}"),
+        format!("\"other\", {tag}"),
+        "*".into(),
+    ] {
+        let mut c = Client::connect(s.addr);
+        let header = format!("If-None-Match: {value}");
+        let again = c.request("GET", "/pkg/x_bg.wasm", &[&header]);
+        assert_eq!(again.status, 304, "{value}");
+        assert_eq!(again.header("etag"), Some(tag.as_str()));
+        assert_eq!(again.header("content-length"), None);
+        assert!(again.body.is_empty());
+        // The connection stays usable: the 304 carried no body.
+        assert_eq!(
+            c.request("GET", "/app.js", &[]).text(),
+            "console.log('app');"
+        );
+    }
+    // Another tag, or another file's: the file itself.
+    let other = get(s.addr, "/pkg/x_bg.wasm", &["If-None-Match: \"nope\""]);
+    assert_eq!(
+        (other.status, other.body.as_slice()),
+        (200, &b"\0asm\x01\0\0\0"[..])
+    );
+    let header = format!("If-None-Match: {tag}");
+    assert_eq!(get(s.addr, "/app.js", &[&header]).status, 200);
+}
+
+#[test]
 fn binary_prints_ready_line_on_ephemeral_port() {
     let s = start();
     let mut child = Command::new(env!("CARGO_BIN_EXE_devserver"))

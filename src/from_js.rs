@@ -1,0 +1,405 @@
+//! Reading Rust values out of JavaScript ones: a serde [`Deserializer`] over a
+//! [`JsValue`], for the commands pages send and the records IndexedDB gives back.
+//!
+//! Why not `serde-wasm-bindgen`'s: size. Its errors describe an unexpected number
+//! with `f64`'s `Display`, which brings the float formatting of `core` (about 20 KB
+//! of wasm) into a build that otherwise never formats a float; with it, the worker
+//! was 10.5 KiB (gzip) larger (measured, README "Package size"). This one reads
+//! exactly what longhaul's types need and names what it found by its kind ("a
+//! number", "a string"), never by a float's digits. Pages never hand it anything
+//! the worker did not check first (`protocol::RawCommand::validate`), so its
+//! messages name the type that did not fit, which is what a caller can act on.
+//!
+//! What maps to what:
+//! - `undefined` and `null` are an absent `Option` (and unit);
+//! - numbers are read as integers only when whole and within the target's range
+//!   (integers up to 2^53, as JavaScript holds them exactly), else as floats;
+//! - arrays are sequences and tuples;
+//! - objects are structs, whose fields are read by name (a field that is
+//!   `undefined` is absent: `#[serde(default)]` applies), or maps (own
+//!   enumerable string keys);
+//! - strings are strings, and the unit variants of enums.
+//!
+//! Enums with data, bytes and `char` are not used by longhaul's records and are
+//! refused with an error, never guessed.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Unexpected, Visitor};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Why a value could not be read: a message naming what was expected and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What `u` is, by its kind: never through `Unexpected`'s own `Display`, which
+/// formats floats (see the module docs).
+fn what(u: &Unexpected<'_>) -> String {
+    match u {
+        Unexpected::Bool(b) => format!("the boolean {b}"),
+        Unexpected::Unsigned(n) => format!("the number {n}"),
+        Unexpected::Signed(n) => format!("the number {n}"),
+        Unexpected::Float(_) => "a number".into(),
+        Unexpected::Char(_) | Unexpected::Str(_) => "a string".into(),
+        Unexpected::Unit | Unexpected::Option => "null or undefined".into(),
+        Unexpected::Seq => "an array".into(),
+        Unexpected::Map => "an object".into(),
+        Unexpected::Other(what) => (*what).into(),
+        _ => "a value of another kind".into(),
+    }
+}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error(msg.to_string())
+    }
+    fn invalid_type(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        Error(format!("invalid type: {}, expected {exp}", what(&unexp)))
+    }
+    fn invalid_value(unexp: Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        Error(format!("invalid value: {}, expected {exp}", what(&unexp)))
+    }
+}
+
+/// Read a `T` out of `v`.
+pub fn from_value<T: DeserializeOwned>(v: JsValue) -> Result<T, Error> {
+    T::deserialize(JsDeserializer(v))
+}
+
+/// The largest integer a JavaScript number holds exactly, 2^53.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+struct JsDeserializer(JsValue);
+
+impl JsDeserializer {
+    fn unexpected(&self) -> Unexpected<'static> {
+        let v = &self.0;
+        if v.is_undefined() || v.is_null() {
+            Unexpected::Unit
+        } else if let Some(b) = v.as_bool() {
+            Unexpected::Bool(b)
+        } else if v.as_f64().is_some() {
+            Unexpected::Float(0.0)
+        } else if v.is_string() {
+            Unexpected::Str("")
+        } else if js_sys::Array::is_array(v) {
+            Unexpected::Seq
+        } else if v.is_object() {
+            Unexpected::Map
+        } else {
+            Unexpected::Other("a JavaScript value of another type")
+        }
+    }
+
+    fn fail<T>(&self, exp: &dyn de::Expected) -> Result<T, Error> {
+        Err(de::Error::invalid_type(self.unexpected(), exp))
+    }
+
+    /// The value as a whole number within `min..=max`, if it is one.
+    fn whole(&self, min: f64, max: f64) -> Option<f64> {
+        self.0
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= min && *n <= max)
+    }
+
+    fn string<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0.as_string() {
+            Some(s) => visitor.visit_string(s),
+            None => self.fail(&visitor),
+        }
+    }
+
+    fn unsigned<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.whole(0.0, EXACT) {
+            Some(n) => visitor.visit_u64(n as u64),
+            None => self.fail(&visitor),
+        }
+    }
+
+    fn signed<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.whole(-EXACT, EXACT) {
+            Some(n) => visitor.visit_i64(n as i64),
+            None => self.fail(&visitor),
+        }
+    }
+}
+
+macro_rules! forward {
+    ($($method:ident => $helper:ident),* $(,)?) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.$helper(visitor)
+        })*
+    };
+}
+
+impl<'de> Deserializer<'de> for JsDeserializer {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let v = &self.0;
+        if v.is_undefined() || v.is_null() {
+            visitor.visit_unit()
+        } else if let Some(b) = v.as_bool() {
+            visitor.visit_bool(b)
+        } else if let Some(n) = v.as_f64() {
+            match self.whole(-EXACT, EXACT) {
+                Some(i) if i >= 0.0 => visitor.visit_u64(i as u64),
+                Some(i) => visitor.visit_i64(i as i64),
+                None => visitor.visit_f64(n),
+            }
+        } else if v.is_string() {
+            self.string(visitor)
+        } else if js_sys::Array::is_array(v) {
+            self.deserialize_seq(visitor)
+        } else if v.is_object() {
+            self.deserialize_map(visitor)
+        } else {
+            self.fail(&visitor)
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0.as_bool() {
+            Some(b) => visitor.visit_bool(b),
+            None => self.fail(&visitor),
+        }
+    }
+
+    forward! {
+        deserialize_u8 => unsigned, deserialize_u16 => unsigned,
+        deserialize_u32 => unsigned, deserialize_u64 => unsigned,
+        deserialize_i8 => signed, deserialize_i16 => signed,
+        deserialize_i32 => signed, deserialize_i64 => signed,
+        deserialize_str => string, deserialize_string => string,
+        deserialize_identifier => string,
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.deserialize_f64(visitor)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0.as_f64() {
+            Some(n) => visitor.visit_f64(n),
+            None => self.fail(&visitor),
+        }
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.fail(&visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.fail(&visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.fail(&visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.0.is_undefined() || self.0.is_null() {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.0.is_undefined() || self.0.is_null() {
+            visitor.visit_unit()
+        } else {
+            self.fail(&visitor)
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if !js_sys::Array::is_array(&self.0) {
+            return self.fail(&visitor);
+        }
+        let array: js_sys::Array = self.0.unchecked_into();
+        visitor.visit_seq(Items {
+            len: array.length(),
+            array,
+            next: 0,
+        })
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if !self.0.is_object() || js_sys::Array::is_array(&self.0) {
+            return self.fail(&visitor);
+        }
+        let object: js_sys::Object = self.0.unchecked_into();
+        let keys = js_sys::Object::keys(&object);
+        visitor.visit_map(Fields {
+            object,
+            keys: Keys::Own(keys, 0),
+            value: None,
+        })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        if !self.0.is_object() || js_sys::Array::is_array(&self.0) {
+            return self.fail(&visitor);
+        }
+        let object: js_sys::Object = self.0.unchecked_into();
+        visitor.visit_map(Fields {
+            object,
+            keys: Keys::Named(fields.iter()),
+            value: None,
+        })
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        // Unit variants only: a string, read as its variant by serde's own.
+        match self.0.as_string() {
+            Some(s) => IntoDeserializer::<Error>::into_deserializer(s)
+                .deserialize_enum(_name, _variants, visitor),
+            None => self.fail(&visitor),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+}
+
+/// The items of an array, in order.
+struct Items {
+    array: js_sys::Array,
+    len: u32,
+    next: u32,
+}
+
+impl<'de> de::SeqAccess<'de> for Items {
+    type Error = Error;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        if self.next >= self.len {
+            return Ok(None);
+        }
+        let v = self.array.get(self.next);
+        self.next += 1;
+        seed.deserialize(JsDeserializer(v)).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some((self.len - self.next) as usize)
+    }
+}
+
+/// The properties of an object to read: a struct's fields, or a map's own keys.
+enum Keys {
+    Named(std::slice::Iter<'static, &'static str>),
+    Own(js_sys::Array, u32),
+}
+
+/// A property's name, as its key deserializes.
+enum Name {
+    Field(&'static str),
+    Own(String),
+}
+
+/// An object's properties named by `keys`, skipping those that are `undefined`.
+struct Fields {
+    object: js_sys::Object,
+    keys: Keys,
+    value: Option<JsValue>,
+}
+
+impl<'de> de::MapAccess<'de> for Fields {
+    type Error = Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        loop {
+            // The property's key, and its name: a field's, or the key read as a string.
+            let (key, name) = match &mut self.keys {
+                Keys::Named(fields) => match fields.next() {
+                    Some(f) => (JsValue::from_str(f), Name::Field(f)),
+                    None => return Ok(None),
+                },
+                Keys::Own(keys, next) => {
+                    if *next >= keys.length() {
+                        return Ok(None);
+                    }
+                    let k = keys.get(*next);
+                    *next += 1;
+                    let name = Name::Own(k.as_string().unwrap_or_default());
+                    (k, name)
+                }
+            };
+            let v = js_sys::Reflect::get(&self.object, &key).unwrap_or(JsValue::UNDEFINED);
+            if v.is_undefined() {
+                continue;
+            }
+            self.value = Some(v);
+            let key = match name {
+                Name::Field(f) => seed.deserialize(IntoDeserializer::<Error>::into_deserializer(f)),
+                Name::Own(k) => seed.deserialize(IntoDeserializer::<Error>::into_deserializer(k)),
+            };
+            return key.map(Some);
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let v = self.value.take().unwrap_or(JsValue::UNDEFINED);
+        seed.deserialize(JsDeserializer(v))
+    }
+}
