@@ -27,6 +27,7 @@
 //! refused with an error, never guessed.
 
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Unexpected, Visitor};
 use wasm_bindgen::{JsCast, JsValue};
@@ -294,7 +295,7 @@ impl<'de> Deserializer<'de> for JsDeserializer {
         let object: js_sys::Object = self.0.unchecked_into();
         visitor.visit_map(Fields {
             object,
-            keys: Keys::Named(fields.iter()),
+            keys: Keys::Named(fields, field_names(fields), 0),
             value: None,
         })
     }
@@ -345,9 +346,36 @@ impl<'de> de::SeqAccess<'de> for Items {
     }
 }
 
+thread_local! {
+    /// Each struct's field names made JS strings once, by the address of its
+    /// `&'static` field list (a handful of structs): a worker starting with 10,000
+    /// task records reads 24 fields of each.
+    static NAMES: std::cell::RefCell<Vec<(usize, Rc<Vec<JsValue>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The field names of `fields` as JS strings, made once.
+fn field_names(fields: &'static [&'static str]) -> Rc<Vec<JsValue>> {
+    let key = fields.as_ptr() as usize;
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some((_, n)) = names.iter().find(|(k, _)| *k == key) {
+            return n.clone();
+        }
+        let made = Rc::new(
+            fields
+                .iter()
+                .map(|f| JsValue::from_str(f))
+                .collect::<Vec<_>>(),
+        );
+        names.push((key, made.clone()));
+        made
+    })
+}
+
 /// The properties of an object to read: a struct's fields, or a map's own keys.
 enum Keys {
-    Named(std::slice::Iter<'static, &'static str>),
+    Named(&'static [&'static str], Rc<Vec<JsValue>>, usize),
     Own(js_sys::Array, u32),
 }
 
@@ -372,23 +400,27 @@ impl<'de> de::MapAccess<'de> for Fields {
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
         loop {
-            // The property's key, and its name: a field's, or the key read as a string.
-            let (key, name) = match &mut self.keys {
-                Keys::Named(fields) => match fields.next() {
-                    Some(f) => (JsValue::from_str(f), Name::Field(f)),
-                    None => return Ok(None),
-                },
+            // The property's value, and its name: a field's, or the key as a string.
+            let get = |key: &JsValue| {
+                js_sys::Reflect::get(&self.object, key).unwrap_or(JsValue::UNDEFINED)
+            };
+            let (v, name) = match &mut self.keys {
+                Keys::Named(fields, names, next) => {
+                    let (Some(f), Some(key)) = (fields.get(*next), names.get(*next)) else {
+                        return Ok(None);
+                    };
+                    *next += 1;
+                    (get(key), Name::Field(f))
+                }
                 Keys::Own(keys, next) => {
                     if *next >= keys.length() {
                         return Ok(None);
                     }
                     let k = keys.get(*next);
                     *next += 1;
-                    let name = Name::Own(k.as_string().unwrap_or_default());
-                    (k, name)
+                    (get(&k), Name::Own(k.as_string().unwrap_or_default()))
                 }
             };
-            let v = js_sys::Reflect::get(&self.object, &key).unwrap_or(JsValue::UNDEFINED);
             if v.is_undefined() {
                 continue;
             }
