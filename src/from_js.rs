@@ -15,8 +15,9 @@
 //!
 //! What maps to what:
 //! - `undefined` and `null` are an absent `Option` (and unit);
-//! - numbers are read as integers only when whole and within the target's range
-//!   (integers up to 2^53, as JavaScript holds them exactly), else as floats;
+//! - a number fits an integer only when it is whole and within 2^53 (what
+//!   JavaScript holds exactly; unsigned ones from 0) and within the integer type's
+//!   own range; a float takes any number;
 //! - arrays are sequences and tuples;
 //! - objects are structs, whose fields are read by name (a field that is
 //!   `undefined` is absent: `#[serde(default)]` applies), or maps (own
