@@ -79,6 +79,12 @@ pub fn from_value<T: DeserializeOwned>(v: JsValue) -> Result<T, Error> {
     T::deserialize(JsDeserializer(v))
 }
 
+/// Whether `v` is `undefined` or `null`. (`JsValue::is_null_or_undefined` would
+/// import one more JS function; these two are imported anyway.)
+fn absent(v: &JsValue) -> bool {
+    v.is_undefined() || v.is_null()
+}
+
 /// The largest integer a JavaScript number holds exactly, 2^53.
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
@@ -87,7 +93,7 @@ struct JsDeserializer(JsValue);
 impl JsDeserializer {
     fn unexpected(&self) -> Unexpected<'static> {
         let v = &self.0;
-        if v.is_undefined() || v.is_null() {
+        if absent(v) {
             Unexpected::Unit
         } else if let Some(b) = v.as_bool() {
             Unexpected::Bool(b)
@@ -129,6 +135,15 @@ impl JsDeserializer {
         }
     }
 
+    /// The value as an object (not an array), if it is one; else itself back.
+    fn object(self) -> Result<js_sys::Object, Self> {
+        if self.0.is_object() && !js_sys::Array::is_array(&self.0) {
+            Ok(self.0.unchecked_into())
+        } else {
+            Err(self)
+        }
+    }
+
     fn signed<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.whole(-EXACT, EXACT) {
             Some(n) => visitor.visit_i64(n as i64),
@@ -150,7 +165,7 @@ impl<'de> Deserializer<'de> for JsDeserializer {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let v = &self.0;
-        if v.is_undefined() || v.is_null() {
+        if absent(v) {
             visitor.visit_unit()
         } else if let Some(b) = v.as_bool() {
             visitor.visit_bool(b)
@@ -211,7 +226,7 @@ impl<'de> Deserializer<'de> for JsDeserializer {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        if self.0.is_undefined() || self.0.is_null() {
+        if absent(&self.0) {
             visitor.visit_none()
         } else {
             visitor.visit_some(self)
@@ -219,7 +234,7 @@ impl<'de> Deserializer<'de> for JsDeserializer {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        if self.0.is_undefined() || self.0.is_null() {
+        if absent(&self.0) {
             visitor.visit_unit()
         } else {
             self.fail(&visitor)
@@ -272,16 +287,12 @@ impl<'de> Deserializer<'de> for JsDeserializer {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        if !self.0.is_object() || js_sys::Array::is_array(&self.0) {
-            return self.fail(&visitor);
-        }
-        let object: js_sys::Object = self.0.unchecked_into();
-        let keys = js_sys::Object::keys(&object);
-        visitor.visit_map(Fields {
-            object,
-            keys: Keys::Own(keys, 0),
-            value: None,
-        })
+        let object = match self.object() {
+            Ok(object) => object,
+            Err(other) => return other.fail(&visitor),
+        };
+        let keys = Keys::Own(js_sys::Object::keys(&object), 0);
+        visitor.visit_map(Fields::new(object, keys))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -290,27 +301,24 @@ impl<'de> Deserializer<'de> for JsDeserializer {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        if !self.0.is_object() || js_sys::Array::is_array(&self.0) {
-            return self.fail(&visitor);
-        }
-        let object: js_sys::Object = self.0.unchecked_into();
-        visitor.visit_map(Fields {
-            object,
-            keys: Keys::Named(fields, field_names(fields), 0),
-            value: None,
-        })
+        let object = match self.object() {
+            Ok(object) => object,
+            Err(other) => return other.fail(&visitor),
+        };
+        let keys = Keys::Named(fields, field_names(fields), 0);
+        visitor.visit_map(Fields::new(object, keys))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
+        name: &'static str,
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
         // Unit variants only: a string, read as its variant by serde's own.
         match self.0.as_string() {
             Some(s) => IntoDeserializer::<Error>::into_deserializer(s)
-                .deserialize_enum(_name, _variants, visitor),
+                .deserialize_enum(name, variants, visitor),
             None => self.fail(&visitor),
         }
     }
@@ -391,6 +399,16 @@ struct Fields {
     object: js_sys::Object,
     keys: Keys,
     value: Option<JsValue>,
+}
+
+impl Fields {
+    fn new(object: js_sys::Object, keys: Keys) -> Self {
+        Fields {
+            object,
+            keys,
+            value: None,
+        }
+    }
 }
 
 impl<'de> de::MapAccess<'de> for Fields {

@@ -269,7 +269,8 @@ pub const MAX_SAFE_INTEGER: u64 = 1 << 53;
 /// into the worker for this one message (README, "Package size").
 pub fn byte_count(v: f64) -> Result<u64, TaskError> {
     if !v.is_finite() || v.fract() != 0.0 || !(1.0..=MAX_SAFE_INTEGER as f64).contains(&v) {
-        let shown = if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e18 {
+        // (`fract` of an infinity or NaN is NaN: those are "that number".)
+        let shown = if v.fract() == 0.0 && v.abs() < 1e18 {
             (v as i64).to_string()
         } else {
             "that number".to_string()
