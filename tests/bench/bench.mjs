@@ -411,8 +411,11 @@ async function memory(b, benchPage, demo) {
       const start2 = await settle(idle);
       log(`${b.kind}: memory: plain-JS read of those Blobs as a fetch the worker answers (PSS ${fmt(start2 / MiB)} MiB)`);
       const read2 = await peakPss(benchPage.evaluate(() => window.rawReadStored(true)));
-      if (read2.result.bytes !== BIG) throw new Error(`the plain-JS fetch read got ${read2.result.bytes} bytes`);
-      reads.push({ how: 'streamed by the worker as the body of the page\'s fetch, a record per pull', before: start2, peak: read2.peak });
+      // A baseline, not longhaul: a short read is reported, not fatal. (Seen once in
+      // Firefox, 907 of 1,024 MiB: the stream ended without an error, as when the
+      // browser stops a worker that answers a long fetch.)
+      const short = read2.result.bytes === BIG ? '' : ` (ended early: ${fmt(read2.result.bytes / MiB)} of ${BIG / MiB} MiB arrived)`;
+      reads.push({ how: `streamed by the worker as the body of the page's fetch, a record per pull${short}`, before: start2, peak: read2.peak });
       await benchPage.evaluate(() => window.rawDropStored());
     }
   }
