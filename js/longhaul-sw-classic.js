@@ -15,21 +15,27 @@ self.longhaul = {
     if (credentials !== undefined && typeof credentials !== 'function') {
       throw new TypeError('longhaul: install(url, { credentials }) takes a function returning headers');
     }
-    // As in longhaul-sw.js: have the browser open the database while the wasm compiles.
-    if (self.serviceWorker?.state === 'activated') {
+    // As in longhaul-sw.js: open the database while the wasm compiles, as it is, and
+    // hand the connection to the wasm.
+    const activated = self.serviceWorker?.state === 'activated';
+    const warm = !activated ? null : new Promise((resolve) => {
       try {
         const req = indexedDB.open('longhaul');
         req.onupgradeneeded = () => req.transaction.abort();
-        req.onsuccess = () => req.result.close();
-        req.onerror = (e) => e.preventDefault();
-      } catch { /* no IndexedDB: the wasm reports it */ }
-    }
+        req.onsuccess = () => {
+          const db = req.result;
+          db.onversionchange = () => db.close();
+          resolve(db);
+        };
+        req.onerror = (e) => { e.preventDefault(); resolve(null); };
+      } catch { resolve(null); /* no IndexedDB: the wasm reports it */ }
+    });
     const ready = wasm_bindgen({ module_or_path: wasmUrl })
       .then(() => wasm_bindgen.workerSetCredentials(credentials));
     ready.catch((e) => console.error('longhaul: start-up failed', e));
     // An active worker that wakes up resumes its tasks at once; an installing one (an
     // update) must not touch them until it is activated.
-    if (self.serviceWorker?.state === 'activated') ready.then(() => wasm_bindgen.workerStart());
+    if (activated) ready.then(() => wasm_bindgen.workerStart(warm));
     const handle = (e) => e.waitUntil(ready.then(() => wasm_bindgen.workerHandle(e)));
     self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
     self.addEventListener('sync', handle);

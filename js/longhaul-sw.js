@@ -18,17 +18,19 @@ export function install(options = {}) {
     throw new TypeError('longhaul: install({ credentials }) takes a function returning headers');
   }
   // A worker waking up opens IndexedDB first thing, and a cold open costs 50-90 ms
-  // in Chromium (measured from the navigation to the resumed request): start the
-  // browser opening it now, while the wasm compiles. Opened without a version, so an
-  // existing database is never upgraded here; a missing one is not created (the
-  // upgrade is aborted), so the wasm's own open still makes and upgrades it.
-  if (self.serviceWorker?.state === 'activated') warmStorage();
+  // in Chromium (measured from the navigation to the resumed request): open it now,
+  // while the wasm compiles, and hand the connection to the wasm, which adopts it if
+  // it is at its version. Opened without a version, so an existing database is never
+  // upgraded here; a missing one is not created (the upgrade is aborted), so the
+  // wasm's own open still makes and upgrades it.
+  const activated = self.serviceWorker?.state === 'activated';
+  const warm = activated ? warmStorage() : null;
   const ready = init({ module_or_path: new URL('./longhaul-worker_bg.wasm', import.meta.url) })
     .then(() => workerSetCredentials(credentials));
   ready.catch((e) => console.error('longhaul: start-up failed', e));
   // An active worker that wakes up resumes its tasks at once; an installing one (an
   // update) must not touch them until it is activated.
-  if (self.serviceWorker?.state === 'activated') ready.then(() => workerStart());
+  if (activated) ready.then(() => workerStart(warm));
   const handle = (e) => e.waitUntil(ready.then(() => workerHandle(e)));
   self.addEventListener('message', (e) => { if (e.data && e.data.longhaul) handle(e); });
   self.addEventListener('sync', handle);
@@ -38,12 +40,21 @@ export function install(options = {}) {
   return ready;
 }
 
-/** Have the browser open longhaul's database (see install()); the result is dropped. */
+/**
+ * Open longhaul's database as it is (see install()): a promise of the connection, or
+ * of null. The connection closes itself for another's upgrade until the wasm adopts it.
+ */
 function warmStorage() {
-  try {
-    const req = indexedDB.open('longhaul');
-    req.onupgradeneeded = () => req.transaction.abort();
-    req.onsuccess = () => req.result.close();
-    req.onerror = (e) => e.preventDefault();
-  } catch { /* no IndexedDB: the wasm reports it */ }
+  return new Promise((resolve) => {
+    try {
+      const req = indexedDB.open('longhaul');
+      req.onupgradeneeded = () => req.transaction.abort();
+      req.onsuccess = () => {
+        const db = req.result;
+        db.onversionchange = () => db.close();
+        resolve(db);
+      };
+      req.onerror = (e) => { e.preventDefault(); resolve(null); };
+    } catch { resolve(null); /* no IndexedDB: the wasm reports it */ }
+  });
 }

@@ -68,6 +68,9 @@ thread_local! {
     static RUNTIME: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
     static STARTING: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
     static CREDENTIALS: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+    /// The database connection the shim opened while the wasm compiled, for
+    /// [`start`] to adopt ([`Store::open_warm`]).
+    static WARM: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
 }
 
 /// Set the app's credentials hook (`install({ credentials })` in the worker script).
@@ -222,7 +225,7 @@ async fn start() -> Result<Rc<Runtime>, TaskError> {
         claim_ownership().await;
         Ok(JsValue::UNDEFINED)
     });
-    let store = Store::open().await?;
+    let store = Store::open_warm(WARM.with(|w| w.borrow_mut().take())).await?;
     let _ = JsFuture::from(claimed).await;
     let mut engine = Engine::new(EngineConfig::default(), js::random_seed());
     let (sessions, tasks) = store.load_all().await?;
@@ -331,9 +334,25 @@ async fn runtime() -> Result<Rc<Runtime>, TaskError> {
 /// Start the runtime: take ownership, open storage, load every task, resume the
 /// unfinished ones. The shim calls it when an already active worker's script runs
 /// (a wake-up); otherwise the first event starts it (an installing worker never does).
+///
+/// `warm`, if given, resolves to a connection to longhaul's database that the shim
+/// opened while the wasm compiled (or to `null`); start-up adopts it if it is at
+/// the current version, and closes it otherwise or if the runtime had already
+/// started.
 #[wasm_bindgen(js_name = workerStart)]
-pub async fn worker_start() -> Result<(), JsValue> {
-    runtime().await.map(|_| ()).map_err(|e| js::error_to_js(&e))
+pub async fn worker_start(warm: JsValue) -> Result<(), JsValue> {
+    if !warm.is_undefined() && !warm.is_null() {
+        WARM.with(|c| *c.borrow_mut() = Some(js_sys::Promise::resolve(&warm)));
+    }
+    let started = runtime().await.map(|_| ()).map_err(|e| js::error_to_js(&e));
+    if let Some(unused) = WARM.with(|c| c.borrow_mut().take()) {
+        if let Ok(db) = JsFuture::from(unused).await {
+            if let Some(db) = db.dyn_ref::<web_sys::IdbDatabase>() {
+                db.close();
+            }
+        }
+    }
+    started
 }
 
 /// Handle a service-worker event; the shim passes the promise to `event.waitUntil`.

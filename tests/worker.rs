@@ -390,6 +390,126 @@ async fn bad_input_is_refused_before_anything_is_stored() {
     assert_eq!(before, after);
 }
 
+/// Make database `name` at version 1 (sessions, tasks, chunks; no meta), as the
+/// first longhaul did.
+async fn make_v1_database(name: &str) {
+    let make_v1 = js_sys::Function::new_with_args(
+        "name",
+        "return new Promise((resolve, reject) => { \
+           const req = indexedDB.open(name, 1); \
+           req.onupgradeneeded = () => { const db = req.result; \
+             db.createObjectStore('sessions', { keyPath: 'id' }); \
+             db.createObjectStore('tasks', { keyPath: 'id' }).createIndex('session', 'session'); \
+             db.createObjectStore('chunks'); }; \
+           req.onerror = () => reject(req.error); \
+           req.onsuccess = () => { req.result.close(); resolve(); }; })",
+    );
+    let p: js_sys::Promise = make_v1.call1(&JsValue::NULL, &name.into()).unwrap().into();
+    wasm_bindgen_futures::JsFuture::from(p).await.unwrap();
+}
+
+/// `meta.created` of database `name` (opened without a version, so never upgraded
+/// here), or `undefined`.
+async fn meta_created(name: &str) -> JsValue {
+    let read = js_sys::Function::new_with_args(
+        "name",
+        "return new Promise((resolve, reject) => { \
+           const req = indexedDB.open(name); \
+           req.onerror = () => reject(req.error); \
+           req.onsuccess = () => { \
+             const db = req.result; \
+             const get = db.transaction('meta').objectStore('meta').get('created'); \
+             get.onerror = () => reject(get.error); \
+             get.onsuccess = () => { db.close(); resolve(get.result?.value); }; }; })",
+    );
+    let p: js_sys::Promise = read.call1(&JsValue::NULL, &name.into()).unwrap().into();
+    wasm_bindgen_futures::JsFuture::from(p).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_upgrade_notes_the_creation_and_later_opens_write_nothing() {
+    // A new database: the upgrade that makes `meta` writes `created`.
+    let name = unique("longhaul-created");
+    let before = js_sys::Date::now();
+    let store = Store::open_named(&name).await.unwrap();
+    let created = meta_created(&name)
+        .await
+        .as_f64()
+        .expect("meta.created is a number");
+    assert!(created >= before && created <= js_sys::Date::now());
+    // Opening it again writes nothing: the value stays.
+    let again = Store::open_named(&name).await.unwrap();
+    assert_eq!(meta_created(&name).await.as_f64(), Some(created));
+    drop((store, again));
+    // A version-1 database (sessions, tasks, chunks; no meta) gets it at its upgrade.
+    let old = unique("longhaul-created-v1");
+    make_v1_database(&old).await;
+    let upgraded = Store::open_named(&old).await.unwrap();
+    assert!(
+        meta_created(&old).await.as_f64().is_some(),
+        "written by the upgrade to 2"
+    );
+    assert_eq!(upgraded.load_all().await.unwrap().1.len(), 0);
+}
+
+/// A connection to database `name` opened as the worker shims open theirs (no
+/// version), as a promise; and a function telling whether it was closed.
+fn warm_open(name: &str) -> (js_sys::Promise, js_sys::Function) {
+    let open = js_sys::Function::new_with_args(
+        "name",
+        "let db = null; \
+         const p = new Promise((resolve) => { \
+           const req = indexedDB.open(name); \
+           req.onupgradeneeded = () => req.transaction.abort(); \
+           req.onsuccess = () => { db = req.result; resolve(db); }; \
+           req.onerror = (e) => { e.preventDefault(); resolve(null); }; }); \
+         const closed = () => { try { db.transaction('tasks'); return false; } \
+           catch (e) { return e.name === 'InvalidStateError'; } }; \
+         return [p, closed];",
+    );
+    let pair = js_sys::Array::from(&open.call1(&JsValue::NULL, &name.into()).unwrap());
+    (pair.get(0).into(), pair.get(1).into())
+}
+
+#[wasm_bindgen_test]
+async fn start_up_adopts_a_warm_connection_at_its_version_and_closes_any_other() {
+    // At the current version: adopted, so closing it from JS closes the store's.
+    let name = unique("longhaul-warm");
+    drop(Store::open_named(&name).await.unwrap());
+    let (warm, closed) = warm_open(&name);
+    let store = Store::open_warm_named(&name, Some(warm.clone()))
+        .await
+        .unwrap();
+    assert_eq!(closed.call0(&JsValue::NULL).unwrap(), false);
+    store.put_tasks(&[record("warm-1")]).unwrap().await.unwrap();
+    assert_eq!(store.load_all().await.unwrap().1.len(), 1);
+    let db = wasm_bindgen_futures::JsFuture::from(warm).await.unwrap();
+    db.unchecked_ref::<web_sys::IdbDatabase>().close();
+    let err = store.load_all().await.unwrap_err();
+    assert_eq!(
+        err.code.as_str(),
+        "storage",
+        "the store used the warm connection"
+    );
+    // At an older version (1): closed, and the database opened anew and upgraded
+    // (were the warm one left open, with no versionchange handler, the upgrade
+    // would be blocked).
+    let old = unique("longhaul-warm-v1");
+    make_v1_database(&old).await;
+    let (warm, closed) = warm_open(&old);
+    let store = Store::open_warm_named(&old, Some(warm)).await.unwrap();
+    assert_eq!(closed.call0(&JsValue::NULL).unwrap(), true);
+    store.put_tasks(&[record("warm-2")]).unwrap().await.unwrap();
+    assert_eq!(store.load_all().await.unwrap().1.len(), 1);
+    // A warm open of a database that does not exist gives null (its creation is
+    // aborted), and the store makes it.
+    let fresh = unique("longhaul-warm-none");
+    let (warm, _) = warm_open(&fresh);
+    let store = Store::open_warm_named(&fresh, Some(warm)).await.unwrap();
+    assert_eq!(store.load_all().await.unwrap().1.len(), 0);
+    assert!(meta_created(&fresh).await.as_f64().is_some());
+}
+
 #[wasm_bindgen_test]
 async fn an_upgrade_elsewhere_closes_this_connection_and_is_not_blocked() {
     let name = unique("longhaul-versionchange");
