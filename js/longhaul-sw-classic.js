@@ -18,18 +18,7 @@ self.longhaul = {
     // As in longhaul-sw.js: open the database while the wasm compiles, as it is, and
     // hand the connection to the wasm.
     const activated = self.serviceWorker?.state === 'activated';
-    const warm = !activated ? null : new Promise((resolve) => {
-      try {
-        const req = indexedDB.open('longhaul');
-        req.onupgradeneeded = () => req.transaction.abort();
-        req.onsuccess = () => {
-          const db = req.result;
-          db.onversionchange = () => db.close();
-          resolve(db);
-        };
-        req.onerror = (e) => { e.preventDefault(); resolve(null); };
-      } catch { resolve(null); /* no IndexedDB: the wasm reports it */ }
-    });
+    const warm = activated ? longhaulWarmStorage() : null; // js/warm-storage.js, appended
     const ready = wasm_bindgen({ module_or_path: wasmUrl })
       .then(() => wasm_bindgen.workerSetCredentials(credentials));
     ready.catch((e) => console.error('longhaul: start-up failed', e));

@@ -17,14 +17,13 @@ export function install(options = {}) {
   if (credentials !== undefined && typeof credentials !== 'function') {
     throw new TypeError('longhaul: install({ credentials }) takes a function returning headers');
   }
-  // A worker waking up opens IndexedDB first thing, and a cold open costs 50-90 ms
-  // in Chromium (measured from the navigation to the resumed request): open it now,
+  // A worker waking up opens IndexedDB first thing, and after a browser relaunch a
+  // cold open takes 100-160 ms in Chromium, longer than the wasm's compilation
+  // (measured with stamps from the navigation to the resumed request): open it now,
   // while the wasm compiles, and hand the connection to the wasm, which adopts it if
-  // it is at its version. Opened without a version, so an existing database is never
-  // upgraded here; a missing one is not created (the upgrade is aborted), so the
-  // wasm's own open still makes and upgrades it.
+  // it is at its version (js/warm-storage.js).
   const activated = self.serviceWorker?.state === 'activated';
-  const warm = activated ? warmStorage() : null;
+  const warm = activated ? longhaulWarmStorage() : null;
   const ready = init({ module_or_path: new URL('./longhaul-worker_bg.wasm', import.meta.url) })
     .then(() => workerSetCredentials(credentials));
   ready.catch((e) => console.error('longhaul: start-up failed', e));
@@ -40,21 +39,4 @@ export function install(options = {}) {
   return ready;
 }
 
-/**
- * Open longhaul's database as it is (see install()): a promise of the connection, or
- * of null. The connection closes itself for another's upgrade until the wasm adopts it.
- */
-function warmStorage() {
-  return new Promise((resolve) => {
-    try {
-      const req = indexedDB.open('longhaul');
-      req.onupgradeneeded = () => req.transaction.abort();
-      req.onsuccess = () => {
-        const db = req.result;
-        db.onversionchange = () => db.close();
-        resolve(db);
-      };
-      req.onerror = (e) => { e.preventDefault(); resolve(null); };
-    } catch { resolve(null); /* no IndexedDB: the wasm reports it */ }
-  });
-}
+// longhaulWarmStorage() is appended from js/warm-storage.js by tools/build-pkg.sh.

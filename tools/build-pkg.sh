@@ -28,9 +28,9 @@ echo "==> building the classic-worker variant (--target no-modules, feature work
 rm -rf target/pkg-classic
 build no-modules target/pkg-classic longhaul worker
 mkdir -p pkg/classic
-cat target/pkg-classic/longhaul.js js/longhaul-sw-classic.js > pkg/classic/longhaul-classic.js
+cat target/pkg-classic/longhaul.js js/longhaul-sw-classic.js js/warm-storage.js > pkg/classic/longhaul-classic.js
 cp target/pkg-classic/longhaul_bg.wasm pkg/classic/longhaul_bg.wasm
-cp js/longhaul-sw.js pkg/longhaul-sw.js
+cat js/longhaul-sw.js js/warm-storage.js > pkg/longhaul-sw.js
 cp js/longhaul-sw.d.ts pkg/longhaul-sw.d.ts
 cp js/package.json pkg/package.json
 cp README.md pkg/README.md
