@@ -1,4 +1,3 @@
-
 // Shared by both worker shims: tools/build-pkg.sh appends this file to
 // longhaul-sw.js (module workers) and to classic/longhaul-classic.js.
 

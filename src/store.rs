@@ -415,6 +415,16 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
     Ok(())
 }
 
+/// The connection `warm` resolves to, if it is one (a shim's early open gives
+/// `null` where the database does not exist or cannot be opened).
+pub async fn warm_connection(warm: Option<js_sys::Promise>) -> Option<web_sys::IdbDatabase> {
+    wasm_bindgen_futures::JsFuture::from(warm?)
+        .await
+        .ok()?
+        .dyn_into::<web_sys::IdbDatabase>()
+        .ok()
+}
+
 fn chunk_key(id: &TaskId, offset: u64) -> JsValue {
     js_sys::Array::of2(&JsValue::from_str(&id.0), &JsValue::from_f64(offset as f64)).into()
 }
@@ -442,9 +452,10 @@ impl Store {
     /// closed (so an upgrade is never blocked by it) and the database opened anew.
     ///
     /// `warm` is the connection the worker shims open while the wasm compiles (see
-    /// `longhaul-sw.js`): adopting it saves the worker's start-up a second open, 15-23
-    /// ms in Chromium before the records could be read (measured with stamps in the
-    /// worker from the navigation to the resumed request).
+    /// `longhaul-sw.js`): adopting it saves the worker's start-up a second open.
+    /// Measured with stamps in Chromium, that open cost 15-23 ms where the database
+    /// opened before the wasm was ready, and little after a relaunch, where both
+    /// opens waited for the cold backend together.
     pub async fn open_warm(warm: Option<js_sys::Promise>) -> Result<Store, TaskError> {
         Self::open_warm_named(DB_NAME, warm).await
     }
@@ -454,17 +465,11 @@ impl Store {
         name: &str,
         warm: Option<js_sys::Promise>,
     ) -> Result<Store, TaskError> {
-        if let Some(p) = warm {
-            let db = wasm_bindgen_futures::JsFuture::from(p)
-                .await
-                .ok()
-                .and_then(|v| v.dyn_into::<web_sys::IdbDatabase>().ok());
-            if let Some(db) = db {
-                if db.name() == name && db.version() == f64::from(DB_VERSION) {
-                    return Ok(Self::adopt(Database::from(db), name));
-                }
-                db.close();
+        if let Some(db) = warm_connection(warm).await {
+            if db.name() == name && db.version() == f64::from(DB_VERSION) {
+                return Ok(Self::adopt(Database::from(db), name));
             }
+            db.close();
         }
         Self::open_named(name).await
     }

@@ -364,12 +364,9 @@ pub async fn worker_start(warm: JsValue) -> Result<(), JsValue> {
         WARM.with(|c| *c.borrow_mut() = Some(js_sys::Promise::resolve(&warm)));
     }
     let started = runtime().await.map(|_| ()).map_err(|e| js::error_to_js(&e));
-    if let Some(unused) = WARM.with(|c| c.borrow_mut().take()) {
-        if let Ok(db) = JsFuture::from(unused).await {
-            if let Some(db) = db.dyn_ref::<web_sys::IdbDatabase>() {
-                db.close();
-            }
-        }
+    let unused = WARM.with(|c| c.borrow_mut().take());
+    if let Some(db) = crate::store::warm_connection(unused).await {
+        db.close();
     }
     started
 }
