@@ -372,7 +372,7 @@ fn segment_err(what: &str, e: &JsValue) -> TaskError {
 
 /// Whether this is Firefox (its user agent says so; the choice of segments was
 /// measured there, and in no other engine but Chromium).
-fn firefox() -> bool {
+pub(crate) fn firefox() -> bool {
     let nav = js::get(&js_sys::global(), "navigator");
     js::get(&nav, "userAgent")
         .dyn_ref::<js_sys::JsString>()

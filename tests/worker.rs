@@ -297,15 +297,19 @@ async fn pause_then_resume_continues_with_a_range_request() {
         "{done:?}"
     );
     assert!(testing::bytes(&id).await.unwrap() == fetch_bytes(&url).await);
+    // The requests that resume (If-Range): where the worker asks for Range windows
+    // (Firefox) the first request has a range too, without If-Range.
     let ranges: Vec<String> = log(&path)
         .await
         .iter()
+        .filter(|e| get(e, "if_range").as_string().is_some())
         .filter_map(|e| get(e, "range").as_string())
         .collect();
-    assert_eq!(
-        ranges,
-        vec![format!("bytes={}-", at as u64)],
-        "one resume, from the committed offset"
+    let at = at as u64;
+    assert!(
+        ranges == [format!("bytes={at}-")]
+            || ranges == [format!("bytes={at}-{}", at + (16 << 20) - 1)],
+        "one resume, from the committed offset: {ranges:?}"
     );
 }
 

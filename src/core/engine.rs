@@ -17,7 +17,7 @@
 
 use super::config::{SessionConfig, DEFAULT_REQUEST_TIMEOUT};
 use super::error::{ErrorCode, TaskError};
-use super::http::{decide, HeadDecision, ResponseHead};
+use super::http::{decide, HeadDecision, ResponseHead, ResumePoint};
 use super::integrity::Integrity;
 use super::retry::{RetryPolicy, Rng};
 use super::task::{TaskId, TaskKind, TaskRecord, TaskSnapshot, TaskState, WaitReason};
@@ -34,6 +34,11 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Least time between two progress events of one task, ms.
     pub progress_interval_ms: f64,
+    /// Ask for at most this many bytes per download request, the next window when
+    /// one ends (see `core::http`, "Windows"); `None`: one request per transfer.
+    /// What the browser buffers of a response the worker has not read yet is then
+    /// bounded by a window. The worker sets it where that was measured to matter.
+    pub fetch_window: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +47,7 @@ impl Default for EngineConfig {
             max_connections_per_host: 6,
             retry: RetryPolicy::default(),
             progress_interval_ms: 100.0,
+            fetch_window: None,
         }
     }
 }
@@ -159,6 +165,14 @@ struct Slot {
     verifying: bool,
     /// Uploads: the server's offset is known in this worker life (else probe first).
     offset_known: bool,
+    /// The window the request in flight asked for, if any.
+    window: Option<u64>,
+    /// Where the body of the request in flight ends when it is a window short of the
+    /// total (exclusive): the next window starts there.
+    window_end: Option<u64>,
+    /// This worker life asks for this task's bytes without windows: its server
+    /// answered one with no validator to chain them by, or one that could not be used.
+    unwindowed: bool,
     last_progress: f64,
 }
 
@@ -170,6 +184,9 @@ impl Slot {
             active: false,
             verifying: false,
             offset_known: false,
+            window: None,
+            window_end: None,
+            unwindowed: false,
             last_progress: f64::NEG_INFINITY,
         }
     }
@@ -562,20 +579,45 @@ impl Engine {
             self.finish(id, now);
             return;
         }
-        let resume = s.rec.resume_point();
-        let range = resume.range_headers();
-        if range.is_none() && s.rec.bytes_received > 0 {
+        let window = (!s.unwindowed)
+            .then_some(self.config.fetch_window)
+            .flatten();
+        let req = Self::request(s, window, base, stall_ms);
+        self.out.push_back(Output::Fetch(req));
+        self.tasks.edit(id, |s| s.active = true);
+        self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
+    }
+
+    /// The next request of a download from its resume point, asking for at most
+    /// `window` bytes where it can.
+    fn request(
+        s: &mut Slot,
+        window: Option<u64>,
+        mut headers: Vec<(String, String)>,
+        stall_ms: f64,
+    ) -> FetchRequest {
+        let mut range = s.rec.resume_point().range_headers(window);
+        if s.rec.bytes_received > 0 && range.as_ref().is_none_or(|(_, v)| v.is_none()) {
             // Nothing proves the stored bytes still match: start over.
             s.rec.bytes_received = 0;
+            range = s.rec.resume_point().range_headers(window);
         }
+        // A window from a fresh start is asked only while nothing says the server
+        // has no validator to chain windows by.
+        if s.rec.bytes_expected.is_some() && s.rec.resume_point().if_range().is_none() {
+            range = None;
+        }
+        s.window = window.filter(|_| range.is_some());
+        s.window_end = None;
         s.gen += 1;
-        let mut headers = base;
         if let Some((r, ir)) = range {
             headers.push(("range".into(), r));
-            headers.push(("if-range".into(), ir));
+            if let Some(ir) = ir {
+                headers.push(("if-range".into(), ir));
+            }
         }
-        let req = FetchRequest {
-            task: id.clone(),
+        FetchRequest {
+            task: s.rec.id.clone(),
             gen: s.gen,
             url: s.rec.url.href.clone(),
             headers,
@@ -583,10 +625,80 @@ impl Engine {
             stall_ms,
             session: s.rec.session.as_str().to_owned(),
             attempt: s.rec.attempts + 1,
+        }
+    }
+
+    /// The `range` and `if-range` values of the window after `at`, where request
+    /// `gen`'s window ended, for the shell to ask for in the same transfer (its
+    /// bytes go on into the same commits); `None` if there is none to chain: the
+    /// body did not end at its window's end, the download is complete, or nothing
+    /// validates a next window. Check its head with [`Engine::handle_window_head`].
+    pub fn next_window(&mut self, id: &TaskId, gen: u64, at: u64) -> Option<(String, String)> {
+        let s = self.current(id, gen)?;
+        if s.window_end != Some(at) || s.unwindowed {
+            return None;
+        }
+        let point = ResumePoint {
+            offset: at,
+            ..s.rec.resume_point()
         };
+        let (range, if_range) = point.range_headers(s.window)?;
+        Some((range, if_range?))
+    }
+
+    /// The head of the window asked for at `at` ([`Engine::next_window`]): true if
+    /// its body goes on from `at` (stream it); false if it does not fit, and the
+    /// shell drops it and ends the transfer once its commits are done
+    /// ([`Engine::handle_body_end`] then asks again as a request of its own, which
+    /// sorts out what changed).
+    pub fn handle_window_head(
+        &mut self,
+        id: &TaskId,
+        gen: u64,
+        at: u64,
+        head: &ResponseHead,
+        now: f64,
+    ) -> bool {
+        let Some(s) = self.current(id, gen) else {
+            return false;
+        };
+        let point = ResumePoint {
+            offset: at,
+            ..s.rec.resume_point()
+        };
+        match decide(&point, s.window, head, now) {
+            HeadDecision::Stream {
+                offset,
+                restart: false,
+                end,
+                ..
+            } if offset == at => {
+                s.window_end = end;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The window of request `gen` ended where the next one starts, and the shell
+    /// did not chain it: ask for it as a request of its own, at once (no backoff, no
+    /// state change).
+    fn request_next_window(&mut self, id: &TaskId) {
+        let Some((stall_ms, base)) = self.tasks.get(id).map(|s| {
+            (
+                self.request_timeout(&s.rec.session),
+                self.base_headers(&s.rec),
+            )
+        }) else {
+            return;
+        };
+        let window = self.config.fetch_window;
+        let Some(s) = self.tasks.get_mut(id) else {
+            return;
+        };
+        let window = window.filter(|_| !s.unwindowed);
+        let req = Self::request(s, window, base, stall_ms);
         self.out.push_back(Output::Fetch(req));
-        self.tasks.edit(id, |s| s.active = true);
-        self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
     }
 
     fn current(&mut self, id: &TaskId, gen: u64) -> Option<&mut Slot> {
@@ -600,11 +712,18 @@ impl Engine {
         let Some(s) = self.current(id, gen) else {
             return Body::Discard;
         };
-        match decide(&s.rec.resume_point(), head, now) {
+        let window = s.window;
+        let decision = decide(&s.rec.resume_point(), window, head, now);
+        if window.is_some() && matches!(decision, HeadDecision::Restart { .. }) {
+            // Whatever went wrong with a window is not tried with another.
+            s.unwindowed = true;
+        }
+        match decision {
             HeadDecision::Stream {
                 offset,
                 restart,
                 rep,
+                end,
             } => {
                 if let Some(e) = rep.total.and_then(|t| self.over_limit(id, t)) {
                     self.fail_dropping(id, e, now);
@@ -613,6 +732,12 @@ impl Engine {
                 let Some(s) = self.tasks.get_mut(id) else {
                     return Body::Discard;
                 };
+                s.window_end = end;
+                if end.is_some() && rep.etag.is_none() && rep.last_modified.is_none() {
+                    // Nothing to chain the next window by: the rest comes as one
+                    // response, from byte 0 (see `core::http`, "Windows").
+                    s.unwindowed = true;
+                }
                 if restart {
                     s.rec.bytes_received = 0;
                     s.rec.etag = rep.etag;
@@ -664,7 +789,15 @@ impl Engine {
         new_offset: u64,
         now: f64,
     ) -> Option<TaskRecord> {
-        self.current(id, gen)?;
+        let end = self.current(id, gen)?.window_end;
+        if end.is_some_and(|end| new_offset > end) {
+            let e = TaskError::new(
+                ErrorCode::NotResumable,
+                "the server sent more bytes than its Content-Range",
+            );
+            self.fail(id, e, now);
+            return None;
+        }
         if let Some(e) = self.over_limit(id, new_offset) {
             self.fail_dropping(id, e, now);
             return None;
@@ -712,6 +845,11 @@ impl Engine {
         let Some(s) = self.current(id, gen) else {
             return;
         };
+        let received = s.rec.bytes_received;
+        if s.window_end == Some(received) && s.rec.bytes_expected.is_some_and(|e| received < e) {
+            self.request_next_window(id);
+            return;
+        }
         match s.rec.bytes_expected {
             Some(e) if s.rec.bytes_received < e => {
                 let err = TaskError::new(

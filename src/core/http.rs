@@ -14,6 +14,24 @@
 //!   not resumable and restarts from zero after an interruption.
 //! - Byte counts above 2^53 (the largest integer a JavaScript number holds exactly)
 //!   are rejected.
+//!
+//! ## Windows
+//!
+//! A request may ask for a window of the representation (`Range: bytes=a-b`) rather
+//! than all of it from its offset (`bytes=a-`, or no `Range` at all for a fresh
+//! start), with the same `If-Range` as a resume; the engine asks for the next window
+//! when one ends ([`EngineConfig::fetch_window`](super::engine::EngineConfig)). It
+//! bounds what the browser can buffer of a response the worker has not read yet, and
+//! so what a crash makes it fetch twice. The rules above hold per window, and:
+//! - a fresh start asks for its first window without `If-Range` (nothing is stored
+//!   yet); its `206` gives the validator the next windows send. Without a usable
+//!   validator the windows cannot be chained: the engine asks for the rest as one
+//!   response (starting over, as for any resume without a validator);
+//! - a `206` may end before the total only where a window was asked, and not after
+//!   the window's end;
+//! - a `206` of an encoded body is never taken for a window (its range is of bytes
+//!   `fetch` never shows); the engine asks again without one;
+//! - a `200` means the server ignores ranges: its whole body streams, as before.
 
 use super::error::{ErrorCode, TaskError};
 use std::time::{Duration, UNIX_EPOCH};
@@ -126,12 +144,18 @@ impl ResumePoint {
 
     /// The `Range` and `If-Range` header values for the next request, or `None` to
     /// request the whole resource (nothing stored, or nothing to prove it unchanged).
-    pub fn range_headers(&self) -> Option<(String, String)> {
+    /// With a `window` (bytes, at least 1), at most that many bytes are asked for, and
+    /// a fresh start asks for its first window with no `If-Range`.
+    pub fn range_headers(&self, window: Option<u64>) -> Option<(String, Option<String>)> {
+        let end = |from: u64| match window {
+            Some(w) => format!("bytes={from}-{}", from.saturating_add(w.max(1) - 1)),
+            None => format!("bytes={from}-"),
+        };
         if self.offset == 0 {
-            return None;
+            return window.map(|_| (end(0), None));
         }
         self.if_range()
-            .map(|v| (format!("bytes={}-", self.offset), v.to_owned()))
+            .map(|v| (end(self.offset), Some(v.to_owned())))
     }
 }
 
@@ -158,6 +182,9 @@ pub enum HeadDecision {
         restart: bool,
         /// The representation's length and validators.
         rep: Representation,
+        /// Where the body ends, if it is a window that ends before the total
+        /// (exclusive).
+        end: Option<u64>,
     },
     /// The stored bytes are already the whole representation (a `416` saying so).
     AlreadyComplete,
@@ -178,12 +205,15 @@ pub enum HeadDecision {
     Fail(TaskError),
 }
 
-fn representation(head: &ResponseHead, total: Option<u64>) -> Representation {
-    let encoded = head
-        .content_encoding
+/// Whether the body is encoded (`fetch` decodes it, so its bytes are not the range's).
+fn encoded(head: &ResponseHead) -> bool {
+    head.content_encoding
         .as_deref()
-        .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
-    if encoded {
+        .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
+}
+
+fn representation(head: &ResponseHead, total: Option<u64>) -> Representation {
+    if encoded(head) {
         // Ranges would be ranges of the encoded bytes, which fetch never shows us.
         return Representation {
             total: None,
@@ -204,10 +234,22 @@ fn representation(head: &ResponseHead, total: Option<u64>) -> Representation {
     }
 }
 
-/// Decide what to do with a response to a request made from `resume`
-/// (with `Range`/`If-Range` exactly when [`ResumePoint::range_headers`] gave them).
-pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDecision {
-    let asked_range = resume.range_headers().is_some();
+/// Decide what to do with a response to a request made from `resume` with
+/// `window` (with `Range`/`If-Range` exactly when [`ResumePoint::range_headers`] of
+/// that window gave them).
+pub fn decide(
+    resume: &ResumePoint,
+    window: Option<u64>,
+    head: &ResponseHead,
+    now_ms: f64,
+) -> HeadDecision {
+    let asked = resume.range_headers(window);
+    // A resume: stored bytes, and a validator to prove they still belong.
+    let asked_range = asked.as_ref().is_some_and(|(_, v)| v.is_some());
+    // The last byte a window may reach (inclusive).
+    let window_last = window
+        .filter(|_| asked.is_some())
+        .map(|w| resume.offset.saturating_add(w.max(1) - 1));
     match head.status {
         200 => {
             if head.content_length.is_some_and(|n| n > MAX_SAFE) {
@@ -220,6 +262,7 @@ pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDec
                 offset: 0,
                 restart: resume.offset > 0 || !asked_range,
                 rep: representation(head, head.content_length),
+                end: None,
             }
         }
         206 => {
@@ -259,9 +302,18 @@ pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDec
                     reason: "the 206 does not give the complete length",
                 };
             };
-            if last + 1 != total {
+            let end = if last + 1 == total {
+                None
+            } else if window_last.is_some_and(|w| last <= w) {
+                Some(last + 1)
+            } else {
                 return HeadDecision::Restart {
                     reason: "the 206 does not run to the end",
+                };
+            };
+            if window_last.is_some() && encoded(head) {
+                return HeadDecision::Restart {
+                    reason: "a range of an encoded body",
                 };
             }
             if asked_range {
@@ -292,11 +344,12 @@ pub fn decide(resume: &ResumePoint, head: &ResponseHead, now_ms: f64) -> HeadDec
                 offset: want,
                 restart: !asked_range,
                 rep,
+                end,
             }
         }
         416 => match head.content_range.as_deref().and_then(ContentRange::parse) {
             Some(ContentRange::Unsatisfied { complete })
-                if asked_range
+                if asked.is_some()
                     && complete == resume.offset
                     && resume.expected.is_none_or(|e| e == complete) =>
             {
@@ -396,23 +449,33 @@ mod tests {
 
     #[test]
     fn range_headers() {
-        assert_eq!(rp(0, None, Some(E)).range_headers(), None);
+        assert_eq!(rp(0, None, Some(E)).range_headers(None), None);
         assert_eq!(
-            rp(5, Some(10), Some(E)).range_headers(),
-            Some(("bytes=5-".into(), E.into()))
+            rp(5, Some(10), Some(E)).range_headers(None),
+            Some(("bytes=5-".into(), Some(E.into())))
         );
         assert_eq!(
-            rp(5, Some(10), None).range_headers(),
+            rp(5, Some(10), None).range_headers(None),
             None,
             "no validator: no resume"
         );
+        // Windows: the first from a fresh start without If-Range, later ones with it.
+        assert_eq!(
+            rp(0, None, None).range_headers(Some(4)),
+            Some(("bytes=0-3".into(), None))
+        );
+        assert_eq!(
+            rp(5, Some(10), Some(E)).range_headers(Some(4)),
+            Some(("bytes=5-8".into(), Some(E.into())))
+        );
+        assert_eq!(rp(5, Some(10), None).range_headers(Some(4)), None);
         let lm = ResumePoint {
             offset: 5,
             last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()),
             ..Default::default()
         };
         assert_eq!(
-            lm.range_headers().map(|h| h.1),
+            lm.range_headers(None).and_then(|h| h.1),
             Some("Thu, 01 Jan 2026 00:00:00 GMT".into())
         );
     }
@@ -434,6 +497,7 @@ mod tests {
                     offset: 0,
                     restart: true,
                     rep: rep(Some(100), Some(E)),
+                    end: None,
                 },
             ),
             (
@@ -444,6 +508,7 @@ mod tests {
                     offset: 0,
                     restart: true,
                     rep: rep(Some(100), None),
+                    end: None,
                 },
             ),
             (
@@ -454,6 +519,7 @@ mod tests {
                     offset: 40,
                     restart: false,
                     rep: rep(Some(100), Some(E)),
+                    end: None,
                 },
             ),
             (
@@ -464,6 +530,7 @@ mod tests {
                     offset: 0,
                     restart: true,
                     rep: rep(Some(100), Some(E)),
+                    end: None,
                 },
             ),
             (
@@ -566,7 +633,7 @@ mod tests {
             ),
         ];
         for (name, r, h, want) in cases {
-            assert_eq!(decide(&r, &h, 0.0), want, "{name}");
+            assert_eq!(decide(&r, None, &h, 0.0), want, "{name}");
         }
     }
 
@@ -579,6 +646,7 @@ mod tests {
         ] {
             let d = decide(
                 &rp(40, Some(100), Some(E)),
+                None,
                 &head(206, cr, Some(E), None),
                 0.0,
             );
@@ -593,6 +661,7 @@ mod tests {
     fn a_206_without_a_readable_content_range_starts_over() {
         let d = decide(
             &rp(40, Some(100), Some(E)),
+            None,
             &head(206, None, Some(E), None),
             0.0,
         );
@@ -603,10 +672,126 @@ mod tests {
     fn encoded_bodies_are_not_resumable() {
         let mut h = head(200, None, Some(E), Some(10));
         h.content_encoding = Some("gzip".into());
-        let HeadDecision::Stream { rep, .. } = decide(&rp(0, None, None), &h, 0.0) else {
+        let HeadDecision::Stream { rep, .. } = decide(&rp(0, None, None), None, &h, 0.0) else {
             panic!()
         };
         assert_eq!(rep, Representation::default());
+    }
+
+    #[test]
+    fn windows() {
+        use HeadDecision::*;
+        let rep = |t: u64| Representation {
+            total: Some(t),
+            etag: Some(E.into()),
+            last_modified: None,
+        };
+        // A fresh first window: its 206 gives the total and the validator.
+        assert_eq!(
+            decide(
+                &rp(0, None, None),
+                Some(40),
+                &head(206, Some("bytes 0-39/100"), Some(E), Some(40)),
+                0.0
+            ),
+            Stream {
+                offset: 0,
+                restart: true,
+                rep: rep(100),
+                end: Some(40),
+            }
+        );
+        // A later window, and the last one, which reaches the total.
+        assert_eq!(
+            decide(
+                &rp(40, Some(100), Some(E)),
+                Some(40),
+                &head(206, Some("bytes 40-79/100"), Some(E), Some(40)),
+                0.0
+            ),
+            Stream {
+                offset: 40,
+                restart: false,
+                rep: rep(100),
+                end: Some(80),
+            }
+        );
+        assert_eq!(
+            decide(
+                &rp(80, Some(100), Some(E)),
+                Some(40),
+                &head(206, Some("bytes 80-99/100"), Some(E), Some(20)),
+                0.0
+            ),
+            Stream {
+                offset: 80,
+                restart: false,
+                rep: rep(100),
+                end: None,
+            }
+        );
+        // A server that sends less than the window is followed from where it stops.
+        assert!(matches!(
+            decide(
+                &rp(40, Some(100), Some(E)),
+                Some(40),
+                &head(206, Some("bytes 40-49/100"), Some(E), Some(10)),
+                0.0
+            ),
+            Stream { end: Some(50), .. }
+        ));
+        // Past the window's end but short of the total: not what was asked.
+        assert!(matches!(
+            decide(
+                &rp(40, Some(100), Some(E)),
+                Some(40),
+                &head(206, Some("bytes 40-89/100"), Some(E), Some(50)),
+                0.0
+            ),
+            Restart { .. }
+        ));
+        // Without a window, a short 206 is refused as before.
+        assert!(matches!(
+            decide(
+                &rp(40, Some(100), Some(E)),
+                None,
+                &head(206, Some("bytes 40-79/100"), Some(E), Some(40)),
+                0.0
+            ),
+            Restart { .. }
+        ));
+        // An encoded body's range is never a window.
+        let mut h = head(206, Some("bytes 0-39/100"), Some(E), Some(40));
+        h.content_encoding = Some("gzip".into());
+        assert!(matches!(
+            decide(&rp(0, None, None), Some(40), &h, 0.0),
+            Restart { .. }
+        ));
+        // A server that ignores ranges: the whole body, from byte 0.
+        assert!(matches!(
+            decide(
+                &rp(0, None, None),
+                Some(40),
+                &head(200, None, Some(E), Some(100)),
+                0.0
+            ),
+            Stream {
+                offset: 0,
+                restart: true,
+                end: None,
+                ..
+            }
+        ));
+        // An empty representation answers the first window with a 416.
+        assert_eq!(
+            decide(
+                &rp(0, None, None),
+                Some(40),
+                &head(416, Some("bytes */0"), None, None),
+                0.0
+            ),
+            AlreadyComplete
+        );
     }
 
     #[test]

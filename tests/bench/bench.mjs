@@ -485,10 +485,12 @@ async function sigkill(kind, server) {
     await h.waitFraction(page, snap.id, 0.4, SIZE, { timeout: TIMEOUT_MS });
     // What the server had sent just before the signal: the bytes the browser could
     // have read (afterwards the server goes on writing into dying sockets).
-    const pre = (await server.log(file))[0];
-    log(`${kind}: SIGKILL at ${fmt(pre.bytes_sent / MiB)} MiB sent`);
+    // (In Firefox a transfer is Range windows, several requests: how far they went.)
+    const pre = h.servedEnd(await server.log(file));
+    log(`${kind}: SIGKILL at ${fmt(pre / MiB)} MiB sent`);
     if (kind === 'chromium') await b.kill(); else { b.kill(); await sleep(1000); }
     b = undefined;
+    const before = (await server.log(file)).length;
     b = await spawnIt();
     const ctx2 = kind === 'chromium' ? b.context : b.browser;
     page = await ctx2.newPage();
@@ -497,13 +499,13 @@ async function sigkill(kind, server) {
     await fetch(`${server.origin}${probe}`).then((r) => r.arrayBuffer());
     const t0 = (await server.log(probe))[0].t_ms;
     await h.openDemo(page, server.origin);
-    const entries = await h.waitLog(server, file, (l) => l.length >= 2, { what: 'the resumed request', timeout: 30_000 });
-    const resumed = entries[1];
+    const entries = await h.waitLog(server, file, (l) => l.length > before, { what: 'the resumed request', timeout: 30_000 });
+    const resumed = entries[before];
     const n = h.rangeStart(resumed.range) ?? 0;
     await waitDone(page, snap.id);
     await page.evaluate((id) => window.longhaulSession.remove(id), snap.id);
-    const final = (await server.log(file))[0].bytes_sent;
-    return { twice: Math.max(0, pre.bytes_sent - n), twiceMax: final - n, resumed, startup: resumed.t_ms - t0 };
+    const final = h.servedEnd((await server.log(file)).slice(0, before));
+    return { twice: Math.max(0, pre - n), twiceMax: final - n, resumed, startup: resumed.t_ms - t0 };
   } finally {
     if (b) { if (kind === 'chromium') await b.close(); else await b.dispose(); }
     await h.removeDir(dir);

@@ -501,10 +501,19 @@ export async function assertSameBytes(assert, page, server, filePath, size, id, 
   return got.sha;
 }
 
-/** The `N` of a `Range: bytes=N-` header value, or null. */
+/** The `N` of a `Range: bytes=N-` (or, a window, `bytes=N-M`) header value, or null. */
 export function rangeStart(range) {
-  const m = /^bytes=(\d+)-$/.exec(range ?? '');
+  const m = /^bytes=(\d+)-(\d*)$/.exec(range ?? '');
   return m ? Number(m[1]) : null;
+}
+
+/**
+ * How far into the file the server had sent, over log entries (each from its
+ * range's start, or 0): with Range windows (Firefox, `EngineConfig::fetch_window`)
+ * a transfer is several requests.
+ */
+export function servedEnd(entries) {
+  return Math.max(0, ...entries.map((e) => (rangeStart(e.range) ?? 0) + e.bytes_sent));
 }
 
 // ---------------------------------------------------------------- uploads

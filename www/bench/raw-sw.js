@@ -194,10 +194,38 @@ async function toNowhere(response) {
   return { bytes, cleanup: async () => {} };
 }
 
+/** The body of `url` fetched as `Range` windows of `win` bytes, the next requested
+ * when the previous one's headers arrive (so at most two are in flight). */
+async function windowed(url, win) {
+  const get = (from) => fetch(url, { cache: 'no-store', headers: { range: `bytes=${from}-${from + win - 1}` } });
+  const first = await get(0);
+  if (first.status !== 206) return first;
+  const total = Number(first.headers.get('content-range').split('/')[1]);
+  let next = 0;
+  let current = first;
+  let ahead = win < total ? get(win) : null;
+  let reader = current.body.getReader();
+  return new Response(new ReadableStream({
+    async pull(c) {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (!done) { c.enqueue(value); return; }
+        next += win;
+        if (!ahead) { c.close(); return; }
+        current = await ahead;
+        ahead = next + win < total ? get(next + win) : null;
+        reader = current.body.getReader();
+      }
+    },
+  }));
+}
+
 /** Fetch `url` and store its body as `op` says; timed inside the worker. */
 async function run(op, url) {
   const t0 = performance.now();
-  const response = await fetch(url, { cache: 'no-store' });
+  const w = /^(.*)win(\d+)$/.exec(op);
+  if (w) op = w[1];
+  const response = w ? await windowed(url, Number(w[2]) * MiB) : await fetch(url, { cache: 'no-store' });
   if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
   let r;
   switch (op) {

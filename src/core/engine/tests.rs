@@ -59,6 +59,8 @@ pub(super) struct Sim {
     finished: Vec<SessionId>,
     /// Sessions forgotten by `invalidateAndCancel`.
     forgotten_sessions: Vec<SessionId>,
+    /// The ranges of windows asked for within a transfer.
+    chained: Vec<String>,
 }
 
 pub(super) fn rec(id: &str, host: &str) -> TaskRecord {
@@ -94,6 +96,7 @@ impl Sim {
             terminated: vec![],
             finished: vec![],
             forgotten_sessions: vec![],
+            chained: vec![],
         }
     }
 
@@ -153,8 +156,21 @@ impl Sim {
         started
     }
 
-    /// Serve request `f` from `res` with `fault`, as the shell would.
+    /// Serve request `f` from `res` with `fault`, as the shell would: where its body
+    /// ends at a window's end, the next window is asked for in the same transfer
+    /// (unless `unchained`), served by `next` if given (a resource that changed).
     fn serve(&mut self, f: &FetchRequest, res: &Resource, fault: Fault) {
+        self.serve_windows(f, res, fault, None, false);
+    }
+
+    fn serve_windows(
+        &mut self,
+        f: &FetchRequest,
+        res: &Resource,
+        fault: Fault,
+        next: Option<&Resource>,
+        unchained: bool,
+    ) {
         self.now += 10.0;
         let header = |n: &str| {
             f.headers
@@ -162,73 +178,64 @@ impl Sim {
                 .find(|(k, _)| k == n)
                 .map(|(_, v)| v.clone())
         };
-        let len = res.bytes.len() as u64;
-        let (status, start) = match (fault, header("range")) {
-            (Fault::Status(s), _) => (s, 0),
-            (Fault::IgnoreRange, _) | (_, None) => (200, 0),
-            (_, Some(r)) => {
-                let from: u64 = r
-                    .trim_start_matches("bytes=")
-                    .trim_end_matches('-')
-                    .parse()
-                    .unwrap();
-                if header("if-range").as_deref() != Some(res.etag.as_str()) {
-                    (200, 0)
-                } else if from >= len {
-                    (416, 0)
-                } else {
-                    (206, from)
-                }
-            }
-        };
-        let head = ResponseHead {
-            status,
-            content_length: Some(len - start),
-            content_range: match status {
-                206 => Some(format!("bytes {start}-{}/{len}", len - 1)),
-                416 => Some(format!("bytes */{len}")),
-                _ => None,
-            },
-            etag: Some(res.etag.clone()),
-            ..Default::default()
-        };
+        let (status, start, end, head) = respond(res, fault, header("range"), header("if-range"));
         let Body::StreamAt(offset) = self.e.handle_head(&f.task, f.gen, &head, self.now) else {
             return;
         };
         if !(200..300).contains(&status) {
             return;
         }
-        let body = &res.bytes[start as usize..];
-        let limit = match fault {
-            Fault::ResetAfter(n) => n.min(body.len()),
-            _ => body.len(),
-        };
+        let mut body = res.bytes[start as usize..end as usize].to_vec();
         let mut pos = offset;
         let mut first = true;
-        for piece in body[..limit].chunks(CHUNK) {
-            self.now += 1.0;
-            let Some(r) = self
-                .e
-                .commit_record(&f.task, f.gen, pos + piece.len() as u64, self.now)
-            else {
-                return;
+        let mut sent = 0; // by this transfer, over its windows
+        loop {
+            let limit = match fault {
+                Fault::ResetAfter(n) => n.saturating_sub(sent).min(body.len()),
+                _ => body.len(),
             };
-            let store = self.chunks.entry(f.task.clone()).or_default();
-            if first {
-                store.retain(|&k, _| k < pos);
-                first = false;
+            sent += limit;
+            for piece in body[..limit].chunks(CHUNK) {
+                self.now += 1.0;
+                let Some(r) =
+                    self.e
+                        .commit_record(&f.task, f.gen, pos + piece.len() as u64, self.now)
+                else {
+                    return;
+                };
+                let store = self.chunks.entry(f.task.clone()).or_default();
+                if first {
+                    store.retain(|&k, _| k < pos);
+                    first = false;
+                }
+                store.insert(pos, piece.to_vec());
+                self.persisted.insert(r.id.clone(), r);
+                pos += piece.len() as u64;
+                self.e.handle_committed(&f.task, f.gen, pos, self.now);
             }
-            store.insert(pos, piece.to_vec());
-            self.persisted.insert(r.id.clone(), r);
-            pos += piece.len() as u64;
-            self.e.handle_committed(&f.task, f.gen, pos, self.now);
+            if limit < body.len() {
+                let err = TaskError::new(ErrorCode::Network, "reset");
+                self.e.handle_failure(&f.task, f.gen, err, true, self.now);
+                return;
+            }
+            if unchained {
+                break;
+            }
+            let Some((range, if_range)) = self.e.next_window(&f.task, f.gen, pos) else {
+                break;
+            };
+            self.chained.push(range.clone());
+            let res = next.unwrap_or(res);
+            let (_, start, end, head) = respond(res, Fault::None, Some(range), Some(if_range));
+            if !self
+                .e
+                .handle_window_head(&f.task, f.gen, pos, &head, self.now)
+            {
+                break;
+            }
+            body = res.bytes[start as usize..end as usize].to_vec();
         }
-        if limit < body.len() {
-            let err = TaskError::new(ErrorCode::Network, "reset");
-            self.e.handle_failure(&f.task, f.gen, err, true, self.now);
-        } else {
-            self.e.handle_body_end(&f.task, f.gen, self.now);
-        }
+        self.e.handle_body_end(&f.task, f.gen, self.now);
     }
 
     /// Jump past every retry timer.
@@ -317,6 +324,204 @@ fn progress_events_are_rate_limited() {
         (1..=2).contains(&n),
         "{n} progress events for 100 ms of commits"
     );
+}
+
+/// The simulated server's answer to `range` / `if-range`: status, the body's start
+/// and end, and the head. `bytes=a-` or `bytes=a-b`; without If-Range a range is
+/// served as asked, with one only while it matches (RFC 9110 §13.1.5).
+fn respond(
+    res: &Resource,
+    fault: Fault,
+    range: Option<String>,
+    if_range: Option<String>,
+) -> (u16, u64, u64, ResponseHead) {
+    let len = res.bytes.len() as u64;
+    let (status, start, end) = match (fault, range) {
+        (Fault::Status(s), _) => (s, 0, len),
+        (Fault::IgnoreRange, _) | (_, None) => (200, 0, len),
+        (_, Some(r)) => {
+            let (a, b) = r.trim_start_matches("bytes=").split_once('-').unwrap();
+            let from: u64 = a.parse().unwrap();
+            let to = if b.is_empty() {
+                len
+            } else {
+                (b.parse::<u64>().unwrap() + 1).min(len)
+            };
+            if if_range.is_some_and(|v| v != res.etag) {
+                (200, 0, len)
+            } else if from >= len {
+                (416, 0, len)
+            } else {
+                (206, from, to)
+            }
+        }
+    };
+    let head = ResponseHead {
+        status,
+        content_length: Some(end - start),
+        content_range: match status {
+            206 => Some(format!("bytes {start}-{}/{len}", end - 1)),
+            416 => Some(format!("bytes */{len}")),
+            _ => None,
+        },
+        etag: Some(res.etag.clone()).filter(|e| !e.is_empty()),
+        ..Default::default()
+    };
+    (status, start, end, head)
+}
+
+/// The `range` header of each request.
+fn ranges(f: &[FetchRequest]) -> Vec<Option<String>> {
+    f.iter()
+        .map(|f| {
+            f.headers
+                .iter()
+                .find(|(k, _)| k == "range")
+                .map(|(_, v)| v.clone())
+        })
+        .collect()
+}
+
+/// Serve every request until none is asked for; return them all.
+fn serve_all(sim: &mut Sim, res: &Resource) -> Vec<FetchRequest> {
+    let mut all = vec![];
+    let mut f = sim.drain();
+    while let Some(r) = f.pop() {
+        sim.serve(&r, res, Fault::None);
+        all.push(r);
+        f.extend(sim.drain());
+    }
+    all
+}
+
+fn windowed(window: u64) -> Sim {
+    let mut sim = Sim::new();
+    sim.e.config.fetch_window = Some(window);
+    sim
+}
+
+#[test]
+fn windows_chain_by_the_first_windows_validator() {
+    let mut sim = windowed(4_000);
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let all = serve_all(&mut sim, &res);
+    // One transfer: its first window without If-Range, the next ones asked within it.
+    assert_eq!(ranges(&all), [Some("bytes=0-3999".to_string())]);
+    assert!(!all[0].headers.iter().any(|(k, _)| k == "if-range"));
+    assert_eq!(sim.chained, ["bytes=4000-7999", "bytes=8000-11999"]);
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+    let running = sim
+        .events
+        .iter()
+        .filter(|(k, s)| *k == EventKind::StateChange && s.state == TaskState::Running)
+        .count();
+    assert_eq!(running, 1);
+}
+
+#[test]
+fn a_window_the_shell_does_not_chain_is_asked_for_as_a_request_of_its_own() {
+    let mut sim = windowed(4_000);
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let mut all = vec![];
+    while let Some(f) = sim.drain().pop() {
+        sim.serve_windows(&f, &res, Fault::None, None, true);
+        all.push(f);
+    }
+    assert_eq!(
+        ranges(&all),
+        [
+            Some("bytes=0-3999"),
+            Some("bytes=4000-7999"),
+            Some("bytes=8000-11999")
+        ]
+        .map(|r| r.map(String::from))
+    );
+    for f in &all[1..] {
+        assert!(f.headers.contains(&("if-range".into(), "\"v1\"".into())));
+    }
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+    // No state change per window, and no attempt counted.
+    let running = sim
+        .events
+        .iter()
+        .filter(|(k, s)| *k == EventKind::StateChange && s.state == TaskState::Running)
+        .count();
+    assert_eq!(running, 1);
+    assert!(all.iter().all(|f| f.attempt == 1));
+}
+
+#[test]
+fn a_window_cut_mid_way_resumes_in_windows_from_the_committed_offset() {
+    let mut sim = windowed(4_000);
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::ResetAfter(5_500));
+    sim.drain();
+    assert_eq!(sim.state("a"), TaskState::Waiting);
+    assert_eq!(sim.persisted[&id("a")].bytes_received, 5_500);
+    sim.wait();
+    let all = serve_all(&mut sim, &res);
+    assert_eq!(ranges(&all), [Some("bytes=5500-9499".to_string())]);
+    assert_eq!(sim.chained, ["bytes=4000-7999", "bytes=9500-13499"]);
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn a_changed_resource_between_windows_starts_over() {
+    let mut sim = windowed(4_000);
+    let (v1, v2) = (Resource::new(10_000, 1), Resource::new(9_000, 2));
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    // The next window's If-Range no longer matches: its 200 is dropped, and the
+    // window asked again as a request of its own gets the whole of v2.
+    sim.serve_windows(&f[0], &v1, Fault::None, Some(&v2), false);
+    assert_eq!(sim.chained, ["bytes=4000-7999"]);
+    let all = serve_all(&mut sim, &v2);
+    assert_eq!(ranges(&all), [Some("bytes=4000-7999".to_string())]);
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), v2.bytes);
+}
+
+#[test]
+fn without_a_validator_windows_end_and_the_rest_comes_whole() {
+    let mut sim = windowed(4_000);
+    let mut res = Resource::new(10_000, 1);
+    res.etag = String::new();
+    sim.e.add(rec("a", "h"), sim.now);
+    let all = serve_all(&mut sim, &res);
+    // The first window cannot be chained to anything: one whole response after it.
+    assert_eq!(ranges(&all), [Some("bytes=0-3999".to_string()), None]);
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn a_server_that_ignores_ranges_sends_the_whole_body_once() {
+    let mut sim = windowed(4_000);
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::IgnoreRange);
+    assert!(sim.drain().is_empty());
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn an_empty_resource_completes_on_its_first_windows_416() {
+    let mut sim = windowed(4_000);
+    let res = Resource::new(0, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let all = serve_all(&mut sim, &res);
+    assert_eq!(all.len(), 1);
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.e.get(&sid(), &id("a")).unwrap().bytes_received, Some(0));
 }
 
 #[test]
