@@ -64,6 +64,12 @@ const STORE_NAMES = {
   opfs: 'OPFS createWritable',
   cache: 'Cache Storage put(stream)',
 };
+/** What a plain-JS op measures (`<op>winN`: the same over Range windows, raw-sw.js). */
+function storeName(op) {
+  const w = /^(.*)win(\d+)$/.exec(op);
+  if (w) return `${STORE_NAMES[w[1]] ?? w[1]}, in ${w[2]} MiB Range windows`;
+  return STORE_NAMES[op] ?? op;
+}
 const KILL_RATE = '32M'; // throttle for the interruption runs, so they land mid-way
 const SCALE_TASKS = 10_000;
 const MANY = 100; // concurrent small downloads
@@ -304,10 +310,10 @@ async function throughput(b, server, benchPage, demo) {
   const fastest = STORES.reduce((a, o) => (med[o] > med[a] ? o : a), STORES[0]);
   out(`Download throughput into storage, ${SIZE / MiB} MiB, ${RUNS} runs of each, interleaved (MiB/s)`);
   for (const o of ops) {
-    const name = o === 'longhaul' ? 'longhaul session.download() to `complete`' : `plain JS: ${STORE_NAMES[o]}`;
+    const name = o === 'longhaul' ? 'longhaul session.download() to `complete`' : `plain JS: ${storeName(o)}`;
     out(`  ${name.padEnd(44)} ${runs[o].map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med[o]).padStart(6)}`);
   }
-  out(`  fastest plain-JS store: ${STORE_NAMES[fastest]} (${fmt(med[fastest])} MiB/s)`);
+  out(`  fastest plain-JS store: ${storeName(fastest)} (${fmt(med[fastest])} MiB/s)`);
   out(`  RATIO longhaul ÷ fastest plain-JS store: ${fmt(med.longhaul / med[fastest], 2)}   (÷ network only: ${fmt(med.longhaul / med.discard, 2)})`);
   const rates = progress.map((r) => r.perSecond).filter((x) => x !== null);
   out(`  progress events per second per task: ${rates.map((x) => fmt(x)).join(', ')} (max ${fmt(Math.max(...rates))}; cap 10)`);
@@ -396,7 +402,7 @@ async function memory(b, benchPage, demo) {
   const reads = []; // plain-JS reads of what `idb8keep` stored: { how, before, peak }
   for (const op of MEM_STORES) {
     const before = await settle(idle);
-    log(`${b.kind}: memory: plain-JS download of 1 GiB, ${STORE_NAMES[op] ?? op} (PSS ${fmt(before / MiB)} MiB)`);
+    log(`${b.kind}: memory: plain-JS download of 1 GiB, ${storeName(op)} (PSS ${fmt(before / MiB)} MiB)`);
     const run = await peakPss(rawRun(benchPage, op, fileUrl(`mem-plain-${op}`, '1G'), BIG));
     await sleep(2000);
     plain.push({ op, before, peak: run.peak, after: browserPss() });
@@ -426,7 +432,7 @@ async function memory(b, benchPage, demo) {
   out(`  peak while the page reads the 1 GiB file through session.blob().stream(): ${fmt(read.peak / MiB)} (+${fmt((read.peak - idle) / MiB)} over idle, +${fmt((read.peak - readStart) / MiB)} over its start)`);
   out(`  peak during a 1 GiB longhaul download served at ${MEM_RATE}/s: ${fmt(slow.peak / MiB)} (+${fmt((slow.peak - slowStart) / MiB)} over its start, +${fmt((slow.peak - idle) / MiB)} over idle)`);
   for (const p of plain) {
-    out(`  plain JS, 1 GiB, ${STORE_NAMES[p.op] ?? p.op}: peak ${fmt(p.peak / MiB)} (+${fmt((p.peak - p.before) / MiB)} over its start); ` +
+    out(`  plain JS, 1 GiB, ${storeName(p.op)}: peak ${fmt(p.peak / MiB)} (+${fmt((p.peak - p.before) / MiB)} over its start); ` +
       `2 s after it ${fmt((p.after - p.before) / MiB)} over its start`);
   }
   for (const r of reads) {
@@ -435,7 +441,7 @@ async function memory(b, benchPage, demo) {
   for (const p of plain) {
     // (A plain run that began while earlier garbage was being freed may show no rise.)
     const rise = p.peak - p.before;
-    out(`  RATIO longhaul's rise ÷ plain JS's rise (${STORE_NAMES[p.op] ?? p.op}), each over its start, for 1 GiB: ` +
+    out(`  RATIO longhaul's rise ÷ plain JS's rise (${storeName(p.op)}), each over its start, for 1 GiB: ` +
       (rise > 0 ? fmt((dl.peak - idle) / rise, 2) : 'none (plain JS showed no rise)'));
   }
   out(`  RATIO peak ÷ idle: 1 GiB download ${fmt(dl.peak / idle, 2)}, blob read ${fmt(read.peak / idle, 2)}; ` +
