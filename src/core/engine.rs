@@ -680,10 +680,10 @@ impl Engine {
         }
     }
 
-    /// The window of request `gen` ended where the next one starts, and the shell
-    /// did not chain it: ask for it as a request of its own, at once (no backoff, no
-    /// state change).
-    fn request_next_window(&mut self, id: &TaskId) {
+    /// Ask for the task's bytes again as a request of its own, at once (no backoff,
+    /// no attempt, no state change): a window ended where the next one starts and
+    /// the shell did not chain it, or a first window's answer could not be used.
+    fn ask_again(&mut self, id: &TaskId) {
         let Some((stall_ms, base)) = self.tasks.get(id).map(|s| {
             (
                 self.request_timeout(&s.rec.session),
@@ -754,10 +754,18 @@ impl Engine {
                 Body::Discard
             }
             HeadDecision::Restart { reason } => {
+                let fresh = s.rec.bytes_received == 0;
                 s.rec.bytes_received = 0;
                 s.rec.etag = None;
                 s.rec.last_modified = None;
                 s.rec.bytes_expected = None;
+                if window.is_some() && fresh {
+                    // A first window the server's answer does not fit (a Content-Range
+                    // hidden by CORS, an encoded body): ask for the whole at once,
+                    // which is no failure of the task's (`core::http`, "Windows").
+                    self.ask_again(id);
+                    return Body::Discard;
+                }
                 let err =
                     TaskError::new(ErrorCode::NotResumable, format!("cannot resume: {reason}"));
                 self.retry_or_fail(id, err, Some(0.0), now);
@@ -847,7 +855,7 @@ impl Engine {
         };
         let received = s.rec.bytes_received;
         if s.window_end == Some(received) && s.rec.bytes_expected.is_some_and(|e| received < e) {
-            self.request_next_window(id);
+            self.ask_again(id);
             return;
         }
         match s.rec.bytes_expected {

@@ -37,6 +37,8 @@ enum Fault {
     ResetAfter(usize),
     IgnoreRange,
     Status(u16),
+    /// A 206 whose Content-Range the shell cannot read (not exposed to CORS).
+    HideContentRange,
 }
 
 pub(super) struct Sim {
@@ -367,6 +369,13 @@ fn respond(
         etag: Some(res.etag.clone()).filter(|e| !e.is_empty()),
         ..Default::default()
     };
+    let head = match fault {
+        Fault::HideContentRange => ResponseHead {
+            content_range: None,
+            ..head
+        },
+        _ => head,
+    };
     (status, start, end, head)
 }
 
@@ -499,6 +508,24 @@ fn without_a_validator_windows_end_and_the_rest_comes_whole() {
     assert_eq!(ranges(&all), [Some("bytes=0-3999".to_string()), None]);
     assert_eq!(sim.state("a"), TaskState::Completed);
     assert_eq!(sim.stored(&id("a")), res.bytes);
+}
+
+#[test]
+fn a_first_window_whose_range_cannot_be_read_is_asked_again_whole_at_no_cost() {
+    let mut sim = windowed(4_000);
+    let res = Resource::new(10_000, 1);
+    sim.e.add(rec("a", "h"), sim.now);
+    let f = sim.drain();
+    sim.serve(&f[0], &res, Fault::HideContentRange);
+    let again = sim.drain();
+    assert_eq!(ranges(&again), [None], "the whole, at once");
+    assert_eq!(again[0].attempt, 1, "no attempt spent");
+    assert_eq!(sim.state("a"), TaskState::Running);
+    sim.serve(&again[0], &res, Fault::HideContentRange);
+    assert!(sim.drain().is_empty());
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
+    assert!(sim.events.iter().all(|(_, s)| s.error.is_none()));
 }
 
 #[test]
