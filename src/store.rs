@@ -370,8 +370,9 @@ fn segment_err(what: &str, e: &JsValue) -> TaskError {
     )
 }
 
-/// Whether this is Firefox (its user agent says so; the choice of segments was
-/// measured there, and in no other engine but Chromium).
+/// Whether this is Firefox (its user agent says so; the choices of segments and of
+/// Range windows, `worker::FETCH_WINDOW`, were measured there, and in no other
+/// engine but Chromium).
 pub(crate) fn firefox() -> bool {
     let nav = js::get(&js_sys::global(), "navigator");
     js::get(&nav, "userAgent")
