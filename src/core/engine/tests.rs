@@ -240,6 +240,14 @@ impl Sim {
         self.e.handle_body_end(&f.task, f.gen, self.now);
     }
 
+    /// How many times a task became `running` (its state-change events).
+    fn became_running(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|(k, s)| *k == EventKind::StateChange && s.state == TaskState::Running)
+            .count()
+    }
+
     /// Jump past every retry timer.
     /// Jump past the next retry timer (not to a `resourceTimeout` days away, which
     /// the tests that want it reach on purpose).
@@ -403,37 +411,36 @@ fn serve_all(sim: &mut Sim, res: &Resource) -> Vec<FetchRequest> {
     all
 }
 
-fn windowed(window: u64) -> Sim {
+/// A simulator asking for 4,000-byte windows, with task "a" added to download
+/// `res` (version 1 of `len` bytes).
+fn windowed(len: usize) -> (Sim, Resource) {
     let mut sim = Sim::new();
-    sim.e.config.fetch_window = Some(window);
-    sim
+    sim.e.config.fetch_window = Some(4_000);
+    sim.e.add(rec("a", "h"), sim.now);
+    (sim, Resource::new(len, 1))
+}
+
+/// Task "a" completed with exactly `res`'s bytes.
+fn assert_whole(sim: &Sim, res: &Resource) {
+    assert_eq!(sim.state("a"), TaskState::Completed);
+    assert_eq!(sim.stored(&id("a")), res.bytes);
 }
 
 #[test]
 fn windows_chain_by_the_first_windows_validator() {
-    let mut sim = windowed(4_000);
-    let res = Resource::new(10_000, 1);
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, res) = windowed(10_000);
     let all = serve_all(&mut sim, &res);
     // One transfer: its first window without If-Range, the next ones asked within it.
     assert_eq!(ranges(&all), [Some("bytes=0-3999".to_string())]);
     assert!(!all[0].headers.iter().any(|(k, _)| k == "if-range"));
     assert_eq!(sim.chained, ["bytes=4000-7999", "bytes=8000-11999"]);
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), res.bytes);
-    let running = sim
-        .events
-        .iter()
-        .filter(|(k, s)| *k == EventKind::StateChange && s.state == TaskState::Running)
-        .count();
-    assert_eq!(running, 1);
+    assert_whole(&sim, &res);
+    assert_eq!(sim.became_running(), 1, "no state change per window");
 }
 
 #[test]
 fn a_window_the_shell_does_not_chain_is_asked_for_as_a_request_of_its_own() {
-    let mut sim = windowed(4_000);
-    let res = Resource::new(10_000, 1);
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, res) = windowed(10_000);
     let mut all = vec![];
     while let Some(f) = sim.drain().pop() {
         sim.serve_windows(&f, &res, Fault::None, None, true);
@@ -451,23 +458,14 @@ fn a_window_the_shell_does_not_chain_is_asked_for_as_a_request_of_its_own() {
     for f in &all[1..] {
         assert!(f.headers.contains(&("if-range".into(), "\"v1\"".into())));
     }
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), res.bytes);
-    // No state change per window, and no attempt counted.
-    let running = sim
-        .events
-        .iter()
-        .filter(|(k, s)| *k == EventKind::StateChange && s.state == TaskState::Running)
-        .count();
-    assert_eq!(running, 1);
+    assert_whole(&sim, &res);
+    assert_eq!(sim.became_running(), 1, "no state change per window");
     assert!(all.iter().all(|f| f.attempt == 1));
 }
 
 #[test]
 fn a_window_cut_mid_way_resumes_in_windows_from_the_committed_offset() {
-    let mut sim = windowed(4_000);
-    let res = Resource::new(10_000, 1);
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, res) = windowed(10_000);
     let f = sim.drain();
     sim.serve(&f[0], &res, Fault::ResetAfter(5_500));
     sim.drain();
@@ -477,15 +475,13 @@ fn a_window_cut_mid_way_resumes_in_windows_from_the_committed_offset() {
     let all = serve_all(&mut sim, &res);
     assert_eq!(ranges(&all), [Some("bytes=5500-9499".to_string())]);
     assert_eq!(sim.chained, ["bytes=4000-7999", "bytes=9500-13499"]);
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), res.bytes);
+    assert_whole(&sim, &res);
 }
 
 #[test]
 fn a_changed_resource_between_windows_starts_over() {
-    let mut sim = windowed(4_000);
-    let (v1, v2) = (Resource::new(10_000, 1), Resource::new(9_000, 2));
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, v1) = windowed(10_000);
+    let v2 = Resource::new(9_000, 2);
     let f = sim.drain();
     // The next window's If-Range no longer matches: its 200 is dropped, and the
     // window asked again as a request of its own gets the whole of v2.
@@ -493,28 +489,22 @@ fn a_changed_resource_between_windows_starts_over() {
     assert_eq!(sim.chained, ["bytes=4000-7999"]);
     let all = serve_all(&mut sim, &v2);
     assert_eq!(ranges(&all), [Some("bytes=4000-7999".to_string())]);
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), v2.bytes);
+    assert_whole(&sim, &v2);
 }
 
 #[test]
 fn without_a_validator_windows_end_and_the_rest_comes_whole() {
-    let mut sim = windowed(4_000);
-    let mut res = Resource::new(10_000, 1);
+    let (mut sim, mut res) = windowed(10_000);
     res.etag = String::new();
-    sim.e.add(rec("a", "h"), sim.now);
     let all = serve_all(&mut sim, &res);
     // The first window cannot be chained to anything: one whole response after it.
     assert_eq!(ranges(&all), [Some("bytes=0-3999".to_string()), None]);
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), res.bytes);
+    assert_whole(&sim, &res);
 }
 
 #[test]
 fn a_first_window_whose_range_cannot_be_read_is_asked_again_whole_at_no_cost() {
-    let mut sim = windowed(4_000);
-    let res = Resource::new(10_000, 1);
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, res) = windowed(10_000);
     let f = sim.drain();
     sim.serve(&f[0], &res, Fault::HideContentRange);
     let again = sim.drain();
@@ -523,28 +513,22 @@ fn a_first_window_whose_range_cannot_be_read_is_asked_again_whole_at_no_cost() {
     assert_eq!(sim.state("a"), TaskState::Running);
     sim.serve(&again[0], &res, Fault::HideContentRange);
     assert!(sim.drain().is_empty());
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), res.bytes);
+    assert_whole(&sim, &res);
     assert!(sim.events.iter().all(|(_, s)| s.error.is_none()));
 }
 
 #[test]
 fn a_server_that_ignores_ranges_sends_the_whole_body_once() {
-    let mut sim = windowed(4_000);
-    let res = Resource::new(10_000, 1);
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, res) = windowed(10_000);
     let f = sim.drain();
     sim.serve(&f[0], &res, Fault::IgnoreRange);
     assert!(sim.drain().is_empty());
-    assert_eq!(sim.state("a"), TaskState::Completed);
-    assert_eq!(sim.stored(&id("a")), res.bytes);
+    assert_whole(&sim, &res);
 }
 
 #[test]
 fn an_empty_resource_completes_on_its_first_windows_416() {
-    let mut sim = windowed(4_000);
-    let res = Resource::new(0, 1);
-    sim.e.add(rec("a", "h"), sim.now);
+    let (mut sim, res) = windowed(0);
     let all = serve_all(&mut sim, &res);
     assert_eq!(all.len(), 1);
     assert_eq!(sim.state("a"), TaskState::Completed);
