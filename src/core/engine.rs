@@ -206,6 +206,10 @@ pub struct Engine {
     online: bool,
     out: VecDeque<Output>,
     rng: Rng,
+    /// Hosts (`host:port`) whose answer to a first window could not be used (most
+    /// often a cross-origin server that hides `Content-Range`): for the rest of this
+    /// worker life their tasks ask for no windows, saving each a dropped request.
+    unwindowed_hosts: Vec<String>,
 }
 
 impl Engine {
@@ -220,6 +224,7 @@ impl Engine {
             online: true,
             out: VecDeque::new(),
             rng: Rng::new(seed),
+            unwindowed_hosts: Vec::new(),
         }
     }
 
@@ -579,6 +584,9 @@ impl Engine {
             self.finish(id, now);
             return;
         }
+        if self.unwindowed_hosts.contains(&s.rec.url.host) {
+            s.unwindowed = true;
+        }
         let window = (!s.unwindowed)
             .then_some(self.config.fetch_window)
             .flatten();
@@ -763,6 +771,10 @@ impl Engine {
                     // A first window the server's answer does not fit (a Content-Range
                     // hidden by CORS, an encoded body): ask for the whole at once,
                     // which is no failure of the task's (`core::http`, "Windows").
+                    let host = s.rec.url.host.clone();
+                    if !self.unwindowed_hosts.contains(&host) {
+                        self.unwindowed_hosts.push(host);
+                    }
                     self.ask_again(id);
                     return Body::Discard;
                 }

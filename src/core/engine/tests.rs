@@ -515,6 +515,16 @@ fn a_first_window_whose_range_cannot_be_read_is_asked_again_whole_at_no_cost() {
     assert!(sim.drain().is_empty());
     assert_whole(&sim, &res);
     assert!(sim.events.iter().all(|(_, s)| s.error.is_none()));
+    // Its host's next task asks for no window at all; another host's still does.
+    sim.e.add(rec("b", "h"), sim.now);
+    sim.e.add(rec("c", "other"), sim.now);
+    let next = sim.drain();
+    let range_of = |task: &str| {
+        let f = next.iter().find(|f| f.task.0 == task).unwrap();
+        ranges(std::slice::from_ref(f)).remove(0)
+    };
+    assert_eq!(range_of("b"), None);
+    assert_eq!(range_of("c"), Some("bytes=0-3999".to_string()));
 }
 
 #[test]
