@@ -83,6 +83,13 @@ pub async fn send(
         .map_err(|_| failure(ErrorCode::Internal, "fetch gave no Response".into(), false))
 }
 
+/// Let go of a response whose body is not wanted (so its connection is freed).
+pub fn drop_body(resp: &Response) {
+    if let Some(body) = resp.body() {
+        let _ = body.cancel();
+    }
+}
+
 /// The parts of a response head the resume rules read.
 pub fn head(resp: &Response) -> ResponseHead {
     let h = resp.headers();

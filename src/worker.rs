@@ -836,9 +836,7 @@ async fn transfer(
         .handle_head(&req.task, req.gen, &head, js::now());
     pump(rt).spawn();
     let Body::StreamAt(offset) = decision else {
-        if let Some(body) = resp.body() {
-            let _ = body.cancel();
-        }
+        net::drop_body(&resp);
         return Ok(());
     };
     let Some(mut reader) = BodyReader::new(&resp) else {
@@ -1001,9 +999,7 @@ async fn next_window(
         .borrow_mut()
         .handle_window_head(&req.task, req.gen, at, &head, js::now());
     if !fits {
-        if let Some(body) = resp.body() {
-            let _ = body.cancel();
-        }
+        net::drop_body(&resp);
         return Ok(None);
     }
     Ok(BodyReader::new(&resp))

@@ -568,14 +568,6 @@ impl Engine {
             self.start_upload(id, now);
             return;
         }
-        let Some((stall_ms, base)) = self.tasks.get(id).map(|s| {
-            (
-                self.request_timeout(&s.rec.session),
-                self.base_headers(&s.rec),
-            )
-        }) else {
-            return;
-        };
         let Some(s) = self.tasks.get_mut(id) else {
             return;
         };
@@ -587,25 +579,34 @@ impl Engine {
         if self.unwindowed_hosts.contains(&s.rec.url.host) {
             s.unwindowed = true;
         }
-        let window = (!s.unwindowed)
-            .then_some(self.config.fetch_window)
-            .flatten();
-        let req = Self::request(s, window, base, stall_ms);
-        self.out.push_back(Output::Fetch(req));
+        if !self.request(id) {
+            return;
+        }
         self.tasks.edit(id, |s| s.active = true);
         self.set_state(id, TaskState::Running, now, |r| r.retry_at = None);
     }
 
-    /// The next request of a download from its resume point, asking for at most
-    /// `window` bytes where it can.
-    fn request(
-        s: &mut Slot,
-        window: Option<u64>,
-        mut headers: Vec<(String, String)>,
-        stall_ms: f64,
-    ) -> FetchRequest {
+    /// Queue the next request of download `id` from its resume point, asking for at
+    /// most a window of bytes where it can; false if there is no such task. Called
+    /// alone (not from `start`), it asks again at once, with no backoff, no attempt
+    /// and no state change: a window ended where the next one starts and the shell
+    /// did not chain it, or a first window's answer could not be used.
+    fn request(&mut self, id: &TaskId) -> bool {
+        let Some((stall_ms, mut headers)) = self.tasks.get(id).map(|s| {
+            (
+                self.request_timeout(&s.rec.session),
+                self.base_headers(&s.rec),
+            )
+        }) else {
+            return false;
+        };
+        let window = self.config.fetch_window;
+        let Some(s) = self.tasks.get_mut(id) else {
+            return false;
+        };
+        let window = window.filter(|_| !s.unwindowed);
         let mut range = s.rec.resume_point().range_headers(window);
-        if s.rec.bytes_received > 0 && range.as_ref().is_none_or(|(_, v)| v.is_none()) {
+        if s.rec.bytes_received > 0 && range.is_none() {
             // Nothing proves the stored bytes still match: start over.
             s.rec.bytes_received = 0;
             range = s.rec.resume_point().range_headers(window);
@@ -624,7 +625,7 @@ impl Engine {
                 headers.push(("if-range".into(), ir));
             }
         }
-        FetchRequest {
+        let req = FetchRequest {
             task: s.rec.id.clone(),
             gen: s.gen,
             url: s.rec.url.href.clone(),
@@ -633,7 +634,9 @@ impl Engine {
             stall_ms,
             session: s.rec.session.as_str().to_owned(),
             attempt: s.rec.attempts + 1,
-        }
+        };
+        self.out.push_back(Output::Fetch(req));
+        true
     }
 
     /// The `range` and `if-range` values of the window after `at`, where request
@@ -688,27 +691,6 @@ impl Engine {
         }
     }
 
-    /// Ask for the task's bytes again as a request of its own, at once (no backoff,
-    /// no attempt, no state change): a window ended where the next one starts and
-    /// the shell did not chain it, or a first window's answer could not be used.
-    fn ask_again(&mut self, id: &TaskId) {
-        let Some((stall_ms, base)) = self.tasks.get(id).map(|s| {
-            (
-                self.request_timeout(&s.rec.session),
-                self.base_headers(&s.rec),
-            )
-        }) else {
-            return;
-        };
-        let window = self.config.fetch_window;
-        let Some(s) = self.tasks.get_mut(id) else {
-            return;
-        };
-        let window = window.filter(|_| !s.unwindowed);
-        let req = Self::request(s, window, base, stall_ms);
-        self.out.push_back(Output::Fetch(req));
-    }
-
     fn current(&mut self, id: &TaskId, gen: u64) -> Option<&mut Slot> {
         self.tasks
             .get_mut(id)
@@ -721,12 +703,7 @@ impl Engine {
             return Body::Discard;
         };
         let window = s.window;
-        let decision = decide(&s.rec.resume_point(), window, head, now);
-        if window.is_some() && matches!(decision, HeadDecision::Restart { .. }) {
-            // Whatever went wrong with a window is not tried with another.
-            s.unwindowed = true;
-        }
-        match decision {
+        match decide(&s.rec.resume_point(), window, head, now) {
             HeadDecision::Stream {
                 offset,
                 restart,
@@ -762,6 +739,8 @@ impl Engine {
                 Body::Discard
             }
             HeadDecision::Restart { reason } => {
+                // Whatever went wrong with a window is not tried with another.
+                s.unwindowed |= window.is_some();
                 let fresh = s.rec.bytes_received == 0;
                 s.rec.bytes_received = 0;
                 s.rec.etag = None;
@@ -775,7 +754,7 @@ impl Engine {
                     if !self.unwindowed_hosts.contains(&host) {
                         self.unwindowed_hosts.push(host);
                     }
-                    self.ask_again(id);
+                    self.request(id);
                     return Body::Discard;
                 }
                 let err =
@@ -867,7 +846,7 @@ impl Engine {
         };
         let received = s.rec.bytes_received;
         if s.window_end == Some(received) && s.rec.bytes_expected.is_some_and(|e| received < e) {
-            self.ask_again(id);
+            self.request(id);
             return;
         }
         match s.rec.bytes_expected {

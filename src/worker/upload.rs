@@ -165,9 +165,7 @@ async fn send(
         ctl,
     )
     .await?;
-    if let Some(b) = resp.body() {
-        let _ = b.cancel();
-    }
+    net::drop_body(&resp);
     let h = resp.headers();
     let get = |n: &str| h.get(n).ok().flatten();
     let location = get("location").and_then(|l| {
