@@ -1,5 +1,7 @@
 //! Reading Rust values out of JavaScript ones: a serde [`Deserializer`] over a
-//! [`JsValue`], for the commands pages send and the records IndexedDB gives back.
+//! [`JsValue`], for the records IndexedDB gives back and the values nested in the
+//! commands pages send; and [`command`], which reads a command's own fields one by
+//! one, naming the field that does not fit.
 //!
 //! Why not `serde-wasm-bindgen`'s: size. Its errors describe an unexpected number
 //! with `f64`'s `Display` (through serde's `Unexpected`), which keeps `core`'s float
@@ -32,6 +34,8 @@ use std::rc::Rc;
 
 use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Unexpected, Visitor};
 use wasm_bindgen::{JsCast, JsValue};
+
+use crate::core::protocol::RawCommand;
 
 /// Why a value could not be read: a message naming what was expected and found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,5 +459,154 @@ impl<'de> de::MapAccess<'de> for Fields {
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let v = self.value.take().unwrap_or(JsValue::UNDEFINED);
         seed.deserialize(JsDeserializer(v))
+    }
+}
+
+/// A page's command, read field by field, where what does not fit is named by its
+/// field (`a malformed command: maxBytes: invalid type: a string, expected a
+/// number`).
+///
+/// Hand-written rather than derived: serde's derived reader of a struct with 25
+/// optional fields, inlined into the worker's command handler, was the largest
+/// single piece of it, and its errors named no field. The nested values
+/// (`config`, `resumeData`, `connection`) are read by [`from_value`], as the
+/// store's records are; field names follow [`RawCommand`]'s docs.
+pub fn command(v: &JsValue) -> Result<RawCommand, Error> {
+    if !v.is_object() || js_sys::Array::is_array(v) {
+        return Err(Error(format!(
+            "invalid type: {}, expected a command object",
+            kind(v)
+        )));
+    }
+    let p = Props(v);
+    Ok(RawCommand {
+        longhaul: p
+            .required("longhaul", "a whole number", |v| {
+                v.as_f64()
+                    .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
+            })?
+            .map_or(0, |n| n as u32),
+        op: p
+            .required("op", "a string", JsValue::as_string)?
+            .unwrap_or_default(),
+        session: p
+            .required("session", "a string", JsValue::as_string)?
+            .unwrap_or_default(),
+        id: p.string("id")?,
+        url: p.string("url")?,
+        headers: p.pairs("headers")?.unwrap_or_default(),
+        description: p.string("description")?,
+        max_bytes: p.number("maxBytes")?,
+        config: p.value("config")?,
+        online: p.boolean("online")?,
+        integrity: p.string("integrity")?,
+        sensitive_headers: p.read("sensitiveHeaders", "an array of strings", |v| {
+            items(v, JsValue::as_string)
+        })?,
+        persist_credentials: p.boolean("persistCredentials")?,
+        protocol: p.string("protocol")?,
+        metadata: p.pairs("metadata")?,
+        chunk_size: p.number("chunkSize")?,
+        content_type: p.string("contentType")?,
+        priority: p.number("priority")?,
+        earliest_begin: p.number("earliestBegin")?,
+        expected_bytes: p.number("expectedBytes")?,
+        produce_resume_data: p.boolean("produceResumeData")?,
+        resume_data: p.value("resumeData")?,
+        cancel: p.boolean("cancel")?,
+        connection: p.value("connection")?,
+        must_exist: p.boolean("mustExist")?,
+        pieces: p.boolean("pieces")?,
+    })
+}
+
+/// What `v` is, by its kind (as serde's messages above name it).
+fn kind(v: &JsValue) -> String {
+    what(&JsDeserializer(v.clone()).unexpected())
+}
+
+/// The items of the array `v`, each read by `item`; `None` if `v` is no array or
+/// an item does not fit.
+fn items<T>(v: &JsValue, item: fn(&JsValue) -> Option<T>) -> Option<Vec<T>> {
+    let array = v.dyn_ref::<js_sys::Array>()?;
+    (0..array.length()).map(|i| item(&array.get(i))).collect()
+}
+
+/// The properties of a command object, each read by its name.
+struct Props<'a>(&'a JsValue);
+
+impl Props<'_> {
+    /// The property `name`: `None` when it is `undefined` or `null`.
+    fn get(&self, name: &str) -> Option<JsValue> {
+        let v = js_sys::Reflect::get(self.0, &JsValue::from_str(name)).ok()?;
+        (!absent(&v)).then_some(v)
+    }
+
+    /// The property `name` read by `read`, which gives `None` where it does not fit
+    /// (`expected` says what would).
+    fn read<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        read: fn(&JsValue) -> Option<T>,
+    ) -> Result<Option<T>, Error> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match read(&v) {
+            Some(t) => Ok(Some(t)),
+            None => Err(Error(format!(
+                "{name}: invalid type: {}, expected {expected}",
+                kind(&v)
+            ))),
+        }
+    }
+
+    /// A property that must be there (`None` only if it is not, with the error).
+    fn required<T>(
+        &self,
+        name: &str,
+        expected: &str,
+        read: fn(&JsValue) -> Option<T>,
+    ) -> Result<Option<T>, Error> {
+        match self.read(name, expected, read)? {
+            Some(t) => Ok(Some(t)),
+            None => Err(Error(format!("missing field `{name}`"))),
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, Error> {
+        self.read(name, "a string", JsValue::as_string)
+    }
+
+    fn number(&self, name: &str) -> Result<Option<f64>, Error> {
+        self.read(name, "a number", JsValue::as_f64)
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, Error> {
+        self.read(name, "a boolean", JsValue::as_bool)
+    }
+
+    /// An array of `[string, string]` pairs.
+    fn pairs(&self, name: &str) -> Result<Option<Vec<(String, String)>>, Error> {
+        self.read(name, "an array of [string, string] pairs", |v| {
+            items(v, |pair| {
+                let pair = pair.dyn_ref::<js_sys::Array>()?;
+                if pair.length() != 2 {
+                    return None;
+                }
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+        })
+    }
+
+    /// A nested value, read as the store's records are.
+    fn value<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => from_value(v)
+                .map(Some)
+                .map_err(|e| Error(format!("{name}: {e}"))),
+        }
     }
 }

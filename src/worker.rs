@@ -22,7 +22,7 @@ use crate::core::commit::{CommitKind, CommitPolicy, CHUNK_BYTES};
 use crate::core::config;
 use crate::core::engine::{Body, EventKind, FetchRequest, Output};
 use crate::core::integrity::Integrity;
-use crate::core::protocol::{self, Command, RawCommand};
+use crate::core::protocol::{self, Command};
 use crate::core::task::TaskRecord;
 use crate::core::validate::{merge_headers, HeaderList, SessionId, UrlParts};
 use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
@@ -1167,7 +1167,7 @@ async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, TaskError> 
         config::check_keys("config.retry", &keys(&retry), config::RETRY_KEYS)?;
     }
     let body = js::get(&data, "body");
-    let raw: RawCommand = crate::from_js::from_value(data)
+    let raw = crate::from_js::command(&data)
         .map_err(|e| TaskError::invalid(format!("a malformed command: {e}")))?;
     let (session, cmd) = raw.validate()?;
     if evicted() {

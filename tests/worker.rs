@@ -578,7 +578,7 @@ fn from_js_reads_records_and_commands_and_names_what_does_not_fit() {
             "headers":[["x-a","1"]],"maxBytes":5,"priority":0.5,"description":null}"#,
     );
     js_sys::Reflect::set(&v, &"id".into(), &JsValue::UNDEFINED).unwrap();
-    let raw: RawCommand = from_value(v).unwrap();
+    let raw: RawCommand = longhaul::from_js::command(&v).unwrap();
     assert_eq!(
         (raw.longhaul, raw.op.as_str(), raw.session.as_str()),
         (1, "download", "s")
@@ -586,6 +586,56 @@ fn from_js_reads_records_and_commands_and_names_what_does_not_fit() {
     assert_eq!(raw.headers, vec![("x-a".to_string(), "1".to_string())]);
     assert_eq!((raw.max_bytes, raw.priority), (Some(5.0), Some(0.5)));
     assert_eq!((raw.id, raw.description, raw.online), (None, None, None));
+
+    // A command's nested values are read as records are; what does not fit in a
+    // command is named by its field.
+    let raw = longhaul::from_js::command(&js_of(
+        r#"{"longhaul":1,"op":"open","session":"s","config":{"maxConnectionsPerHost":3},
+            "metadata":[["k","v"]],"sensitiveHeaders":["x-key"],"mustExist":true}"#,
+    ))
+    .unwrap();
+    assert_eq!(raw.config.map(|c| c.max_connections_per_host), Some(3));
+    assert_eq!(raw.metadata, Some(vec![("k".into(), "v".into())]));
+    assert_eq!(raw.sensitive_headers, Some(vec!["x-key".to_string()]));
+    assert_eq!(raw.must_exist, Some(true));
+    let command_err = |json: &str| {
+        longhaul::from_js::command(&js_of(json))
+            .unwrap_err()
+            .to_string()
+    };
+    let cmd = |rest: &str| format!(r#"{{"longhaul":1,"op":"download","session":"s"{rest}}}"#);
+    assert_eq!(
+        command_err(&cmd(r#","maxBytes":"5""#)),
+        "maxBytes: invalid type: a string, expected a number"
+    );
+    assert_eq!(
+        command_err(&cmd(r#","headers":[["a"]]"#)),
+        "headers: invalid type: an array, expected an array of [string, string] pairs"
+    );
+    assert_eq!(
+        command_err(&cmd(r#","sensitiveHeaders":[1]"#)),
+        "sensitiveHeaders: invalid type: an array, expected an array of strings"
+    );
+    assert_eq!(
+        command_err(&cmd(r#","mustExist":1"#)),
+        "mustExist: invalid type: a number, expected a boolean"
+    );
+    assert!(
+        command_err(&cmd(r#","config":{"maxConnectionsPerHost":"3"}"#))
+            .starts_with("config: invalid type: a string")
+    );
+    assert_eq!(
+        command_err(r#"{"longhaul":1,"session":"s"}"#),
+        "missing field `op`"
+    );
+    assert_eq!(
+        command_err(r#"{"longhaul":1.5,"op":"ping","session":"s"}"#),
+        "longhaul: invalid type: a number, expected a whole number"
+    );
+    assert_eq!(
+        command_err("[]"),
+        "invalid type: an array, expected a command object"
+    );
 
     // Maps, tuples, integers at JavaScript's exact limit.
     let m: BTreeMap<String, u32> = from_value(js_of(r#"{"a":1,"b":2}"#)).unwrap();

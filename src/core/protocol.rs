@@ -1,7 +1,7 @@
 //! The messages pages send the worker, validated once here.
 //!
 //! A page posts `{ longhaul: 1, op, session, ... }` with a `MessagePort` for the reply;
-//! the worker deserializes it into a [`RawCommand`] and [`RawCommand::validate`]s it
+//! the worker reads it into a [`RawCommand`] and [`RawCommand::validate`]s it
 //! into a [`Command`] whose fields cannot hold invalid values.
 //!
 //! Pages of one version can talk to a worker of another across an update (a page
@@ -16,7 +16,6 @@ use super::integrity::Integrity;
 use super::task::TaskId;
 use super::upload::{self, UploadProtocol};
 use super::validate::{self, HeaderList, SessionId, UrlParts};
-use serde::Deserialize;
 
 /// The protocol version pages speak (`longhaul: 1`).
 pub const PROTOCOL: u32 = 1;
@@ -24,9 +23,10 @@ pub const PROTOCOL: u32 = 1;
 /// The `BroadcastChannel` the worker publishes task events on and pages listen on.
 pub const CHANNEL: &str = "longhaul";
 
-/// A command as it arrives, before validation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A command as it arrives, before validation. The worker reads it out of the
+/// page's message (`from_js::command`); its fields are the message's properties in
+/// camelCase (`max_bytes` is `maxBytes`), each absent when `undefined` or `null`.
+#[derive(Debug, Clone, Default)]
 pub struct RawCommand {
     /// Protocol version.
     pub longhaul: u32,
@@ -35,77 +35,54 @@ pub struct RawCommand {
     /// Session identifier.
     pub session: String,
     /// Task id, for task commands.
-    #[serde(default)]
     pub id: Option<String>,
     /// URL, for `download` (already resolved against the page's URL).
-    #[serde(default)]
     pub url: Option<String>,
     /// Request headers, for `download`.
-    #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// Description, for `download`.
-    #[serde(default)]
     pub description: Option<String>,
     /// `maxBytes`, for `download`: a positive integer up to 2^53.
-    #[serde(default)]
     pub max_bytes: Option<f64>,
     /// Session configuration, for `open`.
-    #[serde(default)]
     pub config: Option<SessionConfig>,
     /// Whether the page's browser is online, for `network`.
-    #[serde(default)]
     pub online: Option<bool>,
     /// Subresource Integrity metadata, for `download`.
-    #[serde(default)]
     pub integrity: Option<String>,
     /// Names of headers to treat as credentials besides `authorization`, for
     /// `download`.
-    #[serde(default)]
     pub sensitive_headers: Option<Vec<String>>,
     /// Store credential headers with the task (off by default), for `download` and
     /// `upload`.
-    #[serde(default)]
     pub persist_credentials: Option<bool>,
     /// `'tus'` (default), `'put'` or `'post'`, for `upload`.
-    #[serde(default)]
     pub protocol: Option<String>,
     /// tus `Upload-Metadata` pairs, for `upload`.
-    #[serde(default)]
     pub metadata: Option<Vec<(String, String)>>,
     /// Bytes per tus `PATCH`, for `upload`.
-    #[serde(default)]
     pub chunk_size: Option<f64>,
     /// `Content-Type` of a `put`/`post` body, for `upload`.
-    #[serde(default)]
     pub content_type: Option<String>,
     /// 0 to 1, for `download` and `upload`.
-    #[serde(default)]
     pub priority: Option<f64>,
     /// ms since the epoch, for `download` and `upload`.
-    #[serde(default)]
     pub earliest_begin: Option<f64>,
     /// Bytes the app expects, for `download`.
-    #[serde(default)]
     pub expected_bytes: Option<f64>,
     /// Keep the bytes and return resume data, for `cancel`.
-    #[serde(default)]
     pub produce_resume_data: Option<bool>,
     /// Resume data to continue from, for `download` (instead of a URL).
-    #[serde(default)]
     pub resume_data: Option<ResumeData>,
     /// Cancel every task too, for `invalidate`.
-    #[serde(default)]
     pub cancel: Option<bool>,
     /// What `navigator.connection` says, for `network`.
-    #[serde(default)]
     pub connection: Option<crate::core::network::NetworkReport>,
     /// Refuse to create the session, for `open`.
-    #[serde(default)]
     pub must_exist: Option<bool>,
     /// For `blob`: answer the stored pieces for the page to compose, not one Blob.
     /// Pages since the pieces were introduced ask for them; an older page's `blob`
     /// still gets the one Blob it expects.
-    #[serde(default)]
     pub pieces: Option<bool>,
 }
 
@@ -395,29 +372,7 @@ mod tests {
             longhaul: 1,
             op: op.into(),
             session: "s".into(),
-            id: None,
-            url: None,
-            headers: vec![],
-            description: None,
-            max_bytes: None,
-            config: None,
-            online: None,
-            integrity: None,
-            sensitive_headers: None,
-            persist_credentials: None,
-            protocol: None,
-            metadata: None,
-            chunk_size: None,
-            content_type: None,
-            priority: None,
-            earliest_begin: None,
-            expected_bytes: None,
-            produce_resume_data: None,
-            resume_data: None,
-            cancel: None,
-            connection: None,
-            must_exist: None,
-            pieces: None,
+            ..RawCommand::default()
         }
     }
 
