@@ -342,6 +342,24 @@ fn rate_throttles_the_body() {
 }
 
 #[test]
+fn latency_holds_each_head_back() {
+    let s = start();
+    let began = Instant::now();
+    let resp = get(s.addr, "/files/late?size=1K&latency=200", &[]);
+    assert_eq!(resp.body, expected("late", 1024));
+    assert!(began.elapsed() >= Duration::from_millis(200));
+    // A Range request waits as long.
+    let began = Instant::now();
+    let resp = get(
+        s.addr,
+        "/files/late?size=1K&latency=200",
+        &["Range: bytes=0-9"],
+    );
+    assert_eq!(resp.status, 206);
+    assert!(began.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
 fn bad_input_gets_4xx() {
     let s = start();
     for target in [
@@ -350,6 +368,9 @@ fn bad_input_gets_4xx() {
         "/files/x?size=12Q",
         "/files/x?size=1&rate=0",
         "/files/x?size=1&rate=z",
+        "/files/x?size=1&latency=-1",
+        "/files/x?size=1&latency=10001",
+        "/files/x?size=1&latency=fast",
     ] {
         assert_eq!(get(s.addr, target, &[]).status, 400, "{target}");
     }
