@@ -21,6 +21,7 @@
 use crate::core::commit::{CommitKind, CommitPolicy, CHUNK_BYTES};
 use crate::core::config;
 use crate::core::engine::{Body, EventKind, FetchRequest, Output};
+use crate::core::http;
 use crate::core::integrity::Integrity;
 use crate::core::protocol::{self, Command};
 use crate::core::task::TaskRecord;
@@ -240,7 +241,9 @@ fn evicted() -> bool {
 /// IndexedDB. Reading before the lock is held would save the lock's 5-36 ms, but a
 /// worker it is taken from may still write (or remove) a task after the read.
 /// Firefox asks for a download's bytes in windows of this size
-/// ([`EngineConfig::fetch_window`]), the next asked for when one ends.
+/// ([`EngineConfig::fetch_window`]), the next asked for a little before one ends
+/// (`core::http::ask_ahead`), so that no round trip stops the transfer at a window's
+/// edge.
 ///
 /// Why: Firefox's parent process reads a response off the network as fast as it
 /// comes and holds what the worker has not read yet; at loopback speed, where
@@ -828,7 +831,10 @@ async fn transfer(
     )
     .await?;
     let headers = merge_headers(&req.headers, extra.pairs());
+    let sent_at = js::now();
     let resp = net::send("GET", &req.url, &headers, None, req.stall_ms, ctl).await?;
+    // The round trip the next Range windows are asked for ahead of (`http::ask_ahead`).
+    let head_ms = js::now() - sent_at;
     let head = net::head(&resp);
     let decision = rt
         .engine
@@ -845,6 +851,11 @@ async fn transfer(
             .handle_body_end(&req.task, req.gen, js::now());
         return Ok(());
     };
+    // The next Range window (Firefox), asked for ahead of this one's end; where this
+    // window's body began, and when.
+    let mut plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
+    let mut ahead: Option<Ahead> = None;
+    let mut window_from = (offset, js::now());
     let mut drop_from = Some(offset);
     let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
     let mut buffered: u32 = 0;
@@ -925,21 +936,33 @@ async fn transfer(
                 read = None;
                 buffered += p.length();
                 parts.push(p);
+                let pos = issued + u64::from(buffered);
+                let (from, since) = window_from;
+                let rate = (pos - from) as f64 / (js::now() - since).max(1.0);
+                let due = |(at, ..): &mut (u64, String, String)| {
+                    http::ask_ahead(at.saturating_sub(pos), rate, head_ms)
+                };
+                if let Some(next) = plan.take_if(due) {
+                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
+                }
             }
             Step::Piece(Ok(None)) => {
                 read = None;
                 done = true;
-                // A window ended: ask for the next in this transfer, its bytes going
-                // on into the same commits (`core::http`, "Windows").
+                // A window ended: go on with the next in this transfer, its bytes going
+                // on into the same commits (`core::http`, "Windows"), if it starts
+                // where this body ended (if not, `handle_body_end` sorts it out).
                 let at = issued + u64::from(buffered);
-                let next = rt.engine.borrow_mut().next_window(&req.task, req.gen, at);
-                if let Some((range, if_range)) = next {
-                    let window = [("range".into(), range), ("if-range".into(), if_range)];
-                    let headers = merge_headers(&headers, &window);
-                    match next_window(rt, req, &headers, at, ctl).await {
+                if let Some(next) = plan.take() {
+                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
+                }
+                if let Some(next) = ahead.take().filter(|a| a.at == at) {
+                    match next_window(rt, req, &next).await {
                         Ok(Some(r)) => {
                             reader = r;
                             done = false;
+                            plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
+                            window_from = (at, js::now());
                         }
                         Ok(None) => {}
                         Err(failure) => return Err(settle(rt, req, writes, failure).await),
@@ -983,21 +1006,91 @@ async fn settle(
     failure
 }
 
-/// Ask for the window at `at` of a transfer; the reader of its body if the engine
-/// takes its head, `None` if not (the body is dropped).
+/// The next Range window of a transfer, asked for before the current one's body has
+/// ended: where it starts, and its answer, which a task of its own awaits (a request
+/// is sent only when its future runs). If the transfer ends without taking it, its
+/// body is let go once the answer arrives.
+struct Ahead {
+    at: u64,
+    slot: Rc<RefCell<AheadSlot>>,
+}
+
+#[derive(Default)]
+struct AheadSlot {
+    answer: Option<Result<web_sys::Response, NetFailure>>,
+    waker: Option<std::task::Waker>,
+    abandoned: bool,
+}
+
+impl Ahead {
+    /// Send the request for `(at, range, if_range)` ([`Engine::window_after`]), with
+    /// the transfer's `headers` and abort signal.
+    fn ask(
+        req: &FetchRequest,
+        headers: &[(String, String)],
+        (at, range, if_range): (u64, String, String),
+        ctl: &AbortController,
+    ) -> Ahead {
+        let window = [("range".into(), range), ("if-range".into(), if_range)];
+        let headers = merge_headers(headers, &window);
+        let slot = Rc::new(RefCell::new(AheadSlot::default()));
+        let (to, url, stall_ms, ctl) = (slot.clone(), req.url.clone(), req.stall_ms, ctl.clone());
+        spawn_local(async move {
+            let answer = net::send("GET", &url, &headers, None, stall_ms, &ctl).await;
+            let mut to = to.borrow_mut();
+            if to.abandoned {
+                if let Ok(resp) = &answer {
+                    net::drop_body(resp);
+                }
+                return;
+            }
+            to.answer = Some(answer);
+            if let Some(w) = to.waker.take() {
+                w.wake();
+            }
+        });
+        Ahead { at, slot }
+    }
+
+    /// The answer, once it has arrived.
+    async fn answer(&self) -> Result<web_sys::Response, NetFailure> {
+        std::future::poll_fn(|cx| {
+            let mut slot = self.slot.borrow_mut();
+            match slot.answer.take() {
+                Some(a) => std::task::Poll::Ready(a),
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        let mut slot = self.slot.borrow_mut();
+        slot.abandoned = true;
+        if let Some(Ok(resp)) = slot.answer.take() {
+            net::drop_body(&resp);
+        }
+    }
+}
+
+/// Take the window asked for ahead: the reader of its body if the engine takes its
+/// head, `None` if not (the body is dropped).
 async fn next_window(
     rt: &Rc<Runtime>,
     req: &FetchRequest,
-    headers: &[(String, String)],
-    at: u64,
-    ctl: &AbortController,
+    next: &Ahead,
 ) -> Result<Option<BodyReader>, NetFailure> {
-    let resp = net::send("GET", &req.url, headers, None, req.stall_ms, ctl).await?;
+    let resp = next.answer().await?;
     let head = net::head(&resp);
-    let fits = rt
-        .engine
-        .borrow_mut()
-        .handle_window_head(&req.task, req.gen, at, &head, js::now());
+    let fits =
+        rt.engine
+            .borrow_mut()
+            .handle_window_head(&req.task, req.gen, next.at, &head, js::now());
     if !fits {
         net::drop_body(&resp);
         return Ok(None);

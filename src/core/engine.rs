@@ -34,8 +34,9 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// Least time between two progress events of one task, ms.
     pub progress_interval_ms: f64,
-    /// Ask for at most this many bytes per download request, the next window when
-    /// one ends (see `core::http`, "Windows"); `None`: one request per transfer.
+    /// Ask for at most this many bytes per download request, chaining the next
+    /// window where one ends ([`Engine::window_after`]; see `core::http`,
+    /// "Windows"); `None`: one request per transfer.
     /// What the browser buffers of a response the worker has not read yet is then
     /// bounded by a window. The worker sets it where that was measured to matter.
     pub fetch_window: Option<u64>,
@@ -639,25 +640,26 @@ impl Engine {
         true
     }
 
-    /// The `range` and `if-range` values of the window after `at`, where request
-    /// `gen`'s window ended, for the shell to ask for in the same transfer (its
-    /// bytes go on into the same commits); `None` if there is none to chain: the
-    /// body did not end at its window's end, the download is complete, or nothing
-    /// validates a next window. Check its head with [`Engine::handle_window_head`].
-    pub fn next_window(&mut self, id: &TaskId, gen: u64, at: u64) -> Option<(String, String)> {
+    /// The window after the one request `gen` is reading: where it starts (the
+    /// current window's end), and the `range` and `if-range` values to ask for it in
+    /// the same transfer, its bytes going on into the same commits. The shell may ask
+    /// for it before the current window's body has ended, to have its round trip
+    /// under way, and takes it only if that body ends exactly where it starts. `None`
+    /// if there is none to chain: the current window runs to the end of the
+    /// resource, the download is not windowed, or nothing validates a next window.
+    /// Check its head with [`Engine::handle_window_head`].
+    pub fn window_after(&mut self, id: &TaskId, gen: u64) -> Option<(u64, String, String)> {
         let s = self.current(id, gen)?;
-        if s.window_end != Some(at) || s.unwindowed {
-            return None;
-        }
+        let at = s.window_end.filter(|_| !s.unwindowed)?;
         let point = ResumePoint {
             offset: at,
             ..s.rec.resume_point()
         };
         let (range, if_range) = point.range_headers(s.window)?;
-        Some((range, if_range?))
+        Some((at, range, if_range?))
     }
 
-    /// The head of the window asked for at `at` ([`Engine::next_window`]): true if
+    /// The head of the window asked for at `at` ([`Engine::window_after`]): true if
     /// its body goes on from `at` (stream it); false if it does not fit, and the
     /// shell drops it and ends the transfer once its commits are done
     /// ([`Engine::handle_body_end`] then asks again as a request of its own, which

@@ -19,8 +19,9 @@
 //!
 //! A request may ask for a window of the representation (`Range: bytes=a-b`) rather
 //! than all of it from its offset (`bytes=a-`, or no `Range` at all for a fresh
-//! start), with the same `If-Range` as a resume; the engine asks for the next window
-//! when one ends ([`EngineConfig::fetch_window`](super::engine::EngineConfig)). It
+//! start), with the same `If-Range` as a resume; the engine chains the next window
+//! where one ends ([`EngineConfig::fetch_window`](super::engine::EngineConfig); the
+//! shell asks for it a little ahead, to hide its round trip). It
 //! bounds what the browser can buffer of a response the worker has not read yet, and
 //! so what a crash makes it fetch twice. The rules above hold per window, and:
 //! - a fresh start asks for its first window without `If-Range` (nothing is stored
@@ -32,12 +33,32 @@
 //! - a `206` of an encoded body is never taken for a window (its range is of bytes
 //!   `fetch` never shows); the engine asks again without one;
 //! - a `200` means the server ignores ranges: its whole body streams, as before.
+//!
+//! The next window is asked for a little before the current one ends
+//! ([`ask_ahead`]): its head then comes back about when the current body ends, so
+//! no round trip stops the transfer at a window's edge, and a task has two requests
+//! open only for about a round trip per window (what `maxConnectionsPerHost` then
+//! counts loosely). Asked for a fixed amount ahead instead, a slow link would keep
+//! two open for long, splitting its bandwidth, and the browser could hold the second
+//! behind its own per-host connection limit until the stall timeout.
 
 use super::error::{ErrorCode, TaskError};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Largest byte count or offset accepted: 2^53, the limit of exact JS numbers.
 pub const MAX_SAFE: u64 = 1 << 53;
+
+/// Within this many bytes of a window's end, the next window is asked for whatever
+/// the rate (one piece of a body may bring the end).
+pub const ASK_AHEAD_MIN: u64 = 256 << 10;
+
+/// Whether to ask for the next window now ("Windows" above): `remaining` bytes of
+/// the current one are still to read, which come at `rate` bytes per ms, and a
+/// request's head took `head_ms` to come back. Yes once the rest takes no longer
+/// than two such round trips, or within [`ASK_AHEAD_MIN`] of the end.
+pub fn ask_ahead(remaining: u64, rate: f64, head_ms: f64) -> bool {
+    remaining <= ASK_AHEAD_MIN || (remaining as f64) <= rate * 2.0 * head_ms
+}
 
 /// A parsed `Content-Range` header of a byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -676,6 +697,26 @@ mod tests {
             panic!()
         };
         assert_eq!(rep, Representation::default());
+    }
+
+    #[test]
+    fn the_next_window_is_asked_for_two_round_trips_ahead() {
+        // (remaining bytes, bytes per ms, head ms): asked?
+        for (remaining, rate, head_ms, asked) in [
+            (ASK_AHEAD_MIN, 0.0, 0.0, true), // the last piece, whatever the rate
+            (ASK_AHEAD_MIN + 1, 1e9, 0.0, false), // an instant round trip: the end
+            (1_000_000, 10_000.0, 50.0, true), // 10 MB/s, 50 ms heads: 100 ms left
+            (1_000_001, 10_000.0, 50.0, false), // a byte more: later
+            (8 << 20, 150_000.0, 30.0, true), // loopback-fast, a slow first head
+            (8 << 20, 150_000.0, 1.0, false),
+            (u64::MAX, f64::INFINITY, 1.0, true), // no overflow, no NaN
+        ] {
+            assert_eq!(
+                ask_ahead(remaining, rate, head_ms),
+                asked,
+                "{remaining} bytes at {rate}/ms, head {head_ms} ms"
+            );
+        }
     }
 
     #[test]

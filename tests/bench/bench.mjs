@@ -21,6 +21,8 @@
 //   6. scale: open + tasks() with 10,000 tasks in a session; 100 concurrent small
 //      downloads with the per-host limit, concurrency read from the request log;
 //   7. Background Fetch of the same file (Chromium): longhaul ÷ Background Fetch;
+//      and (section `latency`) a paced download with 50 ms before every response
+//      head ÷ the same without: what the round trips of Firefox's Range windows cost;
 //   8. the package size (wasm + JS glue, gzip -9) against the 80 KiB budget.
 //
 // Nothing is asserted on timings. Exit 1 only if something broke (a transfer
@@ -77,7 +79,7 @@ const MANY_LIMIT = 6; // their session's maxConnectionsPerHost
 const SIZE_BUDGET_KIB = 80;
 const TIMEOUT_MS = 180_000; // a transfer slower than this counts as broken
 const SETTLE_MS = 1000; // pause before each timed run
-// While working on one part: BENCH_SECTIONS=throughput,upload,memory,stop,scale,bgfetch,kill
+// While working on one part: BENCH_SECTIONS=throughput,latency,upload,memory,stop,scale,bgfetch,kill
 // (default all; bgfetch needs throughput), BENCH_STORES=idb1,idb8,idb8blob,opfs,cache,…
 // and BENCH_MEM_STORES=idb8,discard,opfs,… (the memory section's plain-JS runs); BENCH_RUNS=6
 // for more runs of each (default 3).
@@ -319,6 +321,32 @@ async function throughput(b, server, benchPage, demo) {
   out(`  progress events per second per task: ${rates.map((x) => fmt(x)).join(', ')} (max ${fmt(Math.max(...rates))}; cap 10)`);
   out();
   return { lh: med.longhaul, fastest: med[fastest], fastestName: fastest, med };
+}
+
+// What a round trip per Range window costs (Firefox asks for 16 MiB windows, each
+// about two round trips ahead of the last one's end): the same download paced
+// by the server (so that storage is not the limit), with and without a head latency.
+const LAT_SIZE = 128 * MiB;
+const LAT_RATE = '64M';
+const LAT_MS = 50;
+
+async function latency(b) {
+  const runs = { none: [], late: [] };
+  for (let i = 1; i <= RUNS; i++) {
+    for (const k of ['none', 'late']) {
+      await sleep(SETTLE_MS);
+      log(`${b.kind}: latency run ${i}/${RUNS}: ${k === 'late' ? `${LAT_MS} ms per head` : 'none'}`);
+      const extra = `&rate=${LAT_RATE}${k === 'late' ? `&latency=${LAT_MS}` : ''}`;
+      const r = await longhaulRun(b.demo, fileUrl(`lat-${k}`, `${LAT_SIZE / MiB}M`, extra), LAT_SIZE);
+      runs[k].push(mibps(LAT_SIZE, r.ms));
+    }
+  }
+  const med = { none: median(runs.none), late: median(runs.late) };
+  out(`Latency: longhaul, ${LAT_SIZE / MiB} MiB served at ${LAT_RATE}/s, ${RUNS} runs of each, interleaved (MiB/s)`);
+  out(`  no latency                                    ${runs.none.map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med.none).padStart(6)}`);
+  out(`  ${`${LAT_MS} ms before every response head`.padEnd(45)} ${runs.late.map((x) => fmt(x).padStart(6)).join(' ')}   median ${fmt(med.late).padStart(6)}`);
+  out(`  RATIO with latency ÷ without: ${fmt(med.late / med.none, 2)} (a round trip per 16 MiB window not hidden would cost ${fmt(1 / (1 + (LAT_MS / 1000) / (16 / 64)), 2)} in Firefox)`);
+  out();
 }
 
 async function uploads(b, server, tus, benchPage, demo) {
@@ -650,6 +678,7 @@ async function benchBrowser(kind, server, tus) {
     await h.openDemo(demo, server.origin);
     if (want('memory')) await memory(b, benchPage, demo);
     const tp = want('throughput') ? await throughput(b, server, benchPage, demo) : null;
+    if (want('latency')) await latency({ ...b, demo });
     if (want('upload')) await uploads(b, server, tus, benchPage, demo);
     if (kind === 'chromium' && want('stop')) await workerStop(b, server, demo);
     if (want('scale')) await scale(b, server, demo);

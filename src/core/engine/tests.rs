@@ -192,6 +192,7 @@ impl Sim {
         let mut first = true;
         let mut sent = 0; // by this transfer, over its windows
         loop {
+            let plan = self.e.window_after(&f.task, f.gen);
             let limit = match fault {
                 Fault::ResetAfter(n) => n.saturating_sub(sent).min(body.len()),
                 _ => body.len(),
@@ -223,9 +224,14 @@ impl Sim {
             if unchained {
                 break;
             }
-            let Some((range, if_range)) = self.e.next_window(&f.task, f.gen, pos) else {
+            // The next window as the shell asks for it: planned when this one began
+            // (asked ahead), taken only if this body ended where it starts.
+            let Some((at, range, if_range)) = plan else {
                 break;
             };
+            if at != pos {
+                break;
+            }
             self.chained.push(range.clone());
             let res = next.unwrap_or(res);
             let (_, start, end, head) = respond(res, Fault::None, Some(range), Some(if_range));
