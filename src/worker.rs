@@ -938,7 +938,7 @@ async fn transfer(
                 parts.push(p);
                 let pos = issued + u64::from(buffered);
                 let (from, since) = window_from;
-                let rate = (pos - from) as f64 / (js::now() - since).max(1.0);
+                let rate = pos.saturating_sub(from) as f64 / (js::now() - since).max(1.0);
                 let due = |(at, ..): &mut (u64, String, String)| {
                     http::ask_ahead(at.saturating_sub(pos), rate, head_ms)
                 };
@@ -953,7 +953,7 @@ async fn transfer(
                 // on into the same commits (`core::http`, "Windows"), if it starts
                 // where this body ended (if not, `handle_body_end` sorts it out).
                 let at = issued + u64::from(buffered);
-                if let Some(next) = plan.take() {
+                if let Some(next) = plan.take_if(|(start, ..)| *start == at) {
                     ahead = Some(Ahead::ask(req, &headers, next, ctl));
                 }
                 if let Some(next) = ahead.take().filter(|a| a.at == at) {
