@@ -480,18 +480,13 @@ pub fn command(v: &JsValue) -> Result<RawCommand, Error> {
     }
     let p = Props(v);
     Ok(RawCommand {
-        longhaul: p
-            .required("longhaul", "a whole number", |v| {
-                v.as_f64()
-                    .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
-            })?
-            .map_or(0, |n| n as u32),
-        op: p
-            .required("op", "a string", JsValue::as_string)?
-            .unwrap_or_default(),
-        session: p
-            .required("session", "a string", JsValue::as_string)?
-            .unwrap_or_default(),
+        longhaul: p.required("longhaul", "a whole number", |v| {
+            v.as_f64()
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(u32::MAX))
+                .map(|n| n as u32)
+        })?,
+        op: p.required("op", "a string", JsValue::as_string)?,
+        session: p.required("session", "a string", JsValue::as_string)?,
         id: p.string("id")?,
         url: p.string("url")?,
         headers: p.pairs("headers")?.unwrap_or_default(),
@@ -562,17 +557,15 @@ impl Props<'_> {
         }
     }
 
-    /// A property that must be there (`None` only if it is not, with the error).
+    /// A property that must be there.
     fn required<T>(
         &self,
         name: &str,
         expected: &str,
         read: fn(&JsValue) -> Option<T>,
-    ) -> Result<Option<T>, Error> {
-        match self.read(name, expected, read)? {
-            Some(t) => Ok(Some(t)),
-            None => Err(Error(format!("missing field `{name}`"))),
-        }
+    ) -> Result<T, Error> {
+        self.read(name, expected, read)?
+            .ok_or_else(|| Error(format!("missing field `{name}`")))
     }
 
     fn string(&self, name: &str) -> Result<Option<String>, Error> {
