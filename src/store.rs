@@ -66,7 +66,7 @@
 //! one transaction and a crash loses under 1 MiB. Firefox stores Blob records at
 //! 100-110 MiB/s but OPFS at ~156, so there, on a fast link, the bytes go to
 //! segment files ([`segments`] has the figures and the rules), each file closed
-//! before its record commits with the offset: files of 8 to 16 MiB, so a crash
+//! before its record commits with the offset: files of 16 to 32 MiB, so a crash
 //! then loses the file being written and what waits (a fraction of a second of
 //! the transfer); slower links keep chunk records. Other engines keep IndexedDB
 //! (not measured). Whether a connection can write segments is found once

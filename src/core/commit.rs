@@ -16,7 +16,7 @@
 //! Where the store can write segment files (Firefox, `store::segments`), commits
 //! become files while the link is fast ([`SEGMENT_RATE`], measured over each
 //! [`BATCH_BYTES`] or more committed): the chunk commits in flight end, then each
-//! file is written alone once [`MAX_BUFFERED`] bytes wait, then its record is
+//! file is written alone once [`SEGMENT_BYTES`] bytes wait, then its record is
 //! committed, while reading goes on (up to [`SEGMENT_BUFFERED`]). A slower link
 //! never makes one, so what a crash loses stays as small as above; a fast one gets
 //! Firefox's fastest store, and a crash there loses the file in flight and what
@@ -36,12 +36,20 @@ pub const MAX_BUFFERED: u32 = 8 * CHUNK_BYTES;
 pub const MAX_IN_FLIGHT: usize = 2;
 /// While a commit is in flight, the next one starts once this many bytes wait.
 pub const BATCH_BYTES: u32 = 4 * CHUNK_BYTES;
-/// Where the store can write segment files (Firefox), reading goes on while one is
-/// written until this many bytes wait, all of which the next file takes (measured in
-/// Firefox, 6 runs each against OPFS written by plain JS: with 16 MiB, longhaul ÷ the
-/// fastest store was 0.99 and 0.91; with 8 MiB, 0.81 in 3 runs).
-pub const SEGMENT_BUFFERED: u32 = 2 * MAX_BUFFERED;
-/// ... and commits are segment files of [`MAX_BUFFERED`] or more while the link
+/// Where the store can write segment files (Firefox), a file starts once this many
+/// bytes wait: each file costs a `createWritable` and a `close`. Measured in Firefox
+/// (`make bench`, throughput section, 4 runs each, 2026-12-01) against the
+/// crash-consistent plain-JS layout (a file per 8 MiB, its offset in IndexedDB, in
+/// 16 MiB Range windows): files of 16 MiB or more ran at 1.00 and 0.99 of it (0.92
+/// and 0.86 of one plain OPFS file), files of 8 MiB or more at 0.94 and 0.91 (0.84
+/// and 0.75).
+pub const SEGMENT_BYTES: u32 = 2 * MAX_BUFFERED;
+/// ... and reading goes on while one is written until this many bytes wait, all of
+/// which the next file takes (measured in Firefox, 6 runs each against OPFS written
+/// by plain JS, with 8 MiB files: 16 MiB waiting gave 0.99 and 0.91 of it, 8 MiB
+/// gave 0.81 in 3 runs).
+pub const SEGMENT_BUFFERED: u32 = 2 * SEGMENT_BYTES;
+/// ... and commits are segment files of [`SEGMENT_BYTES`] or more while the link
 /// delivers this fast or faster (bytes per second, measured over each
 /// [`BATCH_BYTES`] or more committed): where a record per MiB costs the worker as
 /// much time as reading (longhaul with chunk records stores 70-95 MiB/s in Firefox
@@ -102,7 +110,7 @@ impl CommitPolicy {
         let as_segment = self.segmented && self.fast_link;
         let due = match in_flight {
             _ if self.segment_in_flight => false,
-            0 if as_segment => done || buffered >= MAX_BUFFERED || flush,
+            0 if as_segment => done || buffered >= SEGMENT_BYTES || flush,
             _ if as_segment => false, // (the chunk commits in flight end first)
             0 => done || buffered >= COMMIT_BYTES || flush,
             n if n < MAX_IN_FLIGHT => done || buffered >= BATCH_BYTES,
@@ -190,20 +198,20 @@ mod tests {
         p.ended(130.0);
         assert_eq!(p.due(0, 4 * MIB, false, 131.0), Some(CommitKind::Records));
         // The next 4 MiB in 50 ms: 80 MiB/s, fast: the records in flight end first,
-        // then a file once 8 MiB wait.
+        // then a file once 16 MiB wait.
         p.started(CommitKind::Records, 4 * MIB, 175.0);
         assert_eq!(p.due(1, 9 * MIB, false, 176.0), None);
         p.ended(180.0);
         assert_eq!(
-            p.due(0, 4 * MIB, false, 181.0),
+            p.due(0, SEGMENT_BYTES - 1, false, 181.0),
             None,
-            "a file waits for 8 MiB"
+            "a file waits for 16 MiB"
         );
         assert_eq!(
-            p.due(0, MAX_BUFFERED, false, 190.0),
+            p.due(0, SEGMENT_BYTES, false, 190.0),
             Some(CommitKind::Segment)
         );
-        p.started(CommitKind::Segment, MAX_BUFFERED, 190.0);
+        p.started(CommitKind::Segment, SEGMENT_BYTES, 190.0);
         assert_eq!(
             p.due(1, SEGMENT_BUFFERED, true, 200.0),
             None,
@@ -215,8 +223,8 @@ mod tests {
             Some(CommitKind::Segment),
             "the end's file"
         );
-        // 8 MiB over 1 s: slow again, back to records.
-        p.started(CommitKind::Segment, MAX_BUFFERED, 1_190.0);
+        // 16 MiB over 1 s: slow again, back to records.
+        p.started(CommitKind::Segment, SEGMENT_BYTES, 1_190.0);
         p.ended(1_200.0);
         assert_eq!(
             p.due(0, COMMIT_BYTES, false, 1_201.0),
