@@ -9,8 +9,8 @@
 //! started every 100 ms lost 5.7-11 MiB to a SIGKILL, against under 1 MiB for chunk
 //! records. So a commit is a segment file only on a fast link (48 MiB/s or more,
 //! where a record per MiB costs the worker as much as reading), one file at a
-//! time, each taking all that waits (16 to 32 MiB; `core::commit`,
-//! `SEGMENT_RATE`, `SEGMENT_BYTES`, `SEGMENT_BUFFERED`): slower links keep chunk records, and a
+//! time, each taking all that waits (16 to 32 MiB; `core::commit`, `SEGMENT_RATE`,
+//! `SEGMENT_BYTES`, `SEGMENT_BUFFERED`): slower links keep chunk records, and a
 //! faster one gets Firefox's fastest store. Chromium keeps chunk records only: its
 //! Blob records already run as fast as Cache Storage, its fastest store.
 //!

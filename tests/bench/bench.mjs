@@ -21,8 +21,8 @@
 //   6. scale: open + tasks() with 10,000 tasks in a session; 100 concurrent small
 //      downloads with the per-host limit, concurrency read from the request log;
 //   7. Background Fetch of the same file (Chromium): longhaul ÷ Background Fetch;
-//      and (section `latency`) a paced download with 50 ms before every response
-//      head ÷ the same without: what the round trips of Firefox's Range windows cost;
+//      and (section `latency`) a download with 50 ms before every response head ÷
+//      the same without: what the round trips of Firefox's Range windows cost;
 //   8. the package size (wasm + JS glue, gzip -9) against the 80 KiB budget.
 //
 // Nothing is asserted on timings. Exit 1 only if something broke (a transfer

@@ -201,33 +201,30 @@ pub fn if_range_allows(value: &str, etag: &str, last_modified: SystemTime) -> bo
     httpdate::parse_http_date(value).is_ok_and(|t| t == last_modified)
 }
 
-/// Name, size and rate of a `/files/` request, or the 4xx answer.
 /// Longest `latency` a request may ask for.
 pub const LATENCY_LIMIT_MS: u64 = 10_000;
 
-/// `latency=<ms>`: how long the head waits, as a link's round trip would delay it
-/// (the connection's thread sleeps; each request, each Range window, waits anew).
-fn latency(req: &Request) -> Result<Option<Duration>, Reply> {
-    match req.query_param("latency") {
-        None => Ok(None),
-        Some(v) => match v.parse::<u64>() {
-            Ok(ms) if ms <= LATENCY_LIMIT_MS => Ok(Some(Duration::from_millis(ms))),
-            _ => Err(Reply::text(
-                400,
-                "invalid latency (milliseconds before the head, 0 to 10000)\n",
-            )),
-        },
-    }
-}
-
-/// Wait out the request's `latency`, if it asks for one; `Err` if it is invalid.
+/// Wait out `latency=<ms>`, if the request asks for one, as a link's round trip
+/// would delay the head (the connection's thread sleeps; each request, each Range
+/// window, waits anew); `Err` (a 400) if the value is invalid.
 fn wait_latency(req: &Request) -> Result<(), Reply> {
-    if let Some(d) = latency(req)? {
-        std::thread::sleep(d);
+    let Some(v) = req.query_param("latency") else {
+        return Ok(());
+    };
+    match v.parse::<u64>() {
+        Ok(ms) if ms <= LATENCY_LIMIT_MS => {
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(())
+        }
+        _ => Err(Reply::text(
+            400,
+            "invalid latency (milliseconds before the head, 0 to 10000)\n",
+        )),
     }
-    Ok(())
 }
 
+/// Name, size and rate of a `/files/` request, or the 4xx answer; its `latency`, if
+/// any, is waited out here, before either handler answers.
 fn file_params(req: &Request, raw_name: &str) -> Result<(Vec<u8>, u64, Option<u64>), Reply> {
     let name = match percent_decode(raw_name) {
         Some(n) if !n.is_empty() => n,
