@@ -102,6 +102,7 @@ pub fn head(resp: &Response) -> ResponseHead {
         last_modified: get("last-modified"),
         content_encoding: get("content-encoding"),
         retry_after: get("retry-after"),
+        accept_ranges: get("accept-ranges"),
     }
 }
 

@@ -174,6 +174,15 @@ struct Slot {
     /// This worker life asks for this task's bytes without windows: its server
     /// answered one with no validator to chain them by, or one that could not be used.
     unwindowed: bool,
+    /// The offset the body of the request in flight may not reach past (exclusive):
+    /// its head's declared end (`core::http`, "A body that does not match its head").
+    limit: Option<u64>,
+    /// The body in flight has no known length, and its end is to be confirmed with
+    /// a range request from there (`core::http`, "A body of unknown length that ends").
+    confirm_end: bool,
+    /// How many answers of this task this worker life were distrusted: the second
+    /// makes the download start over as one whole response.
+    distrusted: u8,
     last_progress: f64,
 }
 
@@ -188,6 +197,9 @@ impl Slot {
             window: None,
             window_end: None,
             unwindowed: false,
+            limit: None,
+            confirm_end: false,
+            distrusted: 0,
             last_progress: f64::NEG_INFINITY,
         }
     }
@@ -619,6 +631,8 @@ impl Engine {
         }
         s.window = window.filter(|_| range.is_some());
         s.window_end = None;
+        s.limit = None;
+        s.confirm_end = false;
         s.gen += 1;
         if let Some((r, ir)) = range {
             headers.push(("range".into(), r));
@@ -684,9 +698,11 @@ impl Engine {
                 offset,
                 restart: false,
                 end,
+                limit,
                 ..
             } if offset == at => {
                 s.window_end = end;
+                s.limit = limit;
                 true
             }
             _ => false,
@@ -711,6 +727,8 @@ impl Engine {
                 restart,
                 rep,
                 end,
+                limit,
+                confirm_end,
             } => {
                 if let Some(e) = rep.total.and_then(|t| self.over_limit(id, t)) {
                     self.fail_dropping(id, e, now);
@@ -720,6 +738,8 @@ impl Engine {
                     return Body::Discard;
                 };
                 s.window_end = end;
+                s.limit = limit;
+                s.confirm_end = confirm_end;
                 if end.is_some() && rep.etag.is_none() && rep.last_modified.is_none() {
                     // Nothing to chain the next window by: the rest comes as one
                     // response, from byte 0 (see `core::http`, "Windows").
@@ -733,6 +753,9 @@ impl Engine {
                     s.rec.updated_at = now;
                     let rec = s.rec.clone();
                     self.out.push_back(Output::Persist(rec));
+                } else if s.rec.bytes_expected.is_none() {
+                    // A resume of a body whose length was unknown: its 206 tells it.
+                    s.rec.bytes_expected = rep.total;
                 }
                 Body::StreamAt(offset)
             }
@@ -771,11 +794,41 @@ impl Engine {
                 self.retry_or_fail(id, TaskError::http(status), retry_after_ms, now);
                 Body::Discard
             }
+            HeadDecision::Distrust { reason } => {
+                self.distrust(id, reason, now);
+                Body::Discard
+            }
             HeadDecision::Fail(e) => {
                 self.fail(id, e, now);
                 Body::Discard
             }
         }
+    }
+
+    /// An answer of task `id` disagrees with itself (`core::http`, "A body that does
+    /// not match its head"): nothing of it was appended. The first time, it is
+    /// asked again from the committed offset, as after an interruption; the second
+    /// time in this worker life the server is taken as one that cannot serve
+    /// ranges, and the download starts over as one whole response.
+    fn distrust(&mut self, id: &TaskId, reason: &'static str, now: f64) {
+        let Some(s) = self.tasks.get_mut(id) else {
+            return;
+        };
+        s.distrusted = s.distrusted.saturating_add(1);
+        s.limit = None;
+        s.confirm_end = false;
+        if s.distrusted >= 2 {
+            s.unwindowed = true;
+            s.rec.bytes_received = 0;
+            s.rec.etag = None;
+            s.rec.last_modified = None;
+            s.rec.bytes_expected = None;
+        }
+        let err = TaskError::new(
+            ErrorCode::NotResumable,
+            format!("the server's answer was distrusted: {reason}"),
+        );
+        self.retry_or_fail(id, err, None, now);
     }
 
     /// The record to write together with a chunk that brings the committed offset to
@@ -790,13 +843,14 @@ impl Engine {
         new_offset: u64,
         now: f64,
     ) -> Option<TaskRecord> {
-        let end = self.current(id, gen)?.window_end;
-        if end.is_some_and(|end| new_offset > end) {
-            let e = TaskError::new(
-                ErrorCode::NotResumable,
-                "the server sent more bytes than its Content-Range",
-            );
-            self.fail(id, e, now);
+        let s = self.current(id, gen)?;
+        // No byte past what the head declared is ever stored (`core::http`, "A body
+        // that does not match its head").
+        if s.limit
+            .or(s.rec.bytes_expected)
+            .is_some_and(|l| new_offset > l)
+        {
+            self.distrust(id, "the body runs past the end its head declared", now);
             return None;
         }
         if let Some(e) = self.over_limit(id, new_offset) {
@@ -848,6 +902,13 @@ impl Engine {
         };
         let received = s.rec.bytes_received;
         if s.window_end == Some(received) && s.rec.bytes_expected.is_some_and(|e| received < e) {
+            self.request(id);
+            return;
+        }
+        if s.confirm_end && s.rec.bytes_expected.is_none() {
+            // A body of unknown length ended: ask from its end whether it was all
+            // (`core::http`, "A body of unknown length that ends"), as a request of
+            // its own, with no attempt spent.
             self.request(id);
             return;
         }

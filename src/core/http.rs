@@ -15,6 +15,40 @@
 //! - Byte counts above 2^53 (the largest integer a JavaScript number holds exactly)
 //!   are rejected.
 //!
+//! ## A body that does not match its head
+//!
+//! Every body gets a limit ([`HeadDecision::Stream`]'s `limit`): the end of the
+//! range a `206` declares, or a `200`'s `Content-Length`. No byte past it is ever
+//! stored or counted, so `bytesReceived ≤ bytesExpected` holds at every moment.
+//!
+//! A `206` whose framing disagrees with its `Content-Range` (a `Content-Length` that
+//! is not the range's length, or a body that runs on past the range's end) is
+//! **distrusted**, not trimmed: when the body is longer than the range it claims,
+//! nothing says which of its bytes are the range's (extra bytes after it, a prefix
+//! before it, a range computed from the request while the body came from elsewhere
+//! all look the same), so keeping "the first bytes" could store wrong bytes with
+//! nothing to notice it. A distrusted answer is never appended ([`HeadDecision::Distrust`]):
+//! the engine asks again from the committed offset, and a server that answers a
+//! second range of the task that way is taken as one that cannot serve ranges: the
+//! download starts over as one whole response (a `200`, whose length its framing
+//! gives). A body with no `Content-Length` that runs past its range is only seen
+//! once it does: the commit that would cross the range's end is dropped, and the
+//! bytes of that answer committed before it (inside its declared range, under its
+//! validator) stay; integrity metadata, where given, checks them with the rest.
+//!
+//! ## A body of unknown length that ends
+//!
+//! A `200` without `Content-Length` (chunked) that ends cleanly may still be cut
+//! short (a proxy, a server that closed its stream early): nothing in the response
+//! says. Where the server gave a validator and `Accept-Ranges: bytes`, the end is
+//! confirmed before the task completes (`confirm_end`): the engine asks for the range
+//! that starts at the end offset, with the validator as `If-Range`. A `416` with
+//! `bytes */N`, N being what is stored, confirms it; a `206` from there means the
+//! body was cut short, and the download goes on from there; anything else follows
+//! the rules above (a `200`: start over). Without a validator or `Accept-Ranges`
+//! nothing can tell a cut body from a whole one, and the task completes with what
+//! arrived (README, "What it cannot promise").
+//!
 //! ## Windows
 //!
 //! A request may ask for a window of the representation (`Range: bytes=a-b`) rather
@@ -142,6 +176,18 @@ pub struct ResponseHead {
     pub content_encoding: Option<String>,
     /// `Retry-After`, raw.
     pub retry_after: Option<String>,
+    /// `Accept-Ranges`, raw.
+    pub accept_ranges: Option<String>,
+}
+
+impl ResponseHead {
+    /// Whether the server says it serves byte ranges (`Accept-Ranges: bytes`).
+    pub fn accepts_byte_ranges(&self) -> bool {
+        self.accept_ranges.as_deref().is_some_and(|v| {
+            v.split(',')
+                .any(|unit| unit.trim().eq_ignore_ascii_case("bytes"))
+        })
+    }
 }
 
 /// What a task knows about the bytes it already stored.
@@ -206,6 +252,15 @@ pub enum HeadDecision {
         /// Where the body ends, if it is a window that ends before the total
         /// (exclusive).
         end: Option<u64>,
+        /// The offset no byte of this body may reach past (exclusive): the end of a
+        /// `206`'s range, or a `200`'s `Content-Length`; `None` if the head gives
+        /// none. A body that runs past it is distrusted ("A body that does not
+        /// match its head").
+        limit: Option<u64>,
+        /// The body's length is not known, and the server offers ranges with a
+        /// validator: when it ends, confirm that end with a range request from
+        /// there before completing ("A body of unknown length that ends").
+        confirm_end: bool,
     },
     /// The stored bytes are already the whole representation (a `416` saying so).
     AlreadyComplete,
@@ -221,6 +276,12 @@ pub enum HeadDecision {
         status: u16,
         /// The server's `Retry-After`, in ms from `now`, if it gave a usable one.
         retry_after_ms: Option<f64>,
+    },
+    /// A `206` whose framing disagrees with its `Content-Range`: append nothing of
+    /// it ("A body that does not match its head").
+    Distrust {
+        /// Why.
+        reason: &'static str,
     },
     /// The task cannot succeed.
     Fail(TaskError),
@@ -279,11 +340,17 @@ pub fn decide(
                     "the Content-Length exceeds 2^53",
                 ));
             }
+            let rep = representation(head, head.content_length);
+            let confirm_end = rep.total.is_none()
+                && (rep.etag.is_some() || rep.last_modified.is_some())
+                && head.accepts_byte_ranges();
             HeadDecision::Stream {
                 offset: 0,
                 restart: resume.offset > 0 || !asked_range,
-                rep: representation(head, head.content_length),
+                limit: rep.total,
+                rep,
                 end: None,
+                confirm_end,
             }
         }
         206 => {
@@ -332,6 +399,11 @@ pub fn decide(
                     reason: "the 206 does not run to the end",
                 };
             };
+            if head.content_length.is_some_and(|n| n != last - first + 1) {
+                return HeadDecision::Distrust {
+                    reason: "the 206's Content-Length is not its Content-Range's length",
+                };
+            }
             if window_last.is_some() && encoded(head) {
                 return HeadDecision::Restart {
                     reason: "a range of an encoded body",
@@ -366,6 +438,8 @@ pub fn decide(
                 restart: !asked_range,
                 rep,
                 end,
+                limit: Some(last + 1),
+                confirm_end: false,
             }
         }
         416 => match head.content_range.as_deref().and_then(ContentRange::parse) {
@@ -519,6 +593,8 @@ mod tests {
                     restart: true,
                     rep: rep(Some(100), Some(E)),
                     end: None,
+                    limit: Some(100),
+                    confirm_end: false,
                 },
             ),
             (
@@ -530,6 +606,8 @@ mod tests {
                     restart: true,
                     rep: rep(Some(100), None),
                     end: None,
+                    limit: Some(100),
+                    confirm_end: false,
                 },
             ),
             (
@@ -541,6 +619,8 @@ mod tests {
                     restart: false,
                     rep: rep(Some(100), Some(E)),
                     end: None,
+                    limit: Some(100),
+                    confirm_end: false,
                 },
             ),
             (
@@ -552,6 +632,8 @@ mod tests {
                     restart: true,
                     rep: rep(Some(100), Some(E)),
                     end: None,
+                    limit: Some(100),
+                    confirm_end: false,
                 },
             ),
             (
@@ -690,6 +772,106 @@ mod tests {
     }
 
     #[test]
+    fn a_206_whose_content_length_is_not_its_range_is_distrusted() {
+        // The range says 60 bytes; the framing carries 64 KiB more.
+        for (resume, window, cr, len) in [
+            (
+                rp(40, Some(100), Some(E)),
+                None,
+                "bytes 40-99/100",
+                60 + 65_536,
+            ),
+            (rp(40, Some(100), Some(E)), None, "bytes 40-99/100", 59),
+            (rp(0, None, None), Some(40), "bytes 0-39/100", 41),
+        ] {
+            let d = decide(
+                &resume,
+                window,
+                &head(206, Some(cr), Some(E), Some(len)),
+                0.0,
+            );
+            assert!(
+                matches!(d, HeadDecision::Distrust { .. }),
+                "{cr} {len}: {d:?}"
+            );
+        }
+        // A body with no Content-Length is limited to its range's end.
+        let d = decide(
+            &rp(40, Some(100), Some(E)),
+            None,
+            &head(206, Some("bytes 40-99/100"), Some(E), None),
+            0.0,
+        );
+        assert!(
+            matches!(
+                d,
+                HeadDecision::Stream {
+                    limit: Some(100),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_body_of_unknown_length_is_confirmed_only_with_a_validator_and_ranges() {
+        let chunked = |etag: Option<&str>, ranges: Option<&str>| ResponseHead {
+            accept_ranges: ranges.map(Into::into),
+            ..head(200, None, etag, None)
+        };
+        let confirm = |h: &ResponseHead| match decide(&rp(0, None, None), None, h, 0.0) {
+            HeadDecision::Stream {
+                confirm_end, limit, ..
+            } => {
+                assert_eq!(limit, None);
+                confirm_end
+            }
+            d => panic!("{d:?}"),
+        };
+        assert!(confirm(&chunked(Some(E), Some("bytes"))));
+        assert!(confirm(&chunked(Some(E), Some("none, Bytes"))));
+        assert!(!confirm(&chunked(Some(E), None)), "no Accept-Ranges");
+        assert!(!confirm(&chunked(Some(E), Some("none"))));
+        assert!(!confirm(&chunked(None, Some("bytes"))), "no validator");
+        assert!(
+            !confirm(&chunked(Some("W/\"x\""), Some("bytes"))),
+            "a weak one"
+        );
+        let lm = ResponseHead {
+            last_modified: Some("Thu, 01 Jan 2026 00:00:00 GMT".into()),
+            ..chunked(None, Some("bytes"))
+        };
+        assert!(confirm(&lm));
+        let mut gz = chunked(Some(E), Some("bytes"));
+        gz.content_encoding = Some("gzip".into());
+        assert!(!confirm(&gz), "an encoded body has no ranges to ask");
+        // A known length needs no confirmation.
+        let known = ResponseHead {
+            content_length: Some(10),
+            ..chunked(Some(E), Some("bytes"))
+        };
+        assert!(matches!(
+            decide(&rp(0, None, None), None, &known, 0.0),
+            HeadDecision::Stream {
+                confirm_end: false,
+                limit: Some(10),
+                ..
+            }
+        ));
+        // The confirmation: a 416 naming what is stored completes the task.
+        assert_eq!(
+            decide(
+                &rp(70, None, Some(E)),
+                None,
+                &head(416, Some("bytes */70"), None, None),
+                0.0
+            ),
+            HeadDecision::AlreadyComplete
+        );
+    }
+
+    #[test]
     fn encoded_bodies_are_not_resumable() {
         let mut h = head(200, None, Some(E), Some(10));
         h.content_encoding = Some("gzip".into());
@@ -740,6 +922,8 @@ mod tests {
                 restart: true,
                 rep: rep(100),
                 end: Some(40),
+                limit: Some(40),
+                confirm_end: false,
             }
         );
         // A later window, and the last one, which reaches the total.
@@ -755,6 +939,8 @@ mod tests {
                 restart: false,
                 rep: rep(100),
                 end: Some(80),
+                limit: Some(80),
+                confirm_end: false,
             }
         );
         assert_eq!(
@@ -769,6 +955,8 @@ mod tests {
                 restart: false,
                 rep: rep(100),
                 end: None,
+                limit: Some(100),
+                confirm_end: false,
             }
         );
         // A server that sends less than the window is followed from where it stops.
