@@ -582,8 +582,14 @@ fn pump(rt: &Rc<Runtime>) -> Writes {
                     store_rt.store.delete_session(session.as_str()).await
                 }));
             }
-            Output::Terminate { task, url, headers } => {
-                writes.push(Box::pin(upload::terminate(rt.clone(), task, url, headers)));
+            Output::Terminate {
+                task,
+                url,
+                headers,
+                session,
+            } => {
+                let rt = rt.clone();
+                writes.push(Box::pin(upload::terminate(rt, task, url, headers, session)));
             }
             Output::Event(kind, snap) => {
                 broadcast(rt, kind.as_str(), &snap.session, &js::to_js(&snap));

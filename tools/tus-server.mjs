@@ -5,7 +5,7 @@
 //   node tools/tus-server.mjs            # the demo's: TUS_PORT (default 1080), files in target/tus-uploads
 //
 // As a module: `startTusServer({ dir, port })` → { endpoint, dir, log, faults, sha256(id), close() }
-//   log:    every request: { method, path, uploadOffset, status, t }
+//   log:    every request: { method, path, uploadOffset, authorization, status, t }
 //   faults: { patchDelayMs: n }      wait before handling each PATCH (a slow link)
 //           { conflictNext: n }      answer the next n PATCHes 409 without storing anything
 //           { forget(id) }           delete an upload, as a server that lost it
@@ -27,7 +27,14 @@ export async function startTusServer({ dir, port = 0 } = {}) {
   const log = [];
   const faults = { patchDelayMs: 0, conflictNext: 0 };
   const server = http.createServer(async (req, res) => {
-    const entry = { method: req.method, path: req.url, uploadOffset: req.headers['upload-offset'] ?? null, status: 0, t: Date.now() };
+    const entry = {
+      method: req.method,
+      path: req.url,
+      uploadOffset: req.headers['upload-offset'] ?? null,
+      authorization: req.headers.authorization ?? null,
+      status: 0,
+      t: Date.now(),
+    };
     log.push(entry);
     res.on('finish', () => { entry.status = res.statusCode; });
     // A response the client stopped reading still had a status.

@@ -7,10 +7,10 @@ import { install } from '/pkg/longhaul-sw.js';
 const life = Math.random().toString(36).slice(2, 10);
 let n = 0;
 install({
-  credentials: ({ url, attempt }) => {
+  credentials: ({ url, attempt, session }) => {
     if (!new URL(url).pathname.startsWith('/files/')) return undefined;
     n += 1;
-    return { Authorization: `Bearer demo-${life}-${n}-attempt${attempt}` };
+    return { Authorization: `Bearer demo-${life}-${n}-attempt${attempt}-session-${encodeURIComponent(session)}` };
   },
 });
 self.addEventListener('install', () => self.skipWaiting());

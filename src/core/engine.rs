@@ -125,14 +125,17 @@ pub enum Output {
     /// Delete the session's record (`invalidateAndCancel`).
     ForgetSession(SessionId),
     /// Delete a tus upload on its server (a canceled upload's termination); best
-    /// effort, never retried.
+    /// effort: a few attempts within this worker life
+    /// ([`crate::core::upload::TERMINATE_ATTEMPTS`]), none after it.
     Terminate {
         /// The task.
         task: TaskId,
         /// The upload URL.
         url: String,
-        /// Headers to send.
+        /// Headers to send (the session's and the task's, and `Tus-Resumable`).
         headers: Vec<(String, String)>,
+        /// The task's session identifier (for the credentials hook).
+        session: String,
     },
     /// Every byte is stored: hash `[0, upto)` of the task's stored bytes against
     /// `integrity` and report with [`Engine::handle_verified`].

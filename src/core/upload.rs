@@ -194,6 +194,22 @@ pub fn decide(step: Step, size: u64, resp: &UploadResponse) -> Next {
     }
 }
 
+/// Attempts at deleting a canceled tus upload on its server (the termination
+/// extension) within one worker life; the shell waits 1 s, then 2 s, between them.
+/// Best effort: what is left on a server that never answers expires there.
+pub const TERMINATE_ATTEMPTS: u32 = 3;
+
+/// What a termination's answer (`None`: no answer, a network failure) means: done
+/// (`Some(true)`: deleted, or already gone with `404`/`410`), refused for good
+/// (`Some(false)`), or worth another attempt (`None`).
+pub fn terminated(status: Option<u16>) -> Option<bool> {
+    match status {
+        Some(200..=299 | 404 | 410) => Some(true),
+        None | Some(408 | 429 | 500..=599) => None,
+        Some(_) => Some(false),
+    }
+}
+
 /// The headers of a tus request (besides the app's own).
 pub fn tus_headers(step: Step, info: &UploadInfo) -> Vec<(String, String)> {
     let mut h = vec![("tus-resumable".to_owned(), TUS_VERSION.to_owned())];
@@ -446,5 +462,24 @@ mod tests {
         }
         assert!(UploadProtocol::parse("tus").is_ok());
         assert!(UploadProtocol::parse("ftp").is_err());
+    }
+
+    #[test]
+    fn a_termination_is_tried_again_only_when_it_may_still_succeed() {
+        for (status, want) in [
+            (Some(204), Some(true)),
+            (Some(200), Some(true)),
+            (Some(404), Some(true)),
+            (Some(410), Some(true)),
+            (None, None),
+            (Some(503), None),
+            (Some(429), None),
+            (Some(408), None),
+            (Some(403), Some(false)),
+            (Some(401), Some(false)),
+            (Some(412), Some(false)),
+        ] {
+            assert_eq!(terminated(status), want, "{status:?}");
+        }
     }
 }

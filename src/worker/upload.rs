@@ -15,7 +15,7 @@ use super::{credentials, evicted, pump, storage_failure, with_abort, Runtime};
 use crate::core::engine::upload::SendRequest;
 use crate::core::protocol::Upload;
 use crate::core::task::TaskRecord;
-use crate::core::upload::{UploadInfo, UploadResponse};
+use crate::core::upload::{terminated, UploadInfo, UploadResponse, TERMINATE_ATTEMPTS};
 use crate::core::validate::merge_headers;
 use crate::core::validate::SessionId;
 use crate::core::{ErrorCode, TaskError, TaskId};
@@ -24,6 +24,7 @@ use crate::net::{self, NetFailure};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::AbortController;
 
 /// Bytes per stored chunk of an upload's copy; requests rely on this alignment.
@@ -181,29 +182,52 @@ async fn send(
     })
 }
 
-/// Delete a canceled tus upload on its server: one attempt, its outcome only logged.
+/// Delete a canceled tus upload on its server: up to [`TERMINATE_ATTEMPTS`] attempts
+/// in this worker life ([`terminated`] decides), each asking the credentials hook with
+/// the task's session and the attempt's number; the outcome is only logged.
 pub(super) async fn terminate(
     rt: Rc<Runtime>,
     task: TaskId,
     url: String,
     headers: Vec<(String, String)>,
+    session: String,
 ) -> Result<(), TaskError> {
     let timeout = 30_000.0;
-    let headers = match credentials(&rt, &task, &url, "", 1, timeout).await {
-        Ok(extra) => merge_headers(&headers, extra.pairs()),
-        Err(_) => headers,
-    };
+    let mut outcome = String::new();
+    for attempt in 1..=TERMINATE_ATTEMPTS {
+        if attempt > 1 {
+            let _ = JsFuture::from(js::sleep(1000.0 * f64::from(1 << (attempt - 2)))).await;
+        }
+        let sent = match credentials(&rt, &task, &url, &session, attempt, timeout).await {
+            Ok(extra) => merge_headers(&headers, extra.pairs()),
+            Err(_) => headers.clone(),
+        };
+        let Ok(ctl) = AbortController::new() else {
+            break;
+        };
+        let status = match net::send("DELETE", &url, &sent, None, timeout, &ctl).await {
+            Ok(r) => {
+                net::drop_body(&r);
+                outcome = format!("HTTP {}", r.status());
+                Some(r.status())
+            }
+            Err(f) => {
+                outcome = f.error.to_string();
+                None
+            }
+        };
+        match terminated(status) {
+            Some(true) => {
+                outcome.clear();
+                break;
+            }
+            Some(false) => break,
+            None => {}
+        }
+    }
     rt.secrets.borrow_mut().retain(|(t, _)| *t != task);
-    let Ok(ctl) = AbortController::new() else {
-        return Ok(());
-    };
-    match net::send("DELETE", &url, &headers, None, timeout, &ctl).await {
-        Ok(r) if r.ok() || r.status() == 404 || r.status() == 410 => {}
-        Ok(r) => js::warn(&format!(
-            "the server refused to delete a canceled upload (HTTP {})",
-            r.status()
-        )),
-        Err(f) => js::warn(&format!("could not delete a canceled upload: {}", f.error)),
+    if !outcome.is_empty() {
+        js::warn(&format!("could not delete a canceled upload: {outcome}"));
     }
     Ok(())
 }

@@ -100,7 +100,7 @@ test('the worker hook supplies fresh credentials on every attempt and after a re
       await stopWorkerAndReload(page, '?worker=credentials');
       const log = await h.waitLog(server, file, (l) => l.length >= 3, { what: 'the request after the restart' });
       const tokens = log.map((e) => e.authorization);
-      const parsed = tokens.map((t) => /^Bearer demo-([a-z0-9]+)-(\d+)-attempt(\d+)$/.exec(t ?? ''));
+      const parsed = tokens.map((t) => /^Bearer demo-([a-z0-9]+)-(\d+)-attempt(\d+)-session-demo$/.exec(t ?? ''));
       assert.ok(parsed.every(Boolean), `every request carried a hook token: ${JSON.stringify(tokens)}`);
       assert.equal(new Set(tokens).size, tokens.length, `no token was used twice: ${JSON.stringify(tokens)}`);
       assert.equal(parsed[0][1], parsed[1][1], 'the retry came from the same worker life');
@@ -114,5 +114,32 @@ test('the worker hook supplies fresh credentials on every attempt and after a re
     });
   } finally {
     await browser.dispose();
+  }
+});
+
+test('a canceled tus upload is deleted with credentials from the hook for its session', { timeout: 120_000 }, async () => {
+  const tus = await h.startTus();
+  const browser = await h.launchChromium();
+  const lines = h.collectConsole(browser.context);
+  try {
+    await h.withConsole(lines, async () => {
+      const page = await browser.context.newPage();
+      await h.openDemo(page, server.origin, '?worker=credentials');
+      tus.faults.patchDelayMs = 300;
+      await h.makeBody(page, 'c', h.uniquePath('up-cancel-auth'), '8M');
+      const c = await h.upload(page, tus.endpoint, 'c', { chunkSize: h.MiB });
+      await h.waitSent(page, c.id, 0.2, 8 * h.MiB);
+      assert.equal(await page.evaluate((id) => window.longhaulSession.cancel(id), c.id), true);
+      tus.faults.patchDelayMs = 0;
+      let del;
+      for (let i = 0; i < 100 && !(del = tus.log.find((e) => e.method === 'DELETE')); i++) await h.sleep(100);
+      assert.ok(del, `a DELETE was sent: ${JSON.stringify(tus.log)}`);
+      assert.match(del.authorization ?? '', /^Bearer demo-[a-z0-9]+-\d+-attempt1-session-demo$/,
+        'the termination asked the hook with the real session and attempt');
+    });
+  } finally {
+    tus.faults.patchDelayMs = 0;
+    await browser.dispose();
+    await tus.stop();
   }
 });

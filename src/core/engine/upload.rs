@@ -210,12 +210,14 @@ impl Engine {
             return;
         };
         if let (UploadProtocol::Tus, Some(url)) = (info.protocol, info.location.clone()) {
-            let mut headers = s.rec.headers.pairs().to_vec();
+            let mut headers = self.base_headers(&s.rec);
             headers.push(("tus-resumable".into(), rules::TUS_VERSION.into()));
+            let session = s.rec.session.as_str().to_owned();
             self.out.push_back(Output::Terminate {
                 task: id.clone(),
                 url,
                 headers,
+                session,
             });
         }
     }
