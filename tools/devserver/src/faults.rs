@@ -14,8 +14,10 @@
 //!   `fail_rate` draw;
 //! * the small replies those decisions produce.
 //!
-//! What a switch does to a file body (ranges, resets, stalls) is decided in
-//! [`crate::files`], and carried out on the socket by the connection loop.
+//! What a switch does to a file answer (ranges, overlong bodies, chunked
+//! framing, resets, stalls, early ends) is decided in [`crate::files`], and
+//! carried out on the socket by [`crate::reply::send`] and the connection
+//! loop.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -195,6 +197,15 @@ pub struct FileFaults {
     pub grow: u64,
     /// `bad_content_range=<kind>`.
     pub bad_content_range: Option<BadContentRange>,
+    /// `overlong=<bytes>`: a 206 body carries this many bytes past the
+    /// range's last byte (and its `Content-Length` counts them).
+    pub overlong: Option<u64>,
+    /// `chunked=1`: a 200 or 206 goes out with `Transfer-Encoding: chunked`
+    /// and no `Content-Length`.
+    pub chunked: bool,
+    /// `end_early=<bytes>` (with `chunked` only): the chunked body ends
+    /// cleanly after this many body bytes.
+    pub end_early: Option<u64>,
     /// `status=<code>`: answer this instead of the file.
     pub status: Option<u16>,
     /// `retry_after=<value>` (with `status` or `fail_rate`).
@@ -232,6 +243,18 @@ impl FileFaults {
                 "invalid bad_content_range: garbage, overflow, inverted, missing or wrong_start",
             )?),
         };
+        let overlong = amount(req, "overlong")?;
+        if overlong.is_some() && bad_content_range.is_some() {
+            return Err("invalid overlong: it cannot be combined with bad_content_range".into());
+        }
+        let chunked = flag(req, "chunked")?;
+        let end_early = amount(req, "end_early")?;
+        if end_early.is_some() && !chunked {
+            return Err("invalid end_early: it needs chunked=1".into());
+        }
+        if end_early.is_some() && (reset.is_some() || stall.is_some()) {
+            return Err("invalid end_early: it cannot be combined with reset or stall".into());
+        }
         let fail_rate = match param(req, "fail_rate")? {
             None => None,
             Some(v) => match v.parse::<f64>() {
@@ -255,6 +278,9 @@ impl FileFaults {
             rotate,
             grow: grow.unwrap_or(0),
             bad_content_range,
+            overlong,
+            chunked,
+            end_early,
             status,
             retry_after,
             redirect: number(req, "redirect", "a number of redirects is needed")?,
@@ -271,6 +297,8 @@ impl FileFaults {
             || self.ignore_range
             || self.rotate
             || self.bad_content_range.is_some()
+            || self.overlong.is_some()
+            || self.chunked
             || self.status.is_some()
             || self.redirect.is_some()
             || self.fail_rate.is_some()
@@ -505,6 +533,9 @@ mod tests {
             rotate: true,
             grow: 1024,
             bad_content_range: Some(BadContentRange::WrongStart),
+            overlong: None,
+            chunked: false,
+            end_early: None,
             status: Some(503),
             retry_after: Some(RetryAfter::Verbatim("Wed, 21 Oct 2015 07:28:00 GMT".into())),
             redirect: Some(3),
@@ -514,6 +545,22 @@ mod tests {
         };
         assert_eq!(f, Ok(want));
         assert_eq!(faults("stall=10").map(|f| f.stall), Ok(Some(10)));
+        assert_eq!(
+            faults("overlong=64K&chunked=1&end_early=1k&fault_times=1").map(|f| (
+                f.overlong,
+                f.chunked,
+                f.end_early,
+                f.fault_times
+            )),
+            Ok((Some(65536), true, Some(1024), Some(1)))
+        );
+        assert_eq!(
+            faults("overlong=0&ignore_range=1&chunked=0").map(|f| (f.overlong, f.chunked)),
+            Ok((Some(0), false))
+        );
+        for q in ["overlong=1", "chunked=1", "chunked=1&end_early=0"] {
+            assert!(faults(q).is_ok_and(|f| f.any()), "{q}");
+        }
         for kind in BadContentRange::ALL {
             let f = faults(&format!("bad_content_range={}", kind.name()));
             assert_eq!(f.map(|f| f.bad_content_range), Ok(Some(kind)));
@@ -536,6 +583,7 @@ mod tests {
             "e2e-verify=1",
             "fault_times=3",
             "ignore_range=0",
+            "chunked=0",
         ] {
             let f = faults(q);
             assert!(f.as_ref().is_ok_and(|f| !f.any()), "{q}: {f:?}");
@@ -557,6 +605,17 @@ mod tests {
             ("grow=1K", "grow"),
             ("etag=rotate&grow=big", "grow"),
             ("bad_content_range=weird", "bad_content_range"),
+            ("overlong=", "overlong"),
+            ("overlong=-5", "overlong"),
+            ("overlong=1.5K", "overlong"),
+            ("overlong=1&bad_content_range=garbage", "overlong"),
+            ("chunked=yes", "chunked"),
+            ("chunked=", "chunked"),
+            ("end_early=10", "end_early"),
+            ("chunked=0&end_early=10", "end_early"),
+            ("chunked=1&end_early=x", "end_early"),
+            ("chunked=1&end_early=10&reset=5", "end_early"),
+            ("chunked=1&end_early=10&stall=5", "end_early"),
             ("status=99", "status"),
             ("status=600", "status"),
             ("status=abc", "status"),

@@ -8,8 +8,9 @@
 //! * byte `i` = `block(i / 8)[i % 8]`
 //!
 //! Tests can recompute any slice with [`fill`]. This module also holds the
-//! pure decision logic for `Range` and `If-Range`, kept free of I/O so it
-//! can be unit tested as tables.
+//! pure decision logic for `Range` and `If-Range`, and for what the fault
+//! switches do to a file answer ([`bad_content_range`], [`overlong_extra`],
+//! [`body_cut`]), kept free of I/O so it can be unit tested as tables.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -358,13 +359,14 @@ fn serve(
         len,
         rate,
     };
-    let partial = |start: u64, end: u64, content_range: Option<String>| {
+    // `len` is the body's length: the range's, or more with `overlong`.
+    let partial = |start: u64, len: u64, content_range: Option<String>| {
         let reply = base(206).header("Content-Type", "application/octet-stream");
         let reply = match content_range {
             Some(cr) => reply.header("Content-Range", cr),
             None => reply,
         };
-        reply.body(body(start, end - start + 1))
+        reply.body(body(start, len))
     };
     let mut reply = match decision {
         RangeDecision::Full => base(200)
@@ -374,26 +376,56 @@ fn serve(
             match bad_content_range(f.bad_content_range, start, end, size) {
                 Some((start, content_range)) => {
                     applied.push("bad_content_range");
-                    partial(start, end, content_range)
+                    partial(start, end - start + 1, content_range)
                 }
-                None => partial(start, end, Some(format!("bytes {start}-{end}/{size}"))),
+                None => {
+                    let extra = overlong_extra(f.overlong, end);
+                    if extra > 0 {
+                        applied.push("overlong");
+                    }
+                    let content_range = format!("bytes {start}-{end}/{size}");
+                    partial(start, end - start + 1 + extra, Some(content_range))
+                }
             }
         }
         RangeDecision::Unsatisfiable => {
             base(416).header("Content-Range", format!("bytes */{size}"))
         }
     };
-    let len = reply.body.byte_len();
+    if f.chunked && matches!(reply.status, 200 | 206) {
+        reply.chunked = true;
+        applied.push("chunked");
+    }
     if req.method != "HEAD" {
-        if let Some(n) = f.reset.filter(|n| *n < len) {
-            reply.cut = Some(Cut::Reset(n));
-            applied.push("reset");
-        } else if let Some(n) = f.stall.filter(|n| *n < len) {
-            reply.cut = Some(Cut::Stall(n));
-            applied.push("stall");
+        if let Some((cut, name)) = body_cut(f, reply.body.byte_len()) {
+            reply.cut = Some(cut);
+            applied.push(name);
         }
     }
     (reply, applied)
+}
+
+/// How many bytes `overlong=<extra>` adds after the last byte `end` of a
+/// 206 body: `extra`, but never past byte `u64::MAX - 1` (so positions and
+/// the `Content-Length` still fit in a `u64`). 0 without the switch.
+pub fn overlong_extra(extra: Option<u64>, end: u64) -> u64 {
+    extra.map_or(0, |n| n.min((u64::MAX - 1).saturating_sub(end)))
+}
+
+/// Where `reset`, `stall` or `end_early` cut a body of `len` bytes, and the
+/// switch's name; `None` when no cut is asked for or the body is not longer
+/// than the cut point. (`HEAD` answers have no body to cut: not called.)
+pub fn body_cut(f: &FileFaults, len: u64) -> Option<(Cut, &'static str)> {
+    let fits = |n: &u64| *n < len;
+    if let Some(n) = f.reset.filter(fits) {
+        Some((Cut::Reset(n), "reset"))
+    } else if let Some(n) = f.stall.filter(fits) {
+        Some((Cut::Stall(n), "stall"))
+    } else {
+        f.end_early
+            .filter(|n| f.chunked && fits(n))
+            .map(|n| (Cut::EndEarly(n), "end_early"))
+    }
 }
 
 /// For a 206 of `start..=end` of a `size`-byte file under
@@ -619,5 +651,67 @@ mod tests {
             Some((0, Some("bytes 0-999/1000".into())))
         );
         assert_eq!(bad_content_range(Some(WrongStart), 0, 9, 100), None);
+    }
+
+    #[test]
+    fn overlong_extra_bytes() {
+        assert_eq!(overlong_extra(None, 999), 0);
+        assert_eq!(overlong_extra(Some(0), 999), 0);
+        assert_eq!(overlong_extra(Some(65536), 999), 65536);
+        assert_eq!(overlong_extra(Some(u64::MAX), 0), u64::MAX - 1);
+        assert_eq!(overlong_extra(Some(10), u64::MAX - 5), 4);
+        assert_eq!(overlong_extra(Some(10), u64::MAX - 1), 0);
+        assert_eq!(overlong_extra(Some(10), u64::MAX), 0);
+    }
+
+    #[test]
+    fn body_cuts() {
+        let f = |reset, stall, end_early, chunked| FileFaults {
+            reset,
+            stall,
+            end_early,
+            chunked,
+            ..FileFaults::default()
+        };
+        // The switches, the body's length, and the cut expected.
+        type Case = (FileFaults, u64, Option<(Cut, &'static str)>);
+        let table: &[Case] = &[
+            (f(None, None, None, false), 100, None),
+            (f(None, None, None, true), 100, None),
+            (
+                f(Some(10), None, None, false),
+                100,
+                Some((Cut::Reset(10), "reset")),
+            ),
+            (
+                f(Some(0), None, None, true),
+                100,
+                Some((Cut::Reset(0), "reset")),
+            ),
+            (f(Some(100), None, None, false), 100, None),
+            (
+                f(None, Some(99), None, false),
+                100,
+                Some((Cut::Stall(99), "stall")),
+            ),
+            (f(None, Some(100), None, false), 100, None),
+            (
+                f(None, None, Some(10), true),
+                100,
+                Some((Cut::EndEarly(10), "end_early")),
+            ),
+            (
+                f(None, None, Some(0), true),
+                100,
+                Some((Cut::EndEarly(0), "end_early")),
+            ),
+            (f(None, None, Some(100), true), 100, None),
+            (f(None, None, Some(0), true), 0, None),
+            // end_early needs chunked (parsing refuses it without).
+            (f(None, None, Some(10), false), 100, None),
+        ];
+        for (faults, len, want) in table {
+            assert_eq!(body_cut(faults, *len), *want, "{faults:?} len {len}");
+        }
     }
 }

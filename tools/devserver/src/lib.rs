@@ -21,8 +21,10 @@
 //!
 //! Uploads to the sink ([`sink`]) read their body in step 1 instead of
 //! dropping it. Fault switches ([`faults`]) in a `/files/` query string
-//! are decided in step 2 against per-URL counters; a reply may carry a
-//! [`reply::Cut`], after which step 3 resets or stalls the connection.
+//! are decided in step 2 against per-URL counters; a reply may be sent
+//! chunked ([`reply::Reply::chunked`]) and carry a [`reply::Cut`], after
+//! which step 3 resets or stalls the connection, or ends a chunked body
+//! early and goes on.
 //!
 //! Every response carries permissive CORS headers, so pages on any origin
 //! (and service workers) can read them, unless the query string asks for
@@ -305,8 +307,9 @@ fn respond(
     let tracker = Tracker::new(&shared.log, entry);
     reply::send(conn.stream(), reply, head_only, keep_alive, &tracker)?;
     Ok(match cut {
-        None if keep_alive => Next::KeepAlive,
-        None => Next::Close,
+        // An early end is a complete (chunked) response: go on as usual.
+        None | Some(Cut::EndEarly(_)) if keep_alive => Next::KeepAlive,
+        None | Some(Cut::EndEarly(_)) => Next::Close,
         Some(Cut::Reset(_)) => {
             // std has no stable SO_LINGER, so this is a plain close (FIN):
             // the client sees the body end before Content-Length.

@@ -10,8 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use longhaul_devserver::faults;
-use longhaul_devserver::files::{fill, version_etag, version_seed};
-use support::{expected, get, json_field, log_entries, start, start_with_cors, Client, Response};
+use longhaul_devserver::files::{self, fill, splitmix64, version_etag, version_seed};
+use support::{
+    dechunk, expected, expected_at, get, json_field, log_entries, start, start_with_cors, Client,
+    Response,
+};
 
 /// The single log entry for `path`.
 fn only_entry(addr: SocketAddr, path: &str) -> String {
@@ -235,6 +238,292 @@ fn bad_content_range_kinds() {
         get(s.addr, "/files/bcr.bin?size=1&bad_content_range=nope", &[]).status,
         400
     );
+}
+
+/// Byte `i` of the file with `seed` by the documented formula, computed
+/// apart from `fill`: `block(i / 8)[i % 8]`.
+fn formula_byte(seed: u64, i: u64) -> u8 {
+    splitmix64(seed ^ (i / 8)).to_le_bytes()[(i % 8) as usize]
+}
+
+#[test]
+fn overlong_sends_more_than_the_range() {
+    let s = start();
+    let seed = files::seed(b"ol.bin", 10_000);
+    let target = "/files/ol.bin?size=10000&overlong=5000";
+    let mut c = Client::connect(s.addr);
+    // Inside the file: the body goes on with the file's own bytes.
+    let r = c.request("GET", target, &["Range: bytes=2000-2999"]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 2000-2999/10000"));
+    assert_eq!(r.header("content-length"), Some("6000"));
+    assert_eq!(r.body.len(), 6000);
+    assert_eq!(r.body, expected_at("ol.bin", 10_000, 2000, 6000));
+    // Up to the end: the extra bytes go past it, by the same formula.
+    let r = c.request("GET", target, &["Range: bytes=9000-"]);
+    assert_eq!(r.header("content-range"), Some("bytes 9000-9999/10000"));
+    assert_eq!(r.header("content-length"), Some("6000"));
+    assert_eq!(r.body[..1000], expected("ol.bin", 10_000)[9000..]);
+    let extra: Vec<u8> = (10_000..15_000).map(|i| formula_byte(seed, i)).collect();
+    assert_eq!(r.body[1000..], extra[..]);
+    // Content-Length agreed with the body: the connection is still in step.
+    let plain = c.request("GET", target, &[]);
+    assert_eq!(plain.status, 200, "a 200 is untouched");
+    assert_eq!(plain.header("content-length"), Some("10000"));
+    assert_eq!(plain.body, expected("ol.bin", 10_000));
+    let last = c.request("GET", target, &["Range: bytes=-10"]);
+    assert_eq!(last.header("content-range"), Some("bytes 9990-9999/10000"));
+    assert_eq!(last.body, expected_at("ol.bin", 10_000, 9990, 5010));
+    // HEAD gets the head a GET would.
+    let head = c.request("HEAD", target, &["Range: bytes=0-99"]);
+    assert_eq!(head.header("content-length"), Some("5100"));
+    // A 416 and overlong=0 are not changed.
+    let past = c.request("GET", target, &["Range: bytes=10000-"]);
+    assert_eq!((past.status, past.body.len()), (416, 0));
+    let zero = c.request(
+        "GET",
+        "/files/ol.bin?size=10000&overlong=0",
+        &["Range: bytes=0-9"],
+    );
+    assert_eq!(zero.body, expected("ol.bin", 10_000)[..10]);
+    let faults: Vec<String> = log_entries(s.addr, "/files/ol.bin")
+        .iter()
+        .map(|l| fault_of(l).to_string())
+        .collect();
+    let ol = "\"overlong\"";
+    assert_eq!(faults, [ol, ol, "null", ol, ol, "null", "null"]);
+    let lines = log_entries(s.addr, "/files/ol.bin");
+    assert_eq!(json_field(&lines[1], "bytes_sent"), "6000");
+    assert_eq!(json_field(&lines[1], "complete"), "true");
+}
+
+#[test]
+fn overlong_combines_with_other_switches() {
+    let s = start();
+    let name = "olc.bin";
+    let want = expected_at(name, 100_000, 99_000, 1000 + 65_536);
+    // Parsed like reset (64K), throttled by rate.
+    let began = std::time::Instant::now();
+    let r = get(
+        s.addr,
+        "/files/olc.bin?size=100000&overlong=64K&rate=1M",
+        &["Range: bytes=99000-"],
+    );
+    assert!(began.elapsed() >= Duration::from_millis(40), "throttled");
+    assert_eq!(r.header("content-length"), Some("66536"));
+    assert_eq!(r.body, want);
+    // reset counts the extra bytes as body.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(
+        b"GET /files/olc.bin?size=100000&overlong=64K&reset=30000 HTTP/1.1\r\n\
+          Range: bytes=99000-\r\n\r\n",
+    );
+    assert_eq!(c.read_head().header("content-length"), Some("66536"));
+    assert_eq!(c.read_to_close(), want[..30_000]);
+    // stall likewise.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(
+        b"GET /files/olc.bin?size=100000&overlong=64K&stall=2000 HTTP/1.1\r\n\
+          Range: bytes=99000-\r\n\r\n",
+    );
+    assert_eq!(c.read_head().status, 206);
+    assert_eq!(c.read_some(2000), want[..2000]);
+    assert!(c.poll_byte(Duration::from_millis(200)).is_err(), "stalled");
+    // chunked: the same bytes, framed by chunks.
+    let mut c = Client::connect(s.addr);
+    let r = c.request(
+        "GET",
+        "/files/olc.bin?size=100000&overlong=64K&chunked=1",
+        &["Range: bytes=99000-"],
+    );
+    assert_eq!(r.header("content-range"), Some("bytes 99000-99999/100000"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body, want);
+    // fault_times: the first 206 is overlong, the next is not.
+    let target = "/files/olc.bin?size=100000&overlong=64K&fault_times=1";
+    let first = c.request("GET", target, &["Range: bytes=99000-"]);
+    assert_eq!(first.body.len(), 66_536);
+    let second = c.request("GET", target, &["Range: bytes=99000-"]);
+    assert_eq!(second.header("content-length"), Some("1000"));
+    assert_eq!(second.body, want[..1000]);
+    let faults: Vec<String> = log_entries(s.addr, "/files/olc.bin")
+        .iter()
+        .map(|l| fault_of(l).to_string())
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            "\"overlong\"",
+            "\"overlong+reset\"",
+            "\"overlong+stall\"",
+            "\"overlong+chunked\"",
+            "\"overlong\"",
+            "null"
+        ]
+    );
+    // Bad values name the parameter.
+    for bad in [
+        "overlong=lots",
+        "overlong=-1",
+        "overlong=1&bad_content_range=missing",
+    ] {
+        let r = get(s.addr, &format!("/files/olc.bin?size=10&{bad}"), &[]);
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.text().starts_with("invalid overlong: "), "{}", r.text());
+    }
+}
+
+#[test]
+fn chunked_frames_the_answer_and_keeps_the_connection() {
+    let s = start();
+    let size = 200_000;
+    let target = "/files/ch.bin?size=200000&chunked=1";
+    let all = expected("ch.bin", size);
+    let plain = get(s.addr, "/files/ch.bin?size=200000", &[]);
+    let mut c = Client::connect(s.addr);
+    let r = c.request("GET", target, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-length"), None);
+    for h in ["etag", "last-modified", "accept-ranges"] {
+        assert!(r.header(h).is_some(), "{h}");
+        assert_eq!(r.header(h), plain.header(h), "{h}");
+    }
+    assert_eq!(r.body, all);
+    // A 206 keeps its Content-Range.
+    let r = c.request("GET", target, &["Range: bytes=1000-1999"]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 1000-1999/200000"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body, all[1000..2000]);
+    // HEAD: no Content-Length either, and no body.
+    let head = c.request("HEAD", target, &[]);
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(head.header("content-length"), None);
+    // A 416 is not a file answer: it keeps its Content-Length.
+    let past = c.request("GET", target, &["Range: bytes=200000-"]);
+    assert_eq!(past.status, 416);
+    assert_eq!(past.header("content-length"), Some("0"));
+    assert_eq!(past.header("transfer-encoding"), None);
+    // Throttled: more, smaller chunks, the same bytes.
+    let slow = c.request("GET", "/files/ch.bin?size=200000&chunked=1&rate=4M", &[]);
+    assert_eq!(slow.body, all);
+    // The connection is still in step for a plain request.
+    let next = c.request("GET", "/files/ch.bin?size=10", &[]);
+    assert_eq!(next.body, expected("ch.bin", 10));
+    let lines = log_entries(s.addr, "/files/ch.bin");
+    let faults: Vec<&str> = lines.iter().map(|l| fault_of(l)).collect();
+    let ch = "\"chunked\"";
+    assert_eq!(faults, ["null", ch, ch, ch, "null", ch, "null"]);
+    // bytes_sent counts the data, not the framing.
+    assert_eq!(json_field(&lines[1], "bytes_sent"), "200000");
+    assert_eq!(json_field(&lines[1], "complete"), "true");
+    assert_eq!(json_field(&lines[2], "bytes_sent"), "1000");
+    let conns: Vec<&str> = lines[1..].iter().map(|l| json_field(l, "conn")).collect();
+    assert!(conns.iter().all(|c| *c == conns[0]), "one connection");
+
+    // The wire bytes, exactly: one chunk, then the last chunk.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"GET /files/ch.bin?size=10&chunked=1 HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.read_head().header("transfer-encoding"), Some("chunked"));
+    let mut want = b"a\r\n".to_vec();
+    want.extend_from_slice(&expected("ch.bin", 10));
+    want.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(c.read_to_close(), want);
+    // An empty file: only the last chunk.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"GET /files/ch.bin?size=0&chunked=1 HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.read_head().status, 200);
+    assert_eq!(c.read_to_close(), b"0\r\n\r\n");
+    // A reset leaves out the last chunk: the client sees a cut body.
+    let mut c = Client::connect(s.addr);
+    c.send_raw(b"GET /files/ch.bin?size=200000&chunked=1&reset=70000 HTTP/1.1\r\n\r\n");
+    assert_eq!(c.read_head().header("content-length"), None);
+    assert_eq!(dechunk(&c.read_to_close()), (all[..70_000].to_vec(), false));
+
+    for bad in ["chunked=2", "chunked=", "chunked=yes"] {
+        let r = get(s.addr, &format!("/files/ch.bin?size=10&{bad}"), &[]);
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.text().starts_with("invalid chunked: "), "{}", r.text());
+    }
+}
+
+#[test]
+fn end_early_ends_a_chunked_body_cleanly() {
+    let s = start();
+    let size = 100 * 1024;
+    let all = expected("ee.bin", size);
+    let target = "/files/ee.bin?size=100K&chunked=1&end_early=10000";
+    let mut c = Client::connect(s.addr);
+    let r = c.request("GET", target, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body, all[..10_000], "a well-framed, short body");
+    // The connection serves the next request.
+    let next = c.request("GET", "/files/ee.bin?size=10", &[]);
+    assert_eq!(next.body, expected("ee.bin", 10));
+    // A body not longer than end_early is whole (chunked, not cut).
+    let short = c.request("GET", target, &["Range: bytes=95000-"]);
+    assert_eq!(short.status, 206);
+    assert_eq!(short.body, all[95_000..]);
+    // HEAD has no body to end.
+    let head = c.request("HEAD", target, &[]);
+    assert_eq!(head.header("content-length"), None);
+    // end_early=0: the last chunk at once.
+    let mut c0 = Client::connect(s.addr);
+    c0.send_raw(
+        b"GET /files/ee.bin?size=100K&chunked=1&end_early=0 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(c0.read_head().status, 200);
+    assert_eq!(c0.read_to_close(), b"0\r\n\r\n");
+    let lines = log_entries(s.addr, "/files/ee.bin");
+    let faults: Vec<&str> = lines.iter().map(|l| fault_of(l)).collect();
+    let ee = "\"chunked+end_early\"";
+    assert_eq!(faults, [ee, "null", "\"chunked\"", "\"chunked\"", ee]);
+    assert_eq!(json_field(&lines[0], "bytes_sent"), "10000");
+    assert_eq!(json_field(&lines[0], "complete"), "false");
+    assert_ne!(json_field(&lines[0], "end_ms"), "null");
+    assert_eq!(json_field(&lines[2], "complete"), "true");
+
+    // fault_times=1: the first answer ends early, the resume is a plain 206.
+    let target = "/files/ee2.bin?size=100K&chunked=1&end_early=30000&fault_times=1";
+    let all = expected("ee2.bin", size);
+    let mut c = Client::connect(s.addr);
+    let first = c.request("GET", target, &[]);
+    assert_eq!(first.body.len(), 30_000);
+    let etag = first.header("etag").unwrap_or_default().to_string();
+    let rest = c.request(
+        "GET",
+        target,
+        &["Range: bytes=30000-", &format!("If-Range: {etag}")],
+    );
+    assert_eq!(rest.status, 206);
+    assert_eq!(
+        rest.header("content-range"),
+        Some("bytes 30000-102399/102400")
+    );
+    assert_eq!(rest.header("content-length"), Some("72400"));
+    assert_eq!(rest.header("transfer-encoding"), None);
+    let mut whole = first.body;
+    whole.extend_from_slice(&rest.body);
+    assert_eq!(whole, all);
+    let faults: Vec<String> = log_entries(s.addr, "/files/ee2.bin")
+        .iter()
+        .map(|l| fault_of(l).to_string())
+        .collect();
+    assert_eq!(faults, [ee, "null"]);
+
+    for bad in [
+        "end_early=10",
+        "chunked=0&end_early=10",
+        "chunked=1&end_early=ten",
+        "chunked=1&end_early=10&reset=5",
+        "chunked=1&end_early=10&stall=5",
+    ] {
+        let r = get(s.addr, &format!("/files/ee.bin?size=10&{bad}"), &[]);
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.text().starts_with("invalid end_early: "), "{}", r.text());
+    }
 }
 
 #[test]
