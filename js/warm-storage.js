@@ -1,5 +1,6 @@
 // Shared by both worker shims: tools/build-pkg.sh appends this file to
-// longhaul-sw.js (module workers) and to classic/longhaul-classic.js.
+// longhaul-sw.js (module workers) and to classic/longhaul-classic.js, after
+// js/install.js, which calls it.
 
 /**
  * Open longhaul's database as it is, while the wasm compiles (see install()): a

@@ -1061,21 +1061,34 @@ impl BackgroundSession {
         self.inner.target.dispatch_event(event)
     }
 
-    /// Stop listening and pinging; the session's tasks go on in the worker.
+    /// Stop listening and pinging; the session's tasks go on in the worker. A session
+    /// that is dropped (collected, or freed with `free()` or `using`) without it, and
+    /// an `open` that fails, do the same.
     pub fn close(&self) {
-        self.inner.stop_ping();
-        if let Some(cb) = self.inner.on_connection.borrow_mut().take() {
+        self.inner.teardown();
+    }
+}
+
+impl Inner {
+    /// Remove every listener and timer this session added to the page, so that none
+    /// outlives it (a listener whose closure is gone would throw when it fires). Runs
+    /// at `close()` and when the last reference goes ([`Drop`]); a second run finds
+    /// nothing left to remove.
+    fn teardown(&self) {
+        self.stop_ping();
+        if let Some(cb) = self.on_connection.borrow_mut().take() {
             let c = js::get(&js::get(&js_sys::global(), "navigator"), "connection");
             if let Some(c) = c.dyn_ref::<EventTarget>() {
                 let _ =
                     c.remove_event_listener_with_callback("change", cb.as_ref().unchecked_ref());
             }
         }
-        self.inner.channel.set_onmessage(None);
-        self.inner.channel.close();
-        self.inner.on_event.borrow_mut().take();
+        if self.on_event.borrow_mut().take().is_some() {
+            self.channel.set_onmessage(None);
+            self.channel.close();
+        }
         if let (Some(cb), Some(target)) = (
-            self.inner.on_network.borrow_mut().take(),
+            self.on_network.borrow_mut().take(),
             js_sys::global().dyn_ref::<EventTarget>(),
         ) {
             for kind in ["online", "offline"] {
@@ -1083,6 +1096,12 @@ impl BackgroundSession {
                     target.remove_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
             }
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.teardown();
     }
 }
 

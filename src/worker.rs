@@ -401,7 +401,17 @@ pub fn worker_handle(
     #[wasm_bindgen(unchecked_param_type = "Event")] event: web_sys::ExtendableEvent,
 ) -> js_sys::Promise {
     future_to_promise(async move {
-        let rt = runtime().await.map_err(|e| js::error_to_js(&e))?;
+        let rt = match runtime().await {
+            Ok(rt) => rt,
+            Err(e) => {
+                // A page waits for its answer: give it the cause now (the next event
+                // tries the start-up again).
+                if let Some(ev) = event.dyn_ref::<web_sys::ExtendableMessageEvent>() {
+                    answer(ev, Err(e.clone()));
+                }
+                return Err(js::error_to_js(&e));
+            }
+        };
         match event.type_().as_str() {
             "message" => {
                 if let Ok(ev) = event.dyn_into::<web_sys::ExtendableMessageEvent>() {
@@ -1150,19 +1160,37 @@ fn committed(rt: &Rc<Runtime>, req: &FetchRequest, pos: u64) -> bool {
 /// A command from a page: validate, apply, reply on the port.
 async fn on_message(rt: &Rc<Runtime>, ev: web_sys::ExtendableMessageEvent) {
     let data = ev.data();
-    if js::get(&data, "longhaul").is_undefined() {
-        return; // someone else's message
+    if command_port(&ev).is_none() {
+        return;
+    }
+    let result = command(rt, data).await;
+    answer(&ev, result);
+}
+
+/// The reply port of a page's command, if `ev` is one from a window of this origin
+/// (anything else is ignored, and logged if it claimed to be longhaul's).
+fn command_port(ev: &web_sys::ExtendableMessageEvent) -> Option<web_sys::MessagePort> {
+    if js::get(&ev.data(), "longhaul").is_undefined() {
+        return None; // someone else's message
     }
     let Some(port) = ev.ports().get(0).dyn_into::<web_sys::MessagePort>().ok() else {
         js::warn("ignored a command without a reply port");
+        return None;
+    };
+    if !from_own_window(ev) {
+        js::warn("ignored a command that did not come from a window of this origin");
+        return None;
+    }
+    Some(port)
+}
+
+/// Answer the page's command `ev` with `result` (`{ ok, value }` or `{ ok, error }`).
+fn answer(ev: &web_sys::ExtendableMessageEvent, result: Result<JsValue, TaskError>) {
+    let Some(port) = command_port(ev) else {
         return;
     };
-    if !from_own_window(&ev) {
-        js::warn("ignored a command that did not come from a window of this origin");
-        return;
-    }
     let reply = js_sys::Object::new();
-    match command(rt, data).await {
+    match result {
         Ok(v) => {
             let _ = js_sys::Reflect::set(&reply, &"ok".into(), &true.into());
             let _ = js_sys::Reflect::set(&reply, &"value".into(), &v);

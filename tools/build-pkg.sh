@@ -28,9 +28,19 @@ echo "==> building the classic-worker variant (--target no-modules, feature work
 rm -rf target/pkg-classic
 build no-modules target/pkg-classic longhaul worker
 mkdir -p pkg/classic
-cat target/pkg-classic/longhaul.js js/longhaul-sw-classic.js js/warm-storage.js > pkg/classic/longhaul-classic.js
+# Each shim carries the digest of the wasm its glue was built with: the worker checks
+# the wasm it keeps for offline start-up against it (js/install.js).
+shim() { # wasm, out, files...
+  local wasm=$1 out=$2 digest
+  shift 2
+  digest=$(sha256sum "$wasm" | cut -d' ' -f1)
+  cat "$@" | sed "s/@LONGHAUL_WASM_SHA256@/$digest/" > "$out"
+  grep -q "'$digest'" "$out"
+}
 cp target/pkg-classic/longhaul_bg.wasm pkg/classic/longhaul_bg.wasm
-cat js/longhaul-sw.js js/warm-storage.js > pkg/longhaul-sw.js
+shim pkg/classic/longhaul_bg.wasm pkg/classic/longhaul-classic.js \
+  target/pkg-classic/longhaul.js js/longhaul-sw-classic.js js/install.js js/warm-storage.js
+shim pkg/longhaul-worker_bg.wasm pkg/longhaul-sw.js js/longhaul-sw.js js/install.js js/warm-storage.js
 cp js/longhaul-sw.d.ts pkg/longhaul-sw.d.ts
 cp js/package.json pkg/package.json
 cp README.md pkg/README.md

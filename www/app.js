@@ -1,6 +1,7 @@
 // The demo page's glue: register the worker, open the session, draw the tasks.
 // `?worker=classic` registers the classic (importScripts) worker instead of the
-// module worker, `?worker=credentials` the module worker with a credentials hook;
+// module worker, `?worker=credentials` the module worker with a credentials hook,
+// `?worker=handed` one that keeps the wasm itself and hands it over (`install({ wasm })`);
 // only one of them may run per origin.
 import init, { BackgroundSession } from '/pkg/longhaul.js';
 
@@ -110,7 +111,7 @@ async function main() {
   }
   const kind = new URLSearchParams(location.search).get('worker') ?? 'module';
   const classic = kind === 'classic';
-  const script = { module: '/sw.js', classic: '/sw-classic.js', credentials: '/sw-credentials.js' }[kind] ?? '/sw.js';
+  const script = { module: '/sw.js', classic: '/sw-classic.js', credentials: '/sw-credentials.js', handed: '/sw-handed.js' }[kind] ?? '/sw.js';
   status('Registering the service worker…');
   await navigator.serviceWorker.register(script, classic ? {} : { type: 'module' });
   status('Loading longhaul…');
