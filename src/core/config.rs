@@ -105,6 +105,16 @@ pub fn check_keys(what: &str, keys: &[String], allowed: &[&str]) -> Result<(), T
 }
 
 impl SessionConfig {
+    /// [`SessionConfig::validate`], then the configuration with its headers normalized
+    /// as a task's are ([`HeaderList::parse`]: lower-case names, trimmed values), so
+    /// that a task's header replaces the session's of the same name however either
+    /// was spelled. What the worker stores and applies.
+    pub fn validated(mut self) -> Result<SessionConfig, TaskError> {
+        self.validate()?;
+        self.headers = HeaderList::parse(self.headers.pairs().to_vec())?;
+        Ok(self)
+    }
+
     /// Check every field.
     pub fn validate(&self) -> Result<(), TaskError> {
         let t = self.request_timeout;

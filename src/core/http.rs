@@ -404,7 +404,9 @@ pub fn decide(
                     reason: "the 206's Content-Length is not its Content-Range's length",
                 };
             }
-            if window_last.is_some() && encoded(head) {
+            // A window or a resume of an encoded body: its range is of bytes `fetch`
+            // never shows, so nothing of it fits the stored bytes.
+            if (window_last.is_some() || asked_range) && encoded(head) {
                 return HeadDecision::Restart {
                     reason: "a range of an encoded body",
                 };

@@ -261,15 +261,10 @@ impl RawCommand {
             }
         };
         let cmd = match self.op.as_str() {
-            "open" => {
-                if let Some(c) = &self.config {
-                    c.validate()?;
-                }
-                Command::Open {
-                    config: self.config.clone(),
-                    must_exist: self.must_exist == Some(true),
-                }
-            }
+            "open" => Command::Open {
+                config: self.config.clone().map(SessionConfig::validated).transpose()?,
+                must_exist: self.must_exist == Some(true),
+            },
             "ping" => Command::Ping,
             "network" if self.connection.is_some() => Command::Connection(
                 self.connection

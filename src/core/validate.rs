@@ -116,7 +116,10 @@ fn is_loopback_host(host: &str) -> bool {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
     };
     let name = name.to_ascii_lowercase();
-    name == "localhost" || name.ends_with(".localhost") || name == "::1" || name.starts_with("127.")
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "::1"
+        || (name.starts_with("127.") && name.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
 }
 
 /// Request headers a page may not set: the browser forbids them, or longhaul sets
@@ -137,6 +140,7 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "keep-alive",
     "origin",
     "referer",
+    "set-cookie",
     "te",
     "trailer",
     "transfer-encoding",
