@@ -2,10 +2,13 @@
 // `install`, or handed over by the app with `install({ wasm })`), and a start-up that
 // failed is tried again at the next event, its commands answered at once with a
 // typed error meanwhile (js/install.js). Chromium: Playwright's offline mode covers
-// the service worker's fetches, and CDP stops the worker; puppeteer's Firefox
-// (WebDriver BiDi) has neither, so this runs in Chromium only.
+// the service worker's fetches, and CDP stops the worker. puppeteer's Firefox
+// (WebDriver BiDi) has neither: there the browser is relaunched on its profile (a new
+// worker) and the wasm is taken off the server, which then has no other copy.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { cp, rm } from 'node:fs/promises';
+import path from 'node:path';
 import * as h from './helpers.mjs';
 
 let server;
@@ -87,5 +90,43 @@ test('a failed start-up answers commands at once and is tried again at the next 
     });
   } finally {
     await browser.dispose();
+  }
+});
+
+test('Firefox: a new worker starts from its kept wasm when the server has none', { timeout: 120_000 }, async () => {
+  // A copy of the package, served by a devserver of its own, so the wasm can go.
+  const pkg = await h.tempProfile('pkg-copy');
+  await cp(path.join(h.ROOT, 'pkg'), pkg, { recursive: true });
+  const own = await h.startServer({ pkg });
+  const dir = await h.tempProfile('firefox-offline-start');
+  try {
+    let ff = await h.launchFirefox(dir);
+    let page = await ff.browser.newPage();
+    await h.openDemo(page, own.origin, '', 60_000);
+    const file = h.uniquePath('kept-wasm-firefox');
+    const snap = await h.download(page, `${file}?size=1M`);
+    await h.waitCompleted(page, snap.id);
+    await ff.browser.close();
+    await rm(path.join(pkg, 'longhaul-worker_bg.wasm'));
+    const before = (await own.log('/pkg/longhaul-worker_bg.wasm')).length;
+    ff = await h.launchFirefox(dir);
+    const lines = [];
+    try {
+      page = await ff.browser.newPage();
+      page.on('console', (m) => lines.push(`[page ${m.type()}] ${m.text()}`));
+      await h.withConsole(lines, async () => {
+        await h.openDemo(page, own.origin, '', 60_000);
+        const list = await h.tasks(page);
+        assert.ok(list.some((t) => t.id === snap.id && t.state === 'completed'), JSON.stringify(list));
+        const after = await own.log('/pkg/longhaul-worker_bg.wasm');
+        assert.equal(after.length, before, `the new worker asked the server for no wasm: ${JSON.stringify(after.slice(before))}`);
+      });
+    } finally {
+      await ff.browser.close().catch(() => {});
+    }
+  } finally {
+    await own.stop();
+    await h.removeDir(dir);
+    await h.removeDir(pkg);
   }
 });

@@ -59,7 +59,7 @@ export function uniquePath(label) {
  * Start `target/release/devserver` on a free port (building it if missing).
  * Returns `{ origin, log(path), stop() }`.
  */
-export async function startServer() {
+export async function startServer({ pkg = 'pkg' } = {}) {
   const bin = path.join(ROOT, 'target/release/devserver');
   const { existsSync } = await import('node:fs');
   if (!existsSync(bin)) {
@@ -68,7 +68,7 @@ export async function startServer() {
   if (!existsSync(path.join(ROOT, 'pkg/longhaul-worker_bg.wasm'))) {
     await run('./tools/build-pkg.sh', []);
   }
-  const proc = spawn(bin, ['--root', 'www', '--pkg', 'pkg'], {
+  const proc = spawn(bin, ['--root', 'www', '--pkg', pkg], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
