@@ -15,19 +15,6 @@ let server;
 before(async () => { server = await h.startServer(); });
 after(async () => { await server?.stop(); });
 
-/** Stop the worker, and wait until CDP reports every version of it stopped. */
-async function stopWorker(page) {
-  const cdp = await page.context().newCDPSession(page);
-  const running = new Map();
-  cdp.on('ServiceWorker.workerVersionUpdated', ({ versions }) => {
-    for (const v of versions) running.set(v.versionId, v.runningStatus);
-  });
-  await cdp.send('ServiceWorker.enable');
-  await cdp.send('ServiceWorker.stopAllWorkers');
-  for (let i = 0; i < 100 && [...running.values()].some((s) => s !== 'stopped'); i++) await h.sleep(50);
-  await cdp.detach().catch(() => {});
-}
-
 /** Run a command from the page: its value, or `{ code, message }` if it rejected, and the time it took. */
 async function command(page, op) {
   return page.evaluate(async (o) => {
@@ -38,60 +25,42 @@ async function command(page, op) {
 }
 
 for (const kind of ['module', 'classic', 'handed']) {
-  test(`a stopped ${kind} worker starts without the network`, { timeout: 90_000 }, async () => {
-    const browser = await h.launchChromium();
-    const lines = h.collectConsole(browser.context);
-    try {
-      await h.withConsole(lines, async () => {
-        const page = await browser.context.newPage();
-        await h.openDemo(page, server.origin, `?worker=${kind}`);
-        const file = h.uniquePath(`offline-start-${kind}`);
-        const snap = await h.download(page, `${file}?size=1M`);
-        await h.waitCompleted(page, snap.id);
-        await browser.context.setOffline(true);
-        await stopWorker(page);
-        const got = await command(page, 'tasks');
-        assert.ok(got.ok, `tasks() answered offline: ${JSON.stringify(got)}`);
-        assert.ok(got.v.some((t) => t.id === snap.id && t.state === 'completed'), JSON.stringify(got));
-        assert.ok(!lines.some((l) => l.includes('start-up failed')), 'the start-up did not fail');
-        await browser.context.setOffline(false);
-      });
-    } finally {
-      await browser.dispose();
-    }
-  });
+  test(`a stopped ${kind} worker starts without the network`, { timeout: 90_000 }, () =>
+    h.inChromium(server.origin, `?worker=${kind}`, async (page, context, lines) => {
+      const file = h.uniquePath(`offline-start-${kind}`);
+      const snap = await h.download(page, `${file}?size=1M`);
+      await h.waitCompleted(page, snap.id);
+      await context.setOffline(true);
+      await h.stopWorkers(page);
+      const got = await command(page, 'tasks');
+      assert.ok(got.ok, `tasks() answered offline: ${JSON.stringify(got)}`);
+      assert.ok(got.v.some((t) => t.id === snap.id && t.state === 'completed'), JSON.stringify(got));
+      assert.ok(!lines.some((l) => l.includes('start-up failed')), 'the start-up did not fail');
+      await context.setOffline(false);
+    }));
 }
 
-test('a failed start-up answers commands at once and is tried again at the next one', { timeout: 90_000 }, async (t) => {
-  const browser = await h.launchChromium();
-  const lines = h.collectConsole(browser.context);
-  try {
-    await h.withConsole(lines, async () => {
-      const page = await browser.context.newPage();
-      await h.openDemo(page, server.origin);
-      // Nowhere to get the wasm from: no network, and the kept copy gone.
-      await browser.context.setOffline(true);
-      await stopWorker(page);
-      const dropped = await page.evaluate(async () => {
-        const names = (await caches.keys()).filter((k) => k.startsWith('longhaul-wasm '));
-        for (const k of names) await caches.delete(k);
-        return names;
-      });
-      assert.equal(dropped.length, 1, `one cache kept the wasm: ${JSON.stringify(dropped)}`);
-      const refused = await command(page, 'tasks');
-      assert.equal(refused.ok, false, JSON.stringify(refused));
-      assert.equal(refused.code, 'no-worker', JSON.stringify(refused));
-      assert.match(refused.message, /could not start/, refused.message);
-      assert.ok(refused.ms < 10_000, `answered at once (${refused.ms} ms), not after the page's 30 s timeout`);
-      await browser.context.setOffline(false);
-      const again = await command(page, 'tasks');
-      assert.ok(again.ok, `the next command started the worker: ${JSON.stringify(again)}`);
-      t.diagnostic(`refused in ${refused.ms.toFixed(0)} ms: ${refused.message}`);
+test('a failed start-up answers commands at once and is tried again at the next one', { timeout: 90_000 }, (t) =>
+  h.inChromium(server.origin, '', async (page, context) => {
+    // Nowhere to get the wasm from: no network, and the kept copy gone.
+    await context.setOffline(true);
+    await h.stopWorkers(page);
+    const dropped = await page.evaluate(async () => {
+      const names = (await caches.keys()).filter((k) => k.startsWith('longhaul-wasm '));
+      for (const k of names) await caches.delete(k);
+      return names;
     });
-  } finally {
-    await browser.dispose();
-  }
-});
+    assert.equal(dropped.length, 1, `one cache kept the wasm: ${JSON.stringify(dropped)}`);
+    const refused = await command(page, 'tasks');
+    assert.equal(refused.ok, false, JSON.stringify(refused));
+    assert.equal(refused.code, 'no-worker', JSON.stringify(refused));
+    assert.match(refused.message, /could not start/, refused.message);
+    assert.ok(refused.ms < 10_000, `answered at once (${refused.ms} ms), not after the page's 30 s timeout`);
+    await context.setOffline(false);
+    const again = await command(page, 'tasks');
+    assert.ok(again.ok, `the next command started the worker: ${JSON.stringify(again)}`);
+    t.diagnostic(`refused in ${refused.ms.toFixed(0)} ms: ${refused.message}`);
+  }));
 
 test('Firefox: a new worker starts from its kept wasm when the server has none', { timeout: 120_000 }, async () => {
   // A copy of the package, served by a devserver of its own, so the wasm can go.

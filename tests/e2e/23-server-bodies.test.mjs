@@ -79,32 +79,8 @@ async function scenarios(page, browser, t) {
   await h.assertSameBytes(assert, page, server, whole, '4M', c.id, browser);
 }
 
-test('Chromium: bodies that do not match their heads', { timeout: 120_000 }, async (t) => {
-  const browser = await h.launchChromium();
-  const lines = h.collectConsole(browser.context);
-  try {
-    await h.withConsole(lines, async () => {
-      const page = await browser.context.newPage();
-      await h.openDemo(page, server.origin);
-      await scenarios(page, 'chromium', t);
-    });
-  } finally {
-    await browser.dispose();
-  }
-});
+test('Chromium: bodies that do not match their heads', { timeout: 120_000 }, (t) =>
+  h.inChromium(server.origin, '', (page) => scenarios(page, 'chromium', t)));
 
-test('Firefox: bodies that do not match their heads', { timeout: 150_000 }, async (t) => {
-  const ff = await h.launchFirefox();
-  try {
-    const page = await ff.browser.newPage();
-    const lines = [];
-    page.on('console', (m) => lines.push(`[page ${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => lines.push(`[pageerror] ${e.message}`));
-    await h.withConsole(lines, async () => {
-      await h.openDemo(page, server.origin, '', 60_000);
-      await scenarios(page, 'firefox', t);
-    });
-  } finally {
-    await ff.dispose();
-  }
-});
+test('Firefox: bodies that do not match their heads', { timeout: 150_000 }, (t) =>
+  h.inFirefox(server.origin, '', (page) => scenarios(page, 'firefox', t)));

@@ -10,7 +10,16 @@ let server;
 before(async () => { server = await h.startServer(); });
 after(async () => { await server?.stop(); });
 
-async function scenario(page, errors) {
+/** Page errors and console errors of `page` (Playwright and puppeteer pages alike). */
+function errorsOf(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  return errors;
+}
+
+async function scenario(page) {
+  const errors = errorsOf(page);
   const out = await page.evaluate(async () => {
     const { BackgroundSession } = await import('/pkg/longhaul.js');
     const failed = await BackgroundSession.open('never-opened-' + Math.random(), undefined, { mustExist: true })
@@ -25,35 +34,8 @@ async function scenario(page, errors) {
   assert.deepEqual(errors.filter((e) => /closure|dropped/.test(e)), [], 'no listener outlived its session');
 }
 
-test('Chromium: a failed open and a dropped session leave no listener behind', { timeout: 60_000 }, async () => {
-  const browser = await h.launchChromium();
-  const lines = h.collectConsole(browser.context);
-  try {
-    await h.withConsole(lines, async () => {
-      const page = await browser.context.newPage();
-      const errors = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-      await h.openDemo(page, server.origin);
-      await scenario(page, errors);
-    });
-  } finally {
-    await browser.dispose();
-  }
-});
+test('Chromium: a failed open and a dropped session leave no listener behind', { timeout: 60_000 }, () =>
+  h.inChromium(server.origin, '', scenario));
 
-test('Firefox: a failed open and a dropped session leave no listener behind', { timeout: 90_000 }, async () => {
-  const ff = await h.launchFirefox();
-  try {
-    const page = await ff.browser.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    await h.withConsole(errors, async () => {
-      await h.openDemo(page, server.origin, '', 60_000);
-      await scenario(page, errors);
-    });
-  } finally {
-    await ff.dispose();
-  }
-});
+test('Firefox: a failed open and a dropped session leave no listener behind', { timeout: 90_000 }, () =>
+  h.inFirefox(server.origin, '', scenario));

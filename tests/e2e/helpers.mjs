@@ -578,3 +578,52 @@ export async function segmentCount(page, id) {
     };
   }), id);
 }
+
+/**
+ * Run `fn(page, context)` on the demo page (`query`, e.g. `?worker=classic`) of a
+ * fresh Chromium, the browser console attached to a failure; the browser and its
+ * profile are removed after.
+ */
+export async function inChromium(origin, query, fn) {
+  const browser = await launchChromium();
+  const lines = collectConsole(browser.context);
+  try {
+    return await withConsole(lines, async () => {
+      const page = await browser.context.newPage();
+      await openDemo(page, origin, query);
+      return await fn(page, browser.context, lines);
+    });
+  } finally {
+    await browser.dispose();
+  }
+}
+
+/** As `inChromium`, in a fresh Firefox (puppeteer-core over WebDriver BiDi). */
+export async function inFirefox(origin, query, fn) {
+  const ff = await launchFirefox();
+  try {
+    const page = await ff.browser.newPage();
+    const lines = [];
+    page.on('console', (m) => lines.push(`[page ${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => lines.push(`[pageerror] ${e.message}`));
+    return await withConsole(lines, async () => {
+      await openDemo(page, origin, query, 60_000);
+      return await fn(page, ff.browser, lines);
+    });
+  } finally {
+    await ff.dispose();
+  }
+}
+
+/** Stop the page's service workers over CDP (Chromium), and wait until they have. */
+export async function stopWorkers(page) {
+  const cdp = await page.context().newCDPSession(page);
+  const running = new Map();
+  cdp.on('ServiceWorker.workerVersionUpdated', ({ versions }) => {
+    for (const v of versions) running.set(v.versionId, v.runningStatus);
+  });
+  await cdp.send('ServiceWorker.enable');
+  await cdp.send('ServiceWorker.stopAllWorkers');
+  for (let i = 0; i < 100 && [...running.values()].some((s) => s !== 'stopped'); i++) await sleep(50);
+  await cdp.detach().catch(() => {});
+}
