@@ -119,12 +119,8 @@ test('the worker hook supplies fresh credentials on every attempt and after a re
 
 test('a canceled tus upload is deleted with credentials from the hook for its session', { timeout: 120_000 }, async () => {
   const tus = await h.startTus();
-  const browser = await h.launchChromium();
-  const lines = h.collectConsole(browser.context);
   try {
-    await h.withConsole(lines, async () => {
-      const page = await browser.context.newPage();
-      await h.openDemo(page, server.origin, '?worker=credentials');
+    await h.inChromium(server.origin, '?worker=credentials', async (page) => {
       tus.faults.patchDelayMs = 300;
       await h.makeBody(page, 'c', h.uniquePath('up-cancel-auth'), '8M');
       const c = await h.upload(page, tus.endpoint, 'c', { chunkSize: h.MiB });
@@ -138,8 +134,6 @@ test('a canceled tus upload is deleted with credentials from the hook for its se
         'the termination asked the hook with the real session and attempt');
     });
   } finally {
-    tus.faults.patchDelayMs = 0;
-    await browser.dispose();
     await tus.stop();
   }
 });
