@@ -997,21 +997,21 @@ impl Store {
     }
 
     /// Write one chunk of `id` at `offset`, alone (an upload's body being copied in
-    /// before its task exists): `part` of the body as it is, if this browser stores
-    /// Blobs (no byte is read into memory), else its bytes.
+    /// before its task exists): a value made of `bytes`, as a download's chunks are
+    /// ([`chunk_value`]: a Blob built from them where this browser stores Blobs, else
+    /// a new array of them). Never a slice of the page's Blob: WebKit stores a slice
+    /// as its whole source and reads it back as the source's first bytes (see
+    /// `worker::upload`).
     #[cfg(feature = "worker")]
     pub async fn put_chunk(
         &self,
         id: &TaskId,
         offset: u64,
-        part: &web_sys::Blob,
+        bytes: &js_sys::Uint8Array,
     ) -> Result<(), TaskError> {
         self.probe().await;
-        let value: JsValue = if self.chunk_kind.get() != Some(ChunkKind::Bytes) {
-            part.clone().into()
-        } else {
-            Chunk::Blob(part.clone()).bytes().await?.into()
-        };
+        let kind = self.chunk_kind.get().unwrap_or(ChunkKind::Bytes);
+        let (value, _) = chunk_value(&js_sys::Array::of1(bytes), kind)?;
         let tx = self.tx(&[CHUNKS], TransactionMode::ReadWrite)?;
         let chunks = tx
             .object_store(CHUNKS)

@@ -1451,6 +1451,7 @@ async fn apply<T: serde::Serialize>(
 /// the runtime without pages.
 #[doc(hidden)]
 pub mod testing {
+    pub use super::upload::testing::*;
     use super::*;
 
     /// Start a download in `session` as a page's command would, returning its id.

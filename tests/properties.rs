@@ -1239,7 +1239,10 @@ fn check_command(
             prop_assert_eq!(op, "open");
             // The configuration as given, its headers normalized (`validated`).
             let given = raw.config.clone().map(|c| c.validated());
-            prop_assert_eq!(config.as_ref(), given.as_ref().and_then(|c| c.as_ref().ok()));
+            prop_assert_eq!(
+                config.as_ref(),
+                given.as_ref().and_then(|c| c.as_ref().ok())
+            );
             if let Some(c) = config {
                 prop_assert!(config_ok(c), "accepted config {:?}", c);
             }

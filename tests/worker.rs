@@ -673,3 +673,154 @@ fn from_js_reads_records_and_commands_and_names_what_does_not_fit() {
     assert!(err("[1]", as_record).contains("expected struct TaskRecord"));
     assert!(err(r#"{"id":"x"}"#, as_record).contains("missing field"));
 }
+
+// ---------------------------------------------------------------------------------
+// Uploads: the stored copy is the source's bytes, in values of their own.
+
+const MIB: usize = 1 << 20;
+
+/// `n` bytes that differ from MiB to MiB (a chunk read in another's place shows).
+fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn blob_of(bytes: &[u8]) -> web_sys::Blob {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap()
+}
+
+/// Start a `PUT` upload of `body` to the devserver's sink `name`, not before
+/// `delay_ms` from now; returns its id.
+async fn put_upload(name: &str, body: &web_sys::Blob, delay_ms: f64) -> Result<String, String> {
+    let url = format!("{}/sink/{name}", server());
+    let fields = [
+        ("url", JsValue::from_str(&url)),
+        ("protocol", "put".into()),
+        ("body", body.into()),
+        ("earliestBegin", (js_sys::Date::now() + delay_ms).into()),
+    ];
+    testing::run_js("sw-uploads", "upload", &fields)
+        .await
+        .map(|snap| get(&snap, "id").as_string().unwrap())
+        .map_err(|e| e.code.as_str().to_owned())
+}
+
+/// The stored chunks of task `id`, as stored.
+async fn stored(id: &str) -> Vec<(u64, longhaul::store::Chunk)> {
+    let store = Store::open().await.unwrap();
+    store
+        .read_chunk_batch(&TaskId(id.into()), 0, 1 << 53, None)
+        .await
+        .unwrap()
+}
+
+async fn sink_bytes(name: &str) -> Vec<u8> {
+    fetch_bytes(&format!("{}/sink/{name}", server())).await
+}
+
+#[wasm_bindgen_test]
+async fn an_upload_stores_real_copies_of_the_source_and_sends_them() {
+    let name = unique("copy");
+    let src = pattern(3 * MIB + 12_345, 1);
+    // The body is a File (in the origin-private file system where there is one), so
+    // that the source can really go away: it is overwritten once the copy is made,
+    // and the File the upload read is stale. A stored chunk that still depended on
+    // it (a slice) would read the new bytes, or fail.
+    let dir = segments::open("upload-source-tests", true).await;
+    let body = match &dir {
+        Some(d) => {
+            segments::write(d, &name, &blob_of(&src)).await.unwrap();
+            segments::file(d, &name).await.unwrap()
+        }
+        None => blob_of(&src),
+    };
+    let id = put_upload(&name, &body, 1500.0).await.unwrap();
+    drop(body);
+    if let Some(d) = &dir {
+        segments::write(d, &name, &blob_of(&vec![0u8; src.len()]))
+            .await
+            .unwrap();
+    }
+    // The digests are stored with the task (a check after a restart has them).
+    let rec = Store::open()
+        .await
+        .unwrap()
+        .task(&TaskId(id.clone()))
+        .await
+        .unwrap()
+        .expect("the task's record reads back");
+    assert_eq!(rec.upload.unwrap().chunk_sha256.len(), 4);
+    let chunks = stored(&id).await;
+    assert_eq!(
+        chunks.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        [0, MIB as u64, 2 * MIB as u64, 3 * MIB as u64]
+    );
+    for (at, chunk) in &chunks {
+        // A record is its own bytes: what it reads as is its size (WebKit's stored
+        // slices said 1 MiB and read as the whole source), and the source's bytes
+        // at its offset.
+        let bytes = chunk.bytes().await.unwrap().to_vec();
+        let at = *at as usize;
+        let end = (at + MIB).min(src.len());
+        assert_eq!(bytes.len() as u64, chunk.len(), "chunk at {at}");
+        assert!(
+            bytes == src[at..end],
+            "chunk at {at} differs from the source"
+        );
+    }
+    testing::idle().await.unwrap();
+    let snap = testing::run("sw-uploads", "task", &[("id", &id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&snap, "state").as_string().as_deref(),
+        Some("completed"),
+        "{snap:?}"
+    );
+    assert!(sink_bytes(&name).await == src, "the server got other bytes");
+    assert!(stored(&id).await.is_empty(), "the copy is freed");
+    if let Some(d) = &dir {
+        segments::remove(d, &name).await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_request_body_is_the_stored_bytes_of_its_range_with_their_checksum() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let src = pattern(2 * MIB + MIB / 2, 2);
+    // Never started within the test: canceled at its end.
+    let id = put_upload(&unique("body"), &blob_of(&src), 3_600_000.0)
+        .await
+        .unwrap();
+    let m = MIB as u64;
+    for (from, to) in [
+        (0, src.len() as u64),
+        (1000, 2 * m + 77),
+        (m, 2 * m),
+        (m - 1, m + 1),
+        (2 * m + 5, 2 * m + 5),
+    ] {
+        let (body, header) = testing::request_body(&id, from, to).await.unwrap();
+        let buf = wasm_bindgen_futures::JsFuture::from(body.array_buffer())
+            .await
+            .unwrap();
+        let got = js_sys::Uint8Array::new(&buf).to_vec();
+        let want = &src[from as usize..to as usize];
+        assert!(got == want, "{from}..{to}: other bytes");
+        let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(want));
+        assert_eq!(header, format!("sha256 {sha}"), "{from}..{to}");
+    }
+    testing::run("sw-uploads", "cancel", &[("id", &id)])
+        .await
+        .unwrap();
+    assert!(stored(&id).await.is_empty(), "the copy is freed");
+}

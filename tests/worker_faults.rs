@@ -667,3 +667,98 @@ async fn commands_from_anything_but_a_window_of_this_origin_are_ignored() {
     );
     drop(on);
 }
+
+// ---------------------------------------------------------------------------------
+// Uploads whose stored copy is damaged: caught, typed, and nothing is sent.
+
+const UPLOADS: &str = "fault-uploads";
+
+fn upload_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31) ^ (i >> 20)) as u8).collect()
+}
+
+/// Start a `PUT` upload of `bytes` to the devserver's sink `name`, not before
+/// `delay_ms` from now.
+async fn put_upload(
+    name: &str,
+    bytes: &[u8],
+    delay_ms: f64,
+) -> Result<String, longhaul::core::TaskError> {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let body = web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap();
+    let url = format!("{}/sink/{name}", server());
+    let fields = [
+        ("url", JsValue::from_str(&url)),
+        ("protocol", "put".into()),
+        ("body", body.into()),
+        ("earliestBegin", (js_sys::Date::now() + delay_ms).into()),
+    ];
+    let snap = testing::run_js(UPLOADS, "upload", &fields).await?;
+    Ok(get(&snap, "id").as_string().unwrap())
+}
+
+/// The devserver's log of uploads to sink `name` (not the CORS preflights).
+async fn sink_requests(name: &str) -> Vec<String> {
+    log(&format!("/sink/{name}"))
+        .await
+        .iter()
+        .filter_map(|e| get(e, "method").as_string())
+        .filter(|m| m != "OPTIONS")
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_copy_that_reads_back_wrong_is_refused_typed_and_nothing_is_kept() {
+    let name = unique("copy-damaged");
+    testing::damage_next_copy(MIB);
+    let err = put_upload(&name, &upload_bytes(3 * MIB as usize), 0.0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code.as_str(), "integrity", "{err:?}");
+    assert!(err.message.contains("byte 1048576"), "{}", err.message);
+    let id = testing::damaged_copy().expect("the copy was damaged");
+    assert_eq!(stored_chunks(&id).await, 0, "nothing is left stored");
+    assert!(testing::run(UPLOADS, "task", &[("id", &id)])
+        .await
+        .unwrap()
+        .is_null());
+    sleep(300).await;
+    assert!(sink_requests(&name).await.is_empty(), "nothing was sent");
+}
+
+#[wasm_bindgen_test]
+async fn a_copy_damaged_before_its_request_fails_typed_and_sends_nothing() {
+    let name = unique("stored-damaged");
+    let bytes = upload_bytes(3 * MIB as usize + 5);
+    let id = put_upload(&name, &bytes, 1500.0).await.unwrap();
+    // As WebKit's stored slices did after a restart: the copy checked at the
+    // command now reads as other bytes.
+    testing::damage_chunk(&id, 2 * MIB).await.unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(UPLOADS, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "failed", "{snap:?}");
+    assert_eq!(error_code(&snap), "integrity", "{snap:?}");
+    assert_eq!(stored_chunks(&id).await, 0, "its copy is freed");
+    assert!(sink_requests(&name).await.is_empty(), "nothing was sent");
+    // A resume fails again at once, typed, still sending nothing.
+    testing::run(UPLOADS, "resume", &[("id", &id)])
+        .await
+        .unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(UPLOADS, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(
+        (state(&snap), error_code(&snap)),
+        ("failed".into(), "integrity".into())
+    );
+    assert!(sink_requests(&name).await.is_empty(), "nothing was sent");
+    // An intact upload in the same session still goes through.
+    let ok = unique("stored-intact");
+    let id = put_upload(&ok, &bytes, 0.0).await.unwrap();
+    testing::idle().await.unwrap();
+    let snap = testing::run(UPLOADS, "task", &[("id", &id)]).await.unwrap();
+    assert_eq!(state(&snap), "completed", "{snap:?}");
+    assert!(
+        fetch_bytes(&format!("{}/sink/{ok}", server())).await == bytes,
+        "the server got other bytes"
+    );
+}

@@ -31,7 +31,9 @@ pub enum ErrorCode {
     Canceled,
     /// The resource is larger than the task's `maxBytes`.
     TooLarge,
-    /// The bytes do not match the task's `integrity` metadata; they were discarded.
+    /// The bytes do not match the task's `integrity` metadata, or an upload's stored
+    /// copy no longer matches the digests taken as it was copied in; they were
+    /// discarded (nothing of a damaged upload copy is sent).
     Integrity,
     /// The session's `byteBudget` has no room for the resource.
     OverBudget,

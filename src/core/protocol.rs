@@ -262,7 +262,11 @@ impl RawCommand {
         };
         let cmd = match self.op.as_str() {
             "open" => Command::Open {
-                config: self.config.clone().map(SessionConfig::validated).transpose()?,
+                config: self
+                    .config
+                    .clone()
+                    .map(SessionConfig::validated)
+                    .transpose()?,
                 must_exist: self.must_exist == Some(true),
             },
             "ping" => Command::Ping,

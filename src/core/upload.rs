@@ -20,9 +20,33 @@
 //! `PUT`/`POST`: one request with the whole body; any failure restarts it from zero,
 //! so it is only safe where repeating the request is harmless (an idempotent `PUT`
 //! of the same bytes, not a `POST` that appends or creates).
+//!
+//! The stored copy is checked, never trusted (see [`ChunkDigests`]): the SHA-256 of
+//! each [`COPY_CHUNK`]-byte chunk is taken from the page's bytes as they are copied
+//! in and kept with the task; every chunk is read back and checked after the copy,
+//! and again, before each request, every chunk its body covers. A chunk that no
+//! longer matches fails the task with `integrity` and frees the copy: the page must
+//! hand the file over again; no byte of it is sent.
+//!
+//! tus checksum extension: where the server says it offers it with `sha256`, every
+//! `PATCH` carries `Upload-Checksum: sha256 <base64>` of its exact body, and a `460`
+//! (the bytes arrived damaged; the server kept none of them) sends the same bytes
+//! again under the retry policy ([`Next::Resend`]). What the server offers is learnt
+//! once per upload from an `OPTIONS` request to the endpoint ([`capabilities`]):
+//! that is where the protocol puts `Tus-Extension` and `Tus-Checksum-Algorithm`
+//! ("the Server MUST include them in the response to an OPTIONS request"), and where
+//! `@tus/server` 2.4 sends `Tus-Extension` (its `POST`, `HEAD` and `PATCH` answers
+//! carry neither header; its `FileStore` offers no `checksum` anyway); headers on
+//! the creation or `HEAD` answers are not part of the protocol, so they are not read.
+//! Where the headers are hidden by CORS (not in `Access-Control-Expose-Headers`) the
+//! extension is not seen, and no checksum is sent: sending `Upload-Checksum` cross
+//! origin needs the server to allow the header in its preflight answers, which a
+//! server that exposes its checksum headers is taken to do.
 
 use super::error::{ErrorCode, TaskError};
 use super::http::MAX_SAFE;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// The tus protocol version spoken.
@@ -74,6 +98,161 @@ pub struct UploadInfo {
     pub content_type: String,
     /// Bytes per tus `PATCH`.
     pub chunk_size: u64,
+    /// The SHA-256 of each stored chunk of the copy, taken as it was copied in; empty
+    /// in records written before longhaul took them (nothing to check those with).
+    #[serde(default, skip_serializing_if = "ChunkDigests::is_empty")]
+    pub chunk_sha256: ChunkDigests,
+    /// Whether the tus server offers the checksum extension with `sha256`; `None`
+    /// until asked ([`capabilities`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<bool>,
+    /// The stored copy no longer matched its digests and was freed: the upload cannot
+    /// go on (a `resume` fails it again, at once, without a request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discarded: bool,
+}
+
+/// Bytes per stored chunk of an upload's copy (the last one holds the remainder).
+/// Each has its own digest, and requests read the chunks their range covers.
+pub const COPY_CHUNK: u64 = 1 << 20;
+
+/// How many chunks a copy of `size` bytes is stored as.
+pub fn copy_chunks(size: u64) -> u64 {
+    size.div_ceil(COPY_CHUNK)
+}
+
+/// The length of the stored chunk at `offset` (a multiple of [`COPY_CHUNK`] below
+/// `size`) of a copy of `size` bytes.
+pub fn copy_chunk_len(offset: u64, size: u64) -> u64 {
+    size.saturating_sub(offset).min(COPY_CHUNK)
+}
+
+/// The stored chunks that hold bytes `[from, to)`: from the start of the chunk that
+/// holds `from` to the end of the one that holds `to - 1` (`(from, from)` for an
+/// empty range at a chunk's start), clipped to `size`.
+pub fn covering_chunks(from: u64, to: u64, size: u64) -> (u64, u64) {
+    let start = from - from % COPY_CHUNK;
+    let end = to.div_ceil(COPY_CHUNK).saturating_mul(COPY_CHUNK).min(size);
+    (start, end.max(start))
+}
+
+/// The SHA-256 of each stored chunk of an upload's copy, in order, taken from the
+/// page's bytes as they were read (so they are the source's, not what storage gave
+/// back). Stored in the task record as one base64 string of the digests end to end
+/// (32 bytes, 44 characters per MiB of body: 43 KiB for a 1 GiB upload), so a check
+/// after a restart has them.
+///
+/// Why: stored values are not proven faithful in any engine. Measured in WebKitGTK
+/// 2.50.6, a `Blob.slice(a, b)` stored in IndexedDB is written as its whole source
+/// file (each 1 MiB slice's `.blob` file held all 24 MiB), and once the slice object
+/// is gone (a collection, a worker or browser restart) the record reads as the
+/// source from byte 0: `size` 1 MiB, `slice(0, 1 MiB)` the source's first MiB,
+/// `arrayBuffer()` all 24 MiB; every tus and `PUT` upload completed with the right
+/// length and wrong bytes. The copy now stores real bytes, and these digests catch
+/// whatever storage does to them later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChunkDigests(Vec<[u8; 32]>);
+
+impl ChunkDigests {
+    /// No digests.
+    pub fn new() -> ChunkDigests {
+        ChunkDigests(Vec::new())
+    }
+
+    /// Append the next chunk's digest.
+    pub fn push(&mut self, digest: [u8; 32]) {
+        self.0.push(digest);
+    }
+
+    /// How many chunks they cover.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none (an older record, or an empty body).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Check the stored chunk at `offset` of a copy of `size` bytes, read back as
+    /// `len` bytes whose SHA-256 is `got`. With no digests (a record from before they
+    /// were taken) nothing is checked. Every failure is `integrity`: the bytes are
+    /// not the ones copied in.
+    pub fn check(&self, size: u64, offset: u64, len: u64, got: &[u8; 32]) -> Result<(), TaskError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        if self.0.len() as u64 != copy_chunks(size) {
+            return Err(copy_changed(format!(
+                "its record holds {} chunk digests for {} chunks",
+                self.0.len(),
+                copy_chunks(size)
+            )));
+        }
+        let want_len = copy_chunk_len(offset, size);
+        if offset % COPY_CHUNK != 0 || offset >= size {
+            return Err(copy_changed(format!("a chunk is stored at byte {offset}")));
+        }
+        if len != want_len {
+            return Err(copy_changed(format!(
+                "the chunk at byte {offset} reads as {len} bytes, not {want_len}"
+            )));
+        }
+        if self.0[(offset / COPY_CHUNK) as usize] != *got {
+            return Err(copy_changed(format!(
+                "the chunk at byte {offset} no longer matches the SHA-256 taken when it was copied in"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Check that the stored chunk at `offset`, which says it holds `claimed` bytes,
+/// read as that many (`read`): any difference is damage (WebKit's stored slices
+/// said 1 MiB and read as the whole source file), `integrity`.
+pub fn check_read_len(offset: u64, claimed: u64, read: u64) -> Result<(), TaskError> {
+    if claimed == read {
+        return Ok(());
+    }
+    Err(copy_changed(format!(
+        "the chunk at byte {offset} says it holds {claimed} bytes and reads as {read}"
+    )))
+}
+
+/// The `integrity` error of a stored copy that is not what was copied in.
+fn copy_changed(what: String) -> TaskError {
+    TaskError::new(
+        ErrorCode::Integrity,
+        format!(
+            "the stored copy of this upload is damaged ({what}); it was discarded and nothing of it was sent: hand the file over again"
+        ),
+    )
+}
+
+impl TryFrom<String> for ChunkDigests {
+    type Error = TaskError;
+    fn try_from(s: String) -> Result<ChunkDigests, TaskError> {
+        let bytes = STANDARD
+            .decode(s.as_bytes())
+            .ok()
+            .filter(|b| b.len() % 32 == 0)
+            .ok_or_else(|| {
+                TaskError::invalid("the chunk digests are not base64 of 32-byte digests")
+            })?;
+        Ok(ChunkDigests(
+            bytes
+                .chunks_exact(32)
+                .map(|c| <[u8; 32]>::try_from(c).unwrap_or_default())
+                .collect(),
+        ))
+    }
+}
+
+impl From<ChunkDigests> for String {
+    fn from(d: ChunkDigests) -> String {
+        STANDARD.encode(d.0.concat())
+    }
 }
 
 /// One request of an upload.
@@ -125,6 +304,13 @@ pub enum Next {
     Done,
     /// A transient failure (`408`, `429`, `5xx`): retry, after `Retry-After` if given.
     Retry {
+        /// The status.
+        status: u16,
+    },
+    /// The server refused a `PATCH` whose bytes did not match its `Upload-Checksum`
+    /// (`460`: damaged in transit; it kept none of them): send them again, under the
+    /// retry policy, from the same offset.
+    Resend {
         /// The status.
         status: u16,
     },
@@ -190,6 +376,7 @@ pub fn decide(step: Step, size: u64, resp: &UploadResponse) -> Next {
             }
         }
         Step::Patch { .. } if s == 409 => Next::Probe,
+        Step::Patch { .. } if s == CHECKSUM_MISMATCH => Next::Resend { status: s },
         _ => Next::Fail(TaskError::http(s)),
     }
 }
@@ -235,19 +422,88 @@ pub fn tus_headers(step: Step, info: &UploadInfo) -> Vec<(String, String)> {
     h
 }
 
+/// The status of a `PATCH` whose body did not match its `Upload-Checksum`.
+pub const CHECKSUM_MISMATCH: u16 = 460;
+
+/// Whether a tus server's `Tus-Extension` and `Tus-Checksum-Algorithm` headers say
+/// it checks `Upload-Checksum: sha256 …` (both comma-separated lists, matched
+/// without regard to case or spaces).
+pub fn offers_sha256(extension: Option<&str>, algorithms: Option<&str>) -> bool {
+    let lists = |v: Option<&str>, item: &str| {
+        v.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(item)))
+    };
+    lists(extension, "checksum") && lists(algorithms, "sha256")
+}
+
+/// What an `OPTIONS` request to a tus endpoint says about the checksum extension:
+/// `answer` is its status and the two headers ([`offers_sha256`]), or `None` when
+/// no answer came (a network failure, a timeout). `Some(offered)` is kept for the
+/// rest of the upload; `None` (no answer, or a transient status) leaves it unknown,
+/// so the next request asks again, unless `then_answered`: the request that followed
+/// it got an answer from the same server, so `OPTIONS` alone fails there (as where
+/// its CORS preflight is refused), and it is taken as not offered, for good.
+pub fn capabilities(
+    answer: Option<(u16, Option<&str>, Option<&str>)>,
+    then_answered: bool,
+) -> Option<bool> {
+    match answer {
+        Some((s, ext, alg)) if (200..300).contains(&s) => Some(offers_sha256(ext, alg)),
+        Some((s, ..)) if !transient(s) => Some(false),
+        _ => then_answered.then_some(false),
+    }
+}
+
+/// Whether the shell asks the server what it offers (an `OPTIONS` to the endpoint)
+/// before sending `step`: once per tus upload, before its creation (or, for one
+/// created before longhaul asked, before its next `PATCH`).
+pub fn asks_capabilities(step: Step, info: &UploadInfo) -> bool {
+    info.protocol == UploadProtocol::Tus
+        && info.checksum.is_none()
+        && matches!(step, Step::Create | Step::Patch { .. })
+}
+
+/// Whether request `step` carries an `Upload-Checksum` of its body.
+pub fn sends_checksum(step: Step, info: &UploadInfo) -> bool {
+    info.protocol == UploadProtocol::Tus
+        && info.checksum == Some(true)
+        && matches!(step, Step::Patch { .. })
+}
+
+/// The headers of the `OPTIONS` request that asks a tus server what it offers:
+/// `headers` (a request's: the app's, the credentials', the protocol's) without the
+/// protocol's, which an `OPTIONS` does not take.
+pub fn options_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    const PROTOCOL: [&str; 5] = [
+        "tus-resumable",
+        "upload-length",
+        "upload-metadata",
+        "upload-offset",
+        "content-type",
+    ];
+    headers
+        .iter()
+        .filter(|(k, _)| !PROTOCOL.iter().any(|p| k.eq_ignore_ascii_case(p)))
+        .cloned()
+        .collect()
+}
+
+/// The `Upload-Checksum` header of a body whose SHA-256 is `digest`.
+pub fn checksum_header(digest: &[u8; 32]) -> (String, String) {
+    (
+        "upload-checksum".into(),
+        format!("sha256 {}", STANDARD.encode(digest)),
+    )
+}
+
 /// `Upload-Metadata`: `key base64(value)` pairs separated by commas.
 pub fn encode_metadata(pairs: &[(String, String)]) -> String {
-    use base64::Engine as _;
     pairs
         .iter()
         .map(|(k, v)| {
             if v.is_empty() {
                 k.clone()
             } else {
-                format!(
-                    "{k} {}",
-                    base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
-                )
+                format!("{k} {}", STANDARD.encode(v.as_bytes()))
             }
         })
         .collect::<Vec<_>>()
@@ -310,6 +566,9 @@ mod tests {
             metadata: vec![("filename".into(), "a.bin".into())],
             content_type: "application/octet-stream".into(),
             chunk_size: 40,
+            chunk_sha256: ChunkDigests::new(),
+            checksum: None,
+            discarded: false,
         }
     }
 
@@ -398,7 +657,17 @@ mod tests {
             (p, resp(409, None, None), Next::Probe),
             (p, resp(410, None, None), Next::Recreate),
             (p, resp(429, None, None), Next::Retry { status: 429 }),
-            (p, resp(460, None, None), Next::Fail(TaskError::http(460))),
+            (p, resp(460, None, None), Next::Resend { status: 460 }),
+            (
+                Step::Whole,
+                resp(460, None, None),
+                Next::Fail(TaskError::http(460)),
+            ),
+            (
+                Step::Create,
+                resp(460, None, None),
+                Next::Fail(TaskError::http(460)),
+            ),
             (Step::Whole, resp(201, None, None), Next::Done),
             (
                 Step::Whole,
@@ -481,5 +750,172 @@ mod tests {
         ] {
             assert_eq!(terminated(status), want, "{status:?}");
         }
+    }
+
+    fn sha(data: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(data).into()
+    }
+
+    #[test]
+    fn a_copy_is_chunked_and_ranges_name_the_chunks_that_hold_them() {
+        const C: u64 = COPY_CHUNK;
+        assert_eq!(copy_chunks(0), 0);
+        assert_eq!(copy_chunks(1), 1);
+        assert_eq!(copy_chunks(C), 1);
+        assert_eq!(copy_chunks(C + 1), 2);
+        assert_eq!(copy_chunk_len(0, C + 5), C);
+        assert_eq!(copy_chunk_len(C, C + 5), 5);
+        assert_eq!(copy_chunk_len(2 * C, C + 5), 0);
+        let size = 3 * C + 100;
+        for (from, to, want) in [
+            (0, 0, (0, 0)),
+            (0, 1, (0, C)),
+            (0, C, (0, C)),
+            (0, C + 1, (0, 2 * C)),
+            (C - 1, C + 1, (0, 2 * C)),
+            (C, 2 * C, (C, 2 * C)),
+            (C + 7, 3 * C + 100, (C, 3 * C + 100)),
+            (3 * C + 100, 3 * C + 100, (3 * C, 3 * C + 100)),
+            (2 * C, 2 * C, (2 * C, 2 * C)),
+        ] {
+            assert_eq!(covering_chunks(from, to, size), want, "{from}..{to}");
+        }
+    }
+
+    #[test]
+    fn a_stored_chunk_must_match_its_digest_length_and_place() {
+        let size = COPY_CHUNK + 3;
+        let (a, b) = (vec![7u8; COPY_CHUNK as usize], vec![1u8, 2, 3]);
+        let mut d = ChunkDigests::new();
+        d.push(sha(&a));
+        d.push(sha(&b));
+        assert!(d.check(size, 0, COPY_CHUNK, &sha(&a)).is_ok());
+        assert!(d.check(size, COPY_CHUNK, 3, &sha(&b)).is_ok());
+        let bad = [
+            // Other bytes (WebKit's: the first chunk's bytes where the second's were).
+            d.check(size, COPY_CHUNK, 3, &sha(&a[..3])),
+            // The right bytes in the wrong place.
+            d.check(size, 0, COPY_CHUNK, &sha(&b)),
+            // A record that reads longer than it was written (WebKit's `arrayBuffer()`
+            // of a stored slice gives the whole source).
+            d.check(size, 0, size, &sha(&a)),
+            d.check(size, 5, COPY_CHUNK, &sha(&a)),
+            d.check(size, 2 * COPY_CHUNK, 3, &sha(&b)),
+            // Digests of another size.
+            d.check(3 * COPY_CHUNK, 0, COPY_CHUNK, &sha(&a)),
+        ];
+        for (i, r) in bad.into_iter().enumerate() {
+            let e = r.unwrap_err();
+            assert_eq!(e.code, ErrorCode::Integrity, "case {i}");
+            assert!(e.message.contains("discarded"), "case {i}: {}", e.message);
+        }
+        // A record from before digests were taken: nothing to check against.
+        assert!(ChunkDigests::new().check(size, 0, 1, &sha(b"x")).is_ok());
+        // Whatever the digests, a record must read as long as it says it is.
+        assert!(check_read_len(0, COPY_CHUNK, COPY_CHUNK).is_ok());
+        let e = check_read_len(COPY_CHUNK, COPY_CHUNK, 24 * COPY_CHUNK).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Integrity);
+        assert!(e.message.contains("reads as 25165824"), "{}", e.message);
+    }
+
+    #[test]
+    fn digests_and_new_fields_round_trip_and_older_records_still_load() {
+        let mut i = info();
+        i.chunk_sha256.push(sha(b"a"));
+        i.chunk_sha256.push(sha(b"b"));
+        i.checksum = Some(true);
+        i.discarded = true;
+        let json = serde_json::to_string(&i).unwrap();
+        assert!(json.contains("\"chunk_sha256\":\""), "one string: {json}");
+        assert_eq!(serde_json::from_str::<UploadInfo>(&json).unwrap(), i);
+        // An older record: none of the new fields.
+        let old = r#"{"protocol":"tus","size":100,"location":null,"metadata":[],"content_type":"x","chunk_size":40}"#;
+        let o: UploadInfo = serde_json::from_str(old).unwrap();
+        assert!(o.chunk_sha256.is_empty());
+        assert_eq!((o.checksum, o.discarded), (None, false));
+        // And a new record without them writes none of them.
+        let plain = serde_json::to_string(&info()).unwrap();
+        for k in ["chunk_sha256", "checksum", "discarded"] {
+            assert!(!plain.contains(k), "{plain}");
+        }
+        for bad in ["\"not base64!\"", "\"YWJj\""] {
+            let j = old.replace(
+                "\"chunk_size\":40",
+                &format!("\"chunk_size\":40,\"chunk_sha256\":{bad}"),
+            );
+            assert!(serde_json::from_str::<UploadInfo>(&j).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_checksum_extension_is_read_from_the_servers_headers() {
+        assert!(offers_sha256(
+            Some("creation,termination,checksum"),
+            Some("md5,sha1, SHA256")
+        ));
+        assert!(offers_sha256(Some(" Checksum "), Some("sha256")));
+        for (ext, alg) in [
+            (None, Some("sha256")),
+            (Some("checksum"), None),
+            (Some("creation,termination"), Some("sha256")),
+            (Some("checksum-trailer"), Some("sha256")),
+            (Some("checksum"), Some("sha1,md5")),
+            (Some("checksum"), Some("sha2566")),
+        ] {
+            assert!(!offers_sha256(ext, alg), "{ext:?} {alg:?}");
+        }
+        let yes = Some((204, Some("checksum"), Some("sha256")));
+        assert_eq!(capabilities(yes, false), Some(true));
+        assert_eq!(
+            capabilities(Some((200, Some("creation"), None)), false),
+            Some(false)
+        );
+        // No OPTIONS route (or no right to it): not offered, for good.
+        for s in [404, 405, 403, 401] {
+            assert_eq!(capabilities(Some((s, None, None)), false), Some(false));
+        }
+        // No answer, or a transient one: asked again, unless the next request was
+        // answered (then OPTIONS alone fails there).
+        for a in [None, Some((503, None, None)), Some((429, None, None))] {
+            assert_eq!(capabilities(a, false), None, "{a:?}");
+            assert_eq!(capabilities(a, true), Some(false), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn capabilities_are_asked_once_and_the_checksum_goes_on_patches_only() {
+        let mut i = info();
+        let patch = Step::Patch { from: 0, to: 40 };
+        assert!(asks_capabilities(Step::Create, &i));
+        assert!(asks_capabilities(patch, &i), "an upload created earlier");
+        assert!(!asks_capabilities(Step::Probe, &i));
+        assert!(!sends_checksum(patch, &i));
+        i.checksum = Some(true);
+        assert!(!asks_capabilities(Step::Create, &i));
+        assert!(sends_checksum(patch, &i));
+        assert!(!sends_checksum(Step::Create, &i));
+        assert!(!sends_checksum(Step::Probe, &i));
+        i.checksum = Some(false);
+        assert!(!sends_checksum(patch, &i));
+        let mut put = info();
+        put.protocol = UploadProtocol::Put;
+        assert!(!asks_capabilities(Step::Whole, &put));
+        put.checksum = Some(true);
+        assert!(!sends_checksum(Step::Whole, &put));
+        let mut h = tus_headers(Step::Create, &info());
+        h.insert(0, ("authorization".into(), "Bearer x".into()));
+        h.push(("X-App".into(), "1".into()));
+        assert_eq!(
+            options_headers(&h),
+            vec![
+                ("authorization".to_string(), "Bearer x".to_string()),
+                ("X-App".to_string(), "1".to_string())
+            ]
+        );
+        // The SHA-256 of "hello world" (as `sha256sum | xxd -r -p | base64` gives it).
+        let (k, v) = checksum_header(&sha(b"hello world"));
+        assert_eq!(k, "upload-checksum");
+        assert_eq!(v, "sha256 uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=");
     }
 }

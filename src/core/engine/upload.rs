@@ -3,7 +3,10 @@
 //!
 //! An upload's `bytes_received` is the server's offset: what it acknowledged. It only
 //! moves on a server's answer, never because a request was sent. Its stored copy is
-//! freed when the upload completes or is canceled.
+//! freed when the upload completes or is canceled, and when the shell finds it no
+//! longer matches the digests taken as it was copied in
+//! ([`Engine::handle_upload_corrupt`]): the task then fails with `integrity`, and a
+//! `resume` fails it again at once (the source is the page's; nothing can mend it).
 
 use super::{Engine, EventKind, Output, TaskState};
 use crate::core::error::{ErrorCode, TaskError};
@@ -58,6 +61,17 @@ impl Engine {
         let Some(info) = s.rec.upload.clone() else {
             return;
         };
+        if info.discarded {
+            let err = TaskError::new(
+                ErrorCode::Integrity,
+                "this upload's stored copy was damaged and discarded; upload the file again",
+            );
+            self.set_state(id, TaskState::Failed, now, |r| {
+                r.error = Some(err);
+                r.retry_at = None;
+            });
+            return;
+        }
         let step = match info.protocol {
             UploadProtocol::Tus => {
                 rules::next_tus_step(&info, s.offset_known, s.rec.bytes_received)
@@ -165,9 +179,11 @@ impl Engine {
                 self.schedule(now);
             }
             Next::Recreate => {
-                // The server forgot the upload: a new one, from byte 0.
+                // The server forgot the upload: a new one, from byte 0 (and what the
+                // server offers is asked again: it may be another one).
                 if let Some(info) = s.rec.upload.as_mut() {
                     info.location = None;
+                    info.checksum = None;
                 }
                 s.rec.bytes_received = 0;
                 s.offset_known = false;
@@ -199,8 +215,65 @@ impl Engine {
                     .and_then(|v| retry_after_ms(v, now));
                 self.retry_or_fail(id, TaskError::http(status), after, now);
             }
+            Next::Resend { status } => {
+                // The server kept none of the damaged bytes: its offset stands.
+                s.offset_known = true;
+                let err = TaskError::new(
+                    ErrorCode::HttpStatus,
+                    format!(
+                        "the server received damaged bytes (HTTP {status}: they did not match their Upload-Checksum); sending them again"
+                    ),
+                );
+                let err = TaskError {
+                    status: Some(status),
+                    ..err
+                };
+                self.retry_or_fail(id, err, None, now);
+            }
             Next::Fail(e) => self.fail(id, e, now),
         }
+    }
+
+    /// Request `gen` of upload `id` found, before sending a byte, that the stored
+    /// copy no longer matches its digests (`err`, `integrity`): the task fails and
+    /// the copy is freed. Never retried: the copy cannot come back, and nothing
+    /// wrong was sent.
+    pub fn handle_upload_corrupt(&mut self, id: &TaskId, gen: u64, err: TaskError, now: f64) {
+        let Some(s) = self.current(id, gen) else {
+            return;
+        };
+        if let Some(info) = s.rec.upload.as_mut() {
+            info.discarded = true;
+        }
+        self.change(
+            id,
+            TaskState::Failed,
+            now,
+            |r| {
+                r.error = Some(err);
+                r.retry_at = None;
+            },
+            true,
+        );
+        self.schedule(now);
+    }
+
+    /// The shell learnt, while sending request `gen` of upload `id`, whether its tus
+    /// server offers the checksum extension with `sha256`
+    /// ([`rules::capabilities`]): kept (and stored) for the rest of the upload.
+    pub fn set_upload_checksum(&mut self, id: &TaskId, gen: u64, offered: bool) {
+        let Some(s) = self.current(id, gen) else {
+            return;
+        };
+        let Some(info) = s.rec.upload.as_mut() else {
+            return;
+        };
+        if info.checksum == Some(offered) {
+            return;
+        }
+        info.checksum = Some(offered);
+        let rec = s.rec.clone();
+        self.out.push_back(Output::Persist(rec));
     }
 
     /// A canceled tus upload that was created is deleted on its server.

@@ -3,7 +3,7 @@
 
 use super::tests_support::*;
 use super::*;
-use crate::core::upload::{Step, UploadInfo, UploadProtocol, UploadResponse};
+use crate::core::upload::{Step, UploadInfo, UploadProtocol, UploadResponse, CHECKSUM_MISMATCH};
 use std::collections::HashMap;
 
 /// A tus server in memory.
@@ -135,6 +135,9 @@ fn upload_rec(id: &str, protocol: UploadProtocol, size: u64, chunk: u64) -> Task
             metadata: vec![("filename".into(), "f".into())],
             content_type: "application/octet-stream".into(),
             chunk_size: chunk,
+            chunk_sha256: Default::default(),
+            checksum: None,
+            discarded: false,
         },
     )
 }
@@ -401,4 +404,177 @@ fn any_upload_fault_sequence_ends_intact_or_typed() {
         }
     }
     assert!(completed > 250, "only {completed} of 300 completed");
+}
+
+/// Serve every pending send with `fault` (as [`serve_all`]), returning the steps sent.
+fn serve_steps(
+    sim: &mut Sim,
+    tus: &mut Tus,
+    source: &[u8],
+    mut fault: impl FnMut(Step) -> UpFault,
+) -> Vec<Step> {
+    let mut steps = vec![];
+    sim.drain();
+    while let Some(r) = sim.sends.pop() {
+        steps.push(r.step);
+        sim.now += 10.0;
+        match tus.serve(&r, source, fault(r.step)) {
+            Some(resp) => sim
+                .e
+                .handle_upload_response(&r.task, r.gen, r.step, &resp, sim.now),
+            None => {
+                let err = TaskError::new(ErrorCode::Network, "broken");
+                sim.e.handle_failure(&r.task, r.gen, err, true, sim.now);
+            }
+        }
+        sim.drain();
+        sim.wait();
+        sim.drain();
+    }
+    steps
+}
+
+#[test]
+fn a_checksum_mismatch_sends_the_same_bytes_again_from_the_same_offset() {
+    let (mut sim, mut tus, src) = (Sim::new(), Tus::default(), source(10_000));
+    sim.e
+        .add(upload_rec("u", UploadProtocol::Tus, 10_000, 4_000), sim.now);
+    let mut patches = 0;
+    let steps = serve_steps(&mut sim, &mut tus, &src, |step| {
+        if matches!(step, Step::Patch { .. }) {
+            patches += 1;
+            if patches == 2 {
+                // The server checked the body against its Upload-Checksum, kept
+                // nothing and answered 460.
+                return UpFault::Status(CHECKSUM_MISMATCH);
+            }
+        }
+        UpFault::None
+    });
+    let again = Step::Patch {
+        from: 4_000,
+        to: 8_000,
+    };
+    assert_eq!(
+        steps,
+        vec![
+            Step::Create,
+            Step::Patch { from: 0, to: 4_000 },
+            again,
+            again,
+            Step::Patch {
+                from: 8_000,
+                to: 10_000
+            }
+        ],
+        "the same bytes again, with no HEAD: the server kept none of them"
+    );
+    assert_eq!(sim.state("u"), TaskState::Completed);
+    assert_eq!(only_upload(&tus), src);
+}
+
+#[test]
+fn a_server_that_always_answers_460_fails_typed_once_the_policy_gives_up() {
+    let (mut sim, mut tus, src) = (Sim::new(), Tus::default(), source(5_000));
+    sim.e
+        .add(upload_rec("u", UploadProtocol::Tus, 5_000, 5_000), sim.now);
+    let steps = serve_steps(&mut sim, &mut tus, &src, |step| match step {
+        Step::Patch { .. } => UpFault::Status(CHECKSUM_MISMATCH),
+        _ => UpFault::None,
+    });
+    let s = sim.e.get(&sid(), &id("u")).unwrap();
+    assert_eq!(s.state, TaskState::Failed);
+    let e = s.error.unwrap();
+    assert_eq!((e.code, e.status), (ErrorCode::HttpStatus, Some(460)));
+    let patches = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Patch { .. }))
+        .count();
+    assert!(patches > 1, "retried: {steps:?}");
+}
+
+#[test]
+fn a_damaged_copy_fails_the_upload_frees_it_and_a_resume_fails_at_once() {
+    let (mut sim, mut tus, src) = (Sim::new(), Tus::default(), source(9_000));
+    sim.e
+        .add(upload_rec("u", UploadProtocol::Tus, 9_000, 3_000), sim.now);
+    sim.drain();
+    let create = sim.sends.pop().unwrap();
+    let resp = tus.serve(&create, &src, UpFault::None).unwrap();
+    sim.e
+        .handle_upload_response(&create.task, create.gen, create.step, &resp, sim.now);
+    sim.drain();
+    let patch = sim.sends.pop().unwrap();
+    assert!(matches!(patch.step, Step::Patch { .. }));
+    // The shell's stored copy, as the simulation keeps bytes.
+    sim.chunks
+        .entry(id("u"))
+        .or_default()
+        .insert(0, src.clone());
+    let damaged = TaskError::new(ErrorCode::Integrity, "the copy changed");
+    // A stale request's finding changes nothing.
+    sim.e
+        .handle_upload_corrupt(&id("u"), patch.gen - 1, damaged.clone(), sim.now);
+    sim.drain();
+    assert_eq!(sim.state("u"), TaskState::Running);
+    sim.e
+        .handle_upload_corrupt(&id("u"), patch.gen, damaged, sim.now);
+    sim.drain();
+    let s = sim.e.get(&sid(), &id("u")).unwrap();
+    assert_eq!(s.state, TaskState::Failed);
+    assert_eq!(s.error.unwrap().code, ErrorCode::Integrity);
+    assert!(!sim.chunks.contains_key(&id("u")), "the copy is freed");
+    let saved = &sim.persisted[&id("u")];
+    assert!(
+        saved.upload.as_ref().unwrap().discarded,
+        "and that is stored"
+    );
+    // A resume (in this worker life or after a restart) fails again at once, typed,
+    // without a request.
+    for restarted in [false, true] {
+        if restarted {
+            let saved = sim.persisted[&id("u")].clone();
+            sim = Sim::new();
+            sim.e.restore(saved);
+        }
+        sim.e.resume(&sid(), &id("u"), sim.now).unwrap();
+        sim.drain();
+        assert!(sim.sends.is_empty(), "nothing is sent");
+        let s = sim.e.get(&sid(), &id("u")).unwrap();
+        assert_eq!(s.state, TaskState::Failed);
+        assert_eq!(s.error.unwrap().code, ErrorCode::Integrity);
+    }
+}
+
+#[test]
+fn what_the_server_offers_is_kept_with_the_record_until_it_forgets_the_upload() {
+    let (mut sim, mut tus, src) = (Sim::new(), Tus::default(), source(6_000));
+    sim.e
+        .add(upload_rec("u", UploadProtocol::Tus, 6_000, 3_000), sim.now);
+    sim.drain();
+    let create = sim.sends.pop().unwrap();
+    sim.e.set_upload_checksum(&id("u"), create.gen - 1, true);
+    sim.drain();
+    let info = |sim: &Sim| sim.e.record(&id("u")).unwrap().upload.clone().unwrap();
+    assert_eq!(info(&sim).checksum, None, "a stale request changes nothing");
+    sim.e.set_upload_checksum(&id("u"), create.gen, true);
+    sim.drain();
+    assert_eq!(info(&sim).checksum, Some(true));
+    assert_eq!(
+        sim.persisted[&id("u")].upload.as_ref().unwrap().checksum,
+        Some(true),
+        "stored"
+    );
+    let resp = tus.serve(&create, &src, UpFault::None).unwrap();
+    sim.e
+        .handle_upload_response(&create.task, create.gen, create.step, &resp, sim.now);
+    sim.drain();
+    let patch = sim.sends.pop().unwrap();
+    // The server forgot the upload: a new one is created, and asked again.
+    let resp = tus.serve(&patch, &src, UpFault::Forget).unwrap();
+    sim.e
+        .handle_upload_response(&patch.task, patch.gen, patch.step, &resp, sim.now);
+    assert_eq!(info(&sim).checksum, None);
+    serve_all(&mut sim, &mut tus, &src, || UpFault::None);
+    assert_eq!(sim.state("u"), TaskState::Completed);
 }
