@@ -4,11 +4,17 @@
 //
 //   node tools/tus-server.mjs            # the demo's: TUS_PORT (default 1080), files in target/tus-uploads
 //
-// As a module: `startTusServer({ dir, port })` → { endpoint, dir, log, faults, sha256(id), close() }
-//   log:    every request: { method, path, uploadOffset, authorization, status, t }
+// As a module: `startTusServer({ dir, port, checksum })` → { endpoint, dir, log, faults, sha256(id), close() }
+//   log:    every request: { method, path, uploadOffset, authorization, checksum, status, t }
 //   faults: { patchDelayMs: n }      wait before handling each PATCH (a slow link)
 //           { conflictNext: n }      answer the next n PATCHes 409 without storing anything
+//           { mismatchNext: n }      with `checksum`: answer the next n PATCHes 460, as if
+//                                    their bodies had been damaged on the way
 //           { forget(id) }           delete an upload, as a server that lost it
+//   checksum: true                   offer the checksum extension (sha256), which @tus/server
+//                                    does not: OPTIONS says so, and each PATCH's
+//                                    Upload-Checksum is checked against its body (460 if it
+//                                    differs or is missing) before @tus/server, behind, gets it
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -20,18 +26,57 @@ import { FileStore } from '@tus/file-store';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function startTusServer({ dir, port = 0 } = {}) {
+/** The answer of a server that offers checksums to an OPTIONS request. */
+function checksumOptions(req, res) {
+  res.writeHead(204, {
+    'Access-Control-Allow-Origin': req.headers.origin ?? '*',
+    'Access-Control-Allow-Methods': 'POST, HEAD, PATCH, OPTIONS, DELETE',
+    'Access-Control-Allow-Headers': 'Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, Upload-Checksum',
+    'Access-Control-Expose-Headers': 'Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Extension, Tus-Checksum-Algorithm',
+    'Tus-Resumable': '1.0.0',
+    'Tus-Version': '1.0.0',
+    'Tus-Extension': 'creation,termination,checksum',
+    'Tus-Checksum-Algorithm': 'sha1,sha256',
+  });
+  res.end();
+}
+
+export async function startTusServer({ dir, port = 0, checksum = false } = {}) {
   await mkdir(dir, { recursive: true });
   const datastore = new FileStore({ directory: dir });
   const tus = new Server({ path: '/files', datastore });
   const log = [];
-  const faults = { patchDelayMs: 0, conflictNext: 0 };
+  const faults = { patchDelayMs: 0, conflictNext: 0, mismatchNext: 0 };
+  // With `checksum`, @tus/server listens on a port of its own, behind this one.
+  const inner = checksum ? http.createServer((req, res) => {
+    tus.handle(req, res).catch(() => { if (!res.headersSent) { res.statusCode = 500; res.end(); } });
+  }) : null;
+  if (inner) await new Promise((resolve) => inner.listen(0, '127.0.0.1', resolve));
+  /** With `checksum`: check a PATCH's body against its Upload-Checksum; the body to hand on, or null once answered 460. */
+  const checked = async (req, res, entry) => {
+    const parts = [];
+    for await (const c of req) parts.push(c);
+    const body = Buffer.concat(parts);
+    const [alg, digest] = (req.headers['upload-checksum'] ?? '').split(' ');
+    entry.checksumMatched = alg === 'sha256' && createHash('sha256').update(body).digest('base64') === digest;
+    if (entry.checksumMatched && faults.mismatchNext <= 0) return body;
+    if (entry.checksumMatched) faults.mismatchNext -= 1;
+    res.writeHead(460, {
+      'Access-Control-Allow-Origin': req.headers.origin ?? '*',
+      'Access-Control-Expose-Headers': 'Upload-Offset, Location, Tus-Resumable',
+      'Tus-Resumable': '1.0.0',
+      'Content-Length': '0',
+    });
+    res.end();
+    return null;
+  };
   const server = http.createServer(async (req, res) => {
     const entry = {
       method: req.method,
       path: req.url,
       uploadOffset: req.headers['upload-offset'] ?? null,
       authorization: req.headers.authorization ?? null,
+      checksum: req.headers['upload-checksum'] ?? null,
       status: 0,
       t: Date.now(),
     };
@@ -53,6 +98,27 @@ export async function startTusServer({ dir, port = 0 } = {}) {
         return;
       }
       if (faults.patchDelayMs > 0) await sleep(faults.patchDelayMs);
+    }
+    if (checksum && req.method === 'OPTIONS') {
+      // The capability request, and every preflight (Upload-Checksum must be allowed).
+      checksumOptions(req, res);
+      return;
+    }
+    if (inner) {
+      // @tus/server, behind, gets the request with the bytes that were checked.
+      const body = req.method === 'PATCH' ? await checked(req, res, entry) : null;
+      if (req.method === 'PATCH' && !body) return;
+      const headers = { ...req.headers };
+      delete headers['upload-checksum'];
+      if (body) headers['content-length'] = String(body.length);
+      const fwd = http.request({ host: '127.0.0.1', port: inner.address().port, method: req.method, path: req.url, headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      fwd.on('error', () => { if (!res.headersSent) { res.statusCode = 502; res.end(); } });
+      if (body) fwd.end(body);
+      else req.pipe(fwd);
+      return;
     }
     tus.handle(req, res).catch(() => { if (!res.headersSent) { res.statusCode = 500; res.end(); } });
   });
@@ -83,6 +149,8 @@ export async function startTusServer({ dir, port = 0 } = {}) {
       return ids;
     },
     close() {
+      inner?.closeAllConnections?.();
+      inner?.close();
       server.closeAllConnections?.();
       return new Promise((r) => server.close(() => r()));
     },

@@ -243,3 +243,45 @@ test('Firefox: a tus upload completes', { timeout: 120_000 }, async () => {
     await ff.dispose();
   }
 });
+
+test('a tus server that offers checksums gets Upload-Checksum on every PATCH; a 460 is sent again', { timeout: 120_000 }, async () => {
+  const sums = await h.startTus({ checksum: true });
+  try {
+    await h.inChromium(server.origin, '', async (page) => {
+      const file = h.uniquePath('up-checksum');
+      await h.makeBody(page, 'k', file, '6M');
+      sums.faults.mismatchNext = 1;
+      // 1.5 MiB PATCHes: each body spans stored chunks.
+      const snap = await h.upload(page, sums.endpoint, 'k', { chunkSize: 1.5 * h.MiB });
+      await h.waitTask(page, snap.id, (s) => s.state === 'completed', { what: 'completion' });
+      const [id] = sums.created();
+      const patches = sums.log.filter((e) => e.method === 'PATCH');
+      const fmtP = JSON.stringify(patches.map(({ uploadOffset, checksum, checksumMatched, status }) => ({ uploadOffset, checksum, checksumMatched, status })));
+      assert.ok(patches.length >= 5, `four PATCHes and the one sent again: ${fmtP}`);
+      assert.ok(patches.every((e) => /^sha256 [A-Za-z0-9+/]{43}=$/.test(e.checksum ?? '') && e.checksumMatched), `every PATCH carried its body's SHA-256: ${fmtP}`);
+      assert.equal(patches[0].status, 460, fmtP);
+      assert.equal(patches[1].uploadOffset, patches[0].uploadOffset, `the refused PATCH was sent again from the same offset: ${fmtP}`);
+      const options = sums.log.filter((e) => e.method === 'OPTIONS' && e.path === '/files');
+      assert.ok(options.length >= 1, 'the extensions were asked for');
+      const got = await sums.sha256(id);
+      const want = await h.sourceSha(server.origin, file, '6M');
+      assert.deepEqual(got, want, 'the server stored the source\'s bytes');
+    });
+  } finally {
+    await sums.stop();
+  }
+});
+
+test('a tus server without the checksum extension gets no Upload-Checksum', { timeout: 90_000 }, async () => {
+  await h.inChromium(server.origin, '', async (page) => {
+    const file = h.uniquePath('up-no-checksum');
+    await h.makeBody(page, 'n', file, '2M');
+    const n = tus.created().length;
+    const snap = await h.upload(page, tus.endpoint, 'n', { chunkSize: h.MiB });
+    await h.waitTask(page, snap.id, (s) => s.state === 'completed', { what: 'completion' });
+    const [id] = createdSince(n);
+    const patches = requestsFor(id).filter((e) => e.method === 'PATCH');
+    assert.ok(patches.length >= 2 && patches.every((e) => e.checksum === null), fmt(patches));
+    await assertServerBytes(id, file, '2M');
+  });
+});

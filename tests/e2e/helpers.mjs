@@ -522,10 +522,10 @@ export function servedEnd(entries) {
  * Start a tus server (tools/tus-server.mjs: npm @tus/server + @tus/file-store) on a
  * free port with its files in a fresh temp dir; `stop()` also removes the dir.
  */
-export async function startTus() {
+export async function startTus({ checksum = false } = {}) {
   const { startTusServer } = await import('../../tools/tus-server.mjs');
   const dir = await tempProfile('tus');
-  const tus = await startTusServer({ dir });
+  const tus = await startTusServer({ dir, checksum });
   return { ...tus, async stop() { await tus.close(); await removeDir(dir); } };
 }
 
