@@ -8,7 +8,7 @@
 //!
 //! ## Layers
 //!
-//! - [`core`]: pure Rust, sans-IO. Task states, HTTP resume rules, retry and backoff,
+//! - [`core`] (the crate `longhaul-core`, `crates/core`): pure Rust, sans-IO. Task states, HTTP resume rules, retry and backoff,
 //!   scheduling and input validation. No clock reads, no I/O; tested natively.
 //! - `store` (wasm only): IndexedDB schema and transactions.
 //! - `net` (wasm only): `fetch`, body streaming, abort.
@@ -31,7 +31,8 @@
 // A build of one side leaves the other side's helpers in `store` and `js` unused.
 #![cfg_attr(not(all(feature = "page", feature = "worker")), allow(dead_code))]
 
-pub mod core;
+/// The pure core (the `longhaul-core` crate of this workspace, `crates/core`).
+pub use longhaul_core as core;
 
 #[cfg(all(target_arch = "wasm32", feature = "page"))]
 mod client;

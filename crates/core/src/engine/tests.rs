@@ -3,10 +3,10 @@
 
 use super::resume_data::ResumeData;
 use super::*;
-use crate::core::config::SessionConfig;
-use crate::core::integrity::Integrity;
-use crate::core::task::WaitReason;
-use crate::core::validate::{HeaderList, HttpUrl};
+use crate::config::SessionConfig;
+use crate::integrity::Integrity;
+use crate::task::WaitReason;
+use crate::validate::{HeaderList, HttpUrl};
 use std::collections::{BTreeMap, HashMap};
 
 const CHUNK: usize = 1000;
@@ -1694,8 +1694,8 @@ fn invalidate_and_cancel_forgets_every_task_and_byte() {
     );
 }
 
-fn report(save: bool, kind: &str, eff: &str) -> crate::core::network::NetworkReport {
-    crate::core::network::NetworkReport {
+fn report(save: bool, kind: &str, eff: &str) -> crate::network::NetworkReport {
+    crate::network::NetworkReport {
         save_data: Some(save),
         kind: Some(kind.into()),
         effective_type: Some(eff.into()),

@@ -8,23 +8,23 @@
 //!   `maxConnectionsPerHost` requests in flight to their host; the others wait with
 //!   `connection-limit` and start as requests end.
 //! - A session's network policy holds its tasks back while pages report a network
-//!   it does not want (see [`crate::core::network`]): `discretionary`,
+//!   it does not want (see [`crate::network`]): `discretionary`,
 //!   `expensive-network`, `constrained-network`; a new report re-decides. Requests
 //!   already running are left to finish.
 //! - A task not finished `resourceTimeout` after it was created fails with
 //!   `timeout`; a paused one is left alone.
 
 use super::{Engine, TaskState, WaitReason};
-use crate::core::config::{DEFAULT_CONNECTIONS_PER_HOST, DEFAULT_RESOURCE_TIMEOUT};
-use crate::core::error::{ErrorCode, TaskError};
-use crate::core::task::TaskId;
-use crate::core::validate::SessionId;
+use crate::config::{DEFAULT_CONNECTIONS_PER_HOST, DEFAULT_RESOURCE_TIMEOUT};
+use crate::error::{ErrorCode, TaskError};
+use crate::task::TaskId;
+use crate::validate::SessionId;
 
 impl Engine {
     /// Start what may start now; see the module docs.
     ///
     /// Its cost does not grow with the tasks it leaves alone (see
-    /// [`super::index`]): per (session, host) group it walks the candidates in start
+    /// `engine::index`): per (session, host) group it walks the candidates in start
     /// order only while the group has free connections, and then marks the tasks
     /// that became candidates since the last call. A group whose network hold
     /// changed (a new report, a new configuration) is walked whole, once.
@@ -88,7 +88,7 @@ impl Engine {
     }
 
     /// A new report of the network from a page: re-decide what waits for it.
-    pub fn set_network_report(&mut self, report: crate::core::network::NetworkReport, now: f64) {
+    pub fn set_network_report(&mut self, report: crate::network::NetworkReport, now: f64) {
         self.network = Some(report);
         self.schedule(now);
     }

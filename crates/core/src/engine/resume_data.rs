@@ -14,9 +14,9 @@
 //! budget until the task is resumed or removed; `remove` frees them.
 
 use super::{Engine, TaskState};
-use crate::core::error::{ErrorCode, TaskError};
-use crate::core::task::{TaskId, TaskKind, TaskSnapshot};
-use crate::core::validate::SessionId;
+use crate::error::{ErrorCode, TaskError};
+use crate::task::{TaskId, TaskKind, TaskSnapshot};
+use crate::validate::SessionId;
 use serde::{Deserialize, Serialize};
 
 /// The version of the resume data format.

@@ -311,7 +311,7 @@ pub struct TaskSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::validate::{HeaderList, HttpUrl};
+    use crate::validate::{HeaderList, HttpUrl};
 
     #[test]
     fn a_list_of_snapshots_is_the_json_pages_are_documented_to_get() {

@@ -32,8 +32,8 @@
 //! the three ordered sets cost one instance of the B-tree code in the wasm.
 
 use super::Slot;
-use crate::core::task::{TaskId, TaskRecord, TaskState, WaitReason};
-use crate::core::validate::SessionId;
+use crate::task::{TaskId, TaskRecord, TaskState, WaitReason};
+use crate::validate::SessionId;
 use std::collections::btree_map::{BTreeMap, Values};
 use std::collections::BTreeSet;
 use std::ops::Bound;

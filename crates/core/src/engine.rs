@@ -126,7 +126,7 @@ pub enum Output {
     ForgetSession(SessionId),
     /// Delete a tus upload on its server (a canceled upload's termination); best
     /// effort: a few attempts within this worker life
-    /// ([`crate::core::upload::TERMINATE_ATTEMPTS`]), none after it.
+    /// ([`crate::upload::TERMINATE_ATTEMPTS`]), none after it.
     Terminate {
         /// The task.
         task: TaskId,
@@ -217,7 +217,7 @@ pub struct Engine {
     /// Sessions invalidated by `finishTasksAndInvalidate`: they take no new task.
     invalidated: Vec<SessionId>,
     /// What pages last reported of `navigator.connection` (`None`: nothing yet).
-    network: Option<crate::core::network::NetworkReport>,
+    network: Option<crate::network::NetworkReport>,
     /// What the browser last said about the network.
     online: bool,
     out: VecDeque<Output>,

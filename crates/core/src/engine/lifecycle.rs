@@ -12,9 +12,9 @@
 //!   page opening the session later receives it once.
 
 use super::{Engine, Output};
-use crate::core::error::{ErrorCode, TaskError};
-use crate::core::task::TaskId;
-use crate::core::validate::SessionId;
+use crate::error::{ErrorCode, TaskError};
+use crate::task::TaskId;
+use crate::validate::SessionId;
 
 impl Engine {
     /// Whether `session` shows notifications when tasks end with no page open.

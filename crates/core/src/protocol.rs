@@ -77,7 +77,7 @@ pub struct RawCommand {
     /// Cancel every task too, for `invalidate`.
     pub cancel: Option<bool>,
     /// What `navigator.connection` says, for `network`.
-    pub connection: Option<crate::core::network::NetworkReport>,
+    pub connection: Option<crate::network::NetworkReport>,
     /// Refuse to create the session, for `open`.
     pub must_exist: Option<bool>,
     /// For `blob`: answer the stored pieces for the page to compose, not one Blob.
@@ -111,7 +111,7 @@ pub enum Command {
     /// A page's `online`/`offline` event.
     Network(bool),
     /// A page's report of `navigator.connection`.
-    Connection(crate::core::network::NetworkReport),
+    Connection(crate::network::NetworkReport),
     /// List the session's tasks.
     Tasks,
     /// One task.
@@ -364,7 +364,7 @@ impl RawCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ErrorCode;
+    use crate::ErrorCode;
 
     fn raw(op: &str) -> RawCommand {
         RawCommand {
@@ -444,7 +444,7 @@ mod tests {
             }
             assert_eq!(
                 b.validate().unwrap_err().code,
-                crate::core::ErrorCode::InvalidInput,
+                crate::ErrorCode::InvalidInput,
                 "{field} {bad}"
             );
         }
@@ -499,7 +499,7 @@ mod tests {
         o.config = Some(SessionConfig::default());
         assert!(o.clone().validate().is_ok());
         o.config = Some(SessionConfig {
-            retry: crate::core::retry::RetryPolicy {
+            retry: crate::retry::RetryPolicy {
                 jitter: 2.0,
                 ..Default::default()
             },
@@ -572,7 +572,7 @@ mod tests {
         d.integrity = Some("sha256-nope".into());
         assert_eq!(
             d.validate().unwrap_err().code,
-            crate::core::ErrorCode::InvalidInput
+            crate::ErrorCode::InvalidInput
         );
     }
 }

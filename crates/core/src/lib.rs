@@ -12,6 +12,12 @@
 //! Input from pages is parsed once at the edge ([`validate`]) into types that cannot
 //! hold invalid values ([`validate::SessionId`], [`validate::HttpUrl`],
 //! [`validate::HeaderList`]).
+//!
+//! A crate of its own, with no wasm-bindgen, web-sys or js-sys among its
+//! dependencies, so that the compiler keeps it pure; the `longhaul` crate (the
+//! browser shell) re-exports it as `longhaul::core`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod commit;
 pub mod config;

@@ -3,7 +3,7 @@
 
 use super::tests_support::*;
 use super::*;
-use crate::core::upload::{Step, UploadInfo, UploadProtocol, UploadResponse, CHECKSUM_MISMATCH};
+use crate::upload::{Step, UploadInfo, UploadProtocol, UploadResponse, CHECKSUM_MISMATCH};
 use std::collections::HashMap;
 
 /// A tus server in memory.
@@ -363,7 +363,7 @@ fn final_statuses_fail_and_transient_ones_are_retried() {
 fn any_upload_fault_sequence_ends_intact_or_typed() {
     let mut completed = 0;
     for seed in 0..300u64 {
-        let mut rng = crate::core::retry::Rng::new(seed);
+        let mut rng = crate::retry::Rng::new(seed);
         let mut pick = move |n: usize| (rng.next_f64() * n as f64) as usize;
         let size = 1 + pick(20_000);
         let src = source(size);

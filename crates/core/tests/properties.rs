@@ -11,17 +11,17 @@
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use base64::Engine as _;
-use longhaul::core::config::{self, SessionConfig, CONFIG_KEYS, RETRY_KEYS};
-use longhaul::core::engine::resume_data::ResumeData;
-use longhaul::core::http::{self, ContentRange, HeadDecision, ResponseHead, ResumePoint, MAX_SAFE};
-use longhaul::core::integrity::{Algorithm, Integrity, MAX_INTEGRITY_BYTES};
-use longhaul::core::network::NetworkReport;
-use longhaul::core::protocol::{Command, RawCommand, Schedule, PROTOCOL};
-use longhaul::core::retry::{RetryPolicy, MAX_ATTEMPTS, MAX_POLICY_MS};
-use longhaul::core::task::DEFAULT_PRIORITY;
-use longhaul::core::upload::{self, Next, Step, UploadProtocol, UploadResponse};
-use longhaul::core::validate::{self, HeaderList, HttpUrl, SessionId, UrlParts};
-use longhaul::core::{ErrorCode, TaskError};
+use longhaul_core::config::{self, SessionConfig, CONFIG_KEYS, RETRY_KEYS};
+use longhaul_core::engine::resume_data::ResumeData;
+use longhaul_core::http::{self, ContentRange, HeadDecision, ResponseHead, ResumePoint, MAX_SAFE};
+use longhaul_core::integrity::{Algorithm, Integrity, MAX_INTEGRITY_BYTES};
+use longhaul_core::network::NetworkReport;
+use longhaul_core::protocol::{Command, RawCommand, Schedule, PROTOCOL};
+use longhaul_core::retry::{RetryPolicy, MAX_ATTEMPTS, MAX_POLICY_MS};
+use longhaul_core::task::DEFAULT_PRIORITY;
+use longhaul_core::upload::{self, Next, Step, UploadProtocol, UploadResponse};
+use longhaul_core::validate::{self, HeaderList, HttpUrl, SessionId, UrlParts};
+use longhaul_core::{ErrorCode, TaskError};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
@@ -1228,7 +1228,7 @@ fn check_command(
     prop_assert!(session_ok(&raw.session));
     prop_assert_eq!(session.as_str(), raw.session.as_str());
     let op = raw.op.as_str();
-    let task = |id: &longhaul::core::TaskId, want: &str| -> Result<(), TestCaseError> {
+    let task = |id: &longhaul_core::TaskId, want: &str| -> Result<(), TestCaseError> {
         prop_assert_eq!(op, want);
         prop_assert!(!id.0.is_empty() && id.0.len() <= 128);
         prop_assert_eq!(Some(id.0.as_str()), raw.id.as_deref());

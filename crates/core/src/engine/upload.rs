@@ -1,5 +1,5 @@
 //! The engine's side of uploads: which request comes next, and what a response means
-//! for the task (the rules themselves are in [`crate::core::upload`]).
+//! for the task (the rules themselves are in [`crate::upload`]).
 //!
 //! An upload's `bytes_received` is the server's offset: what it acknowledged. It only
 //! moves on a server's answer, never because a request was sent. Its stored copy is
@@ -9,11 +9,11 @@
 //! `resume` fails it again at once (the source is the page's; nothing can mend it).
 
 use super::{Engine, EventKind, Output, TaskState};
-use crate::core::error::{ErrorCode, TaskError};
-use crate::core::http::retry_after_ms;
-use crate::core::task::TaskId;
-use crate::core::upload::{self as rules, Next, Step, UploadProtocol, UploadResponse};
-use crate::core::validate::merge_headers;
+use crate::error::{ErrorCode, TaskError};
+use crate::http::retry_after_ms;
+use crate::task::TaskId;
+use crate::upload::{self as rules, Next, Step, UploadProtocol, UploadResponse};
+use crate::validate::merge_headers;
 
 /// A request of an upload, for the shell to send.
 #[derive(Debug, Clone, PartialEq)]
