@@ -7,7 +7,7 @@ TEST_PORT ?= 8091
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 DEVSERVER := target/release/devserver
 
-.PHONY: demo test bench setup build devserver test-lint test-native test-types test-browser test-e2e clean
+.PHONY: demo test bench soak setup build devserver test-lint test-native test-types test-browser test-e2e clean
 
 setup:
 	@bash tools/setup.sh
@@ -63,6 +63,13 @@ test-e2e:
 bench: build devserver
 	cargo run -q --release --example engine_scale
 	node tests/bench/bench.mjs
+
+## Soak: SIGKILL the whole browser at random moments (SOAK_KILLS, default 20, per
+## browser per transfer; kill times seeded by SOAK_SEED, printed) through a throttled
+## 96 MiB download and a 96 MiB tus upload, in headless Chromium and Firefox; each
+## must end completed with the source's bytes (about 10 minutes; see tests/soak/soak.mjs).
+soak: build devserver
+	node tests/soak/soak.mjs
 
 clean:
 	rm -rf pkg target/pkg-classic
