@@ -1,0 +1,336 @@
+//! A download request: its body streamed into group commits, windows chained.
+
+use super::*;
+
+pub(super) async fn run_request(rt: Rc<Runtime>, req: FetchRequest) {
+    let (task, gen) = (req.task.clone(), req.gen);
+    with_abort(rt, task, gen, |rt, ctl| async move {
+        transfer(&rt, &req, &ctl).await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// Run one request of `task` with an abort controller registered for `gen` (so that
+/// pause, cancel or eviction can abort it); a failure goes to the engine.
+pub(super) async fn with_abort<F, Fut>(rt: Rc<Runtime>, task: TaskId, gen: u64, f: F)
+where
+    F: FnOnce(Rc<Runtime>, AbortController) -> Fut,
+    Fut: Future<Output = Result<(), NetFailure>>,
+{
+    let result = match AbortController::new() {
+        Ok(ctl) => {
+            rt.aborts
+                .borrow_mut()
+                .push((task.clone(), gen, ctl.clone()));
+            let r = f(rt.clone(), ctl).await;
+            rt.aborts
+                .borrow_mut()
+                .retain(|(t, g, _)| !(*t == task && *g == gen));
+            r
+        }
+        Err(e) => Err(NetFailure {
+            error: TaskError::new(ErrorCode::Internal, js::describe(&e)),
+            retryable: false,
+        }),
+    };
+    if evicted() {
+        return;
+    }
+    if let Err(f) = result {
+        rt.engine
+            .borrow_mut()
+            .handle_failure(&task, gen, f.error, f.retryable, js::now());
+    }
+    pump(&rt).spawn();
+}
+
+/// `parts` (`len` bytes in all) cut into chunk records of [`CHUNK_BYTES`] each, the
+/// last one taking the remainder (a commit under a chunk is one smaller record): each
+/// record as the views of `parts` it is made of. No byte is copied here; the store
+/// copies each record's views once, into a Blob (or one array).
+pub(super) fn chunked(parts: &[js_sys::Uint8Array], len: u32) -> Vec<js_sys::Array> {
+    let count = (len / CHUNK_BYTES).max(1);
+    let mut out = Vec::with_capacity(count as usize);
+    let mut src = parts.iter();
+    let mut cur: Option<(&js_sys::Uint8Array, u32)> = None; // a part, and how much of it is used
+    for i in 0..count {
+        let size = if i + 1 < count {
+            CHUNK_BYTES
+        } else {
+            len - (count - 1) * CHUNK_BYTES
+        };
+        let views = js_sys::Array::new();
+        let mut fill = 0;
+        while fill < size {
+            let Some((part, used)) = cur.take().or_else(|| src.next().map(|p| (p, 0))) else {
+                break;
+            };
+            let n = (part.length() - used).min(size - fill);
+            if used == 0 && n == part.length() {
+                views.push(part);
+            } else {
+                views.push(&part.subarray(used, used + n));
+            }
+            fill += n;
+            if used + n < part.length() {
+                cur = Some((part, used + n));
+            }
+        }
+        out.push(views);
+    }
+    out
+}
+
+pub(super) fn storage_failure(e: TaskError) -> NetFailure {
+    NetFailure {
+        error: e,
+        retryable: false,
+    }
+}
+
+/// One request: head, then the body in committed chunks.
+///
+/// Group commit: reading goes on while commits are in flight, each commit taking
+/// what arrived during the last; when a commit starts, and whether it is chunk
+/// records (one transaction with the offset) or a segment file (the file, then its
+/// record with the offset), is [`CommitPolicy`]'s to say (`core::commit`). Commits
+/// complete in the order they started, so the engine's committed offset only moves
+/// forward, at [`committed`], and never covers a byte whose transaction did not
+/// commit.
+pub(super) async fn transfer(
+    rt: &Rc<Runtime>,
+    req: &FetchRequest,
+    ctl: &AbortController,
+) -> Result<(), NetFailure> {
+    let extra = credentials(
+        rt,
+        &req.task,
+        &req.url,
+        &req.session,
+        req.attempt,
+        req.stall_ms,
+    )
+    .await?;
+    let headers = merge_headers(&req.headers, extra.pairs());
+    let sent_at = js::now();
+    let resp = net::send("GET", &req.url, &headers, None, req.stall_ms, ctl).await?;
+    // The round trip the next Range windows are asked for ahead of (`http::ask_ahead`).
+    let head_ms = js::now() - sent_at;
+    let head = net::head(&resp);
+    let decision = rt
+        .engine
+        .borrow_mut()
+        .handle_head(&req.task, req.gen, &head, js::now());
+    pump(rt).spawn();
+    let Body::StreamAt(offset) = decision else {
+        net::drop_body(&resp);
+        return Ok(());
+    };
+    let Some(mut reader) = BodyReader::new(&resp) else {
+        rt.engine
+            .borrow_mut()
+            .handle_body_end(&req.task, req.gen, js::now());
+        return Ok(());
+    };
+    // The next Range window (Firefox), asked for ahead of this one's end; where this
+    // window's body began, and when.
+    let mut plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
+    let mut ahead: Option<Ahead> = None;
+    let mut window_from = (offset, js::now());
+    let mut drop_from = Some(offset);
+    let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
+    let mut buffered: u32 = 0;
+    let mut done = false;
+    let mut read: Option<Read> = None;
+    // Commits in flight, oldest first, with the offset each makes durable; they
+    // complete in this order (IndexedDB runs them in the order they were created).
+    let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
+    let mut issued = offset; // the end of the last commit started
+    rt.store.probe().await;
+    // When commits start, and which kind (`core::commit`).
+    let mut policy = CommitPolicy::new(rt.store.segmented(), js::now());
+    loop {
+        let now = js::now();
+        if let Some(kind) = policy.due(writes.len(), buffered, done, now) {
+            let chunks = chunked(&parts, buffered);
+            parts.clear();
+            let new_pos = issued + u64::from(buffered);
+            let w = if kind == CommitKind::Segment {
+                // The file first; the record once it is closed, made then, so that
+                // it is current when its transaction is made (`Store::commit_segment`).
+                let file = rt
+                    .store
+                    .write_segment(&req.task, issued, &chunks)
+                    .map_err(|e| {
+                        reader.cancel();
+                        storage_failure(e)
+                    })?;
+                let (rt, task, gen) = (rt.clone(), req.task.clone(), req.gen);
+                let (at, drop_from) = (issued, drop_from.take());
+                Box::pin(async move {
+                    let seg = file.await?;
+                    let rec = rt
+                        .engine
+                        .borrow_mut()
+                        .commit_record(&task, gen, new_pos, js::now());
+                    let Some(rec) = rec.filter(|_| !evicted()) else {
+                        seg.discard().await;
+                        return Ok(false);
+                    };
+                    rt.store.commit_segment(&rec, at, seg, drop_from)?.await?;
+                    Ok(true)
+                }) as ChunkWrite
+            } else {
+                let rec = rt
+                    .engine
+                    .borrow_mut()
+                    .commit_record(&req.task, req.gen, new_pos, now);
+                let Some(rec) = rec.filter(|_| !evicted()) else {
+                    reader.cancel();
+                    return Ok(());
+                };
+                let w = rt
+                    .store
+                    .write_chunks(&rec, issued, &chunks, drop_from.take())
+                    .map_err(|e| {
+                        reader.cancel();
+                        storage_failure(e)
+                    })?;
+                Box::pin(async move { w.await.map(|()| true) })
+            };
+            writes.push_back((w, new_pos));
+            policy.started(kind, buffered, now);
+            issued = new_pos;
+            buffered = 0;
+        }
+        if done && writes.is_empty() && buffered == 0 {
+            rt.engine
+                .borrow_mut()
+                .handle_body_end(&req.task, req.gen, js::now());
+            return Ok(());
+        }
+        if read.is_none() && !done && buffered < policy.max_buffered() {
+            read = Some(Box::pin(reader.next(req.stall_ms)));
+        }
+        match step(&mut read, writes.front_mut()).await {
+            Step::Piece(Ok(Some(p))) => {
+                read = None;
+                buffered += p.length();
+                parts.push(p);
+                let pos = issued + u64::from(buffered);
+                let (from, since) = window_from;
+                let rate = pos.saturating_sub(from) as f64 / (js::now() - since).max(1.0);
+                let due = |(at, ..): &mut (u64, String, String)| {
+                    http::ask_ahead(at.saturating_sub(pos), rate, head_ms)
+                };
+                if let Some(next) = plan.take_if(due) {
+                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
+                }
+            }
+            Step::Piece(Ok(None)) => {
+                read = None;
+                done = true;
+                // A window ended: go on with the next in this transfer, its bytes going
+                // on into the same commits (`core::http`, "Windows"), if it starts
+                // where this body ended (if not, `handle_body_end` sorts it out).
+                let at = issued + u64::from(buffered);
+                if let Some(next) = plan.take_if(|(start, ..)| *start == at) {
+                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
+                }
+                if let Some(next) = ahead.take().filter(|a| a.at == at) {
+                    match next_window(rt, req, &next).await {
+                        Ok(Some(r)) => {
+                            reader = r;
+                            done = false;
+                            plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
+                            window_from = (at, js::now());
+                        }
+                        Ok(None) => {}
+                        Err(failure) => return Err(settle(rt, req, writes, failure).await),
+                    }
+                }
+            }
+            Step::Piece(Err(failure)) => return Err(settle(rt, req, writes, failure).await),
+            Step::Written(result) => {
+                // `step` saw the oldest write end: it is there.
+                let new_pos = writes.pop_front().map_or(issued, |(_, p)| p);
+                let stored = match result {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        reader.cancel();
+                        return Err(storage_failure(e));
+                    }
+                };
+                policy.ended(js::now());
+                if !stored || !committed(rt, req, new_pos) {
+                    reader.cancel();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Keep what is already on its way to storage when a transfer breaks with
+/// `failure`; then report the break.
+pub(super) async fn settle(
+    rt: &Rc<Runtime>,
+    req: &FetchRequest,
+    writes: std::collections::VecDeque<(ChunkWrite, u64)>,
+    failure: NetFailure,
+) -> NetFailure {
+    for (w, new_pos) in writes {
+        if w.await != Ok(true) || !committed(rt, req, new_pos) {
+            break;
+        }
+    }
+    failure
+}
+
+/// The next piece of the body being read.
+pub(super) type Read =
+    Pin<Box<dyn Future<Output = Result<Option<js_sys::Uint8Array>, NetFailure>>>>;
+
+/// What [`step`] saw first.
+pub(super) enum Step {
+    Piece(Result<Option<js_sys::Uint8Array>, NetFailure>),
+    Written(Result<bool, TaskError>),
+}
+
+/// A commit of a transfer in flight: `Ok(false)` if its bytes were dropped (the task
+/// is no longer this request's), with nothing stored.
+pub(super) type ChunkWrite = Pin<Box<dyn Future<Output = Result<bool, TaskError>>>>;
+
+/// Wait for the pending read or the oldest write in flight, whichever settles first
+/// (the write if both have). Neither is dropped unsettled: a read that lost the race
+/// stays pending for the next call. At least one of them must be there.
+pub(super) async fn step(
+    read: &mut Option<Read>,
+    mut write: Option<&mut (ChunkWrite, u64)>,
+) -> Step {
+    std::future::poll_fn(|cx| {
+        if let Some((w, _)) = write.as_mut() {
+            if let std::task::Poll::Ready(r) = w.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Step::Written(r));
+            }
+        }
+        if let Some(r) = read.as_mut() {
+            if let std::task::Poll::Ready(p) = r.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Step::Piece(p));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Tell the engine that `pos` bytes of the request's task are committed; false once
+/// the request is no longer the task's current one (paused, canceled, superseded).
+pub(super) fn committed(rt: &Rc<Runtime>, req: &FetchRequest, pos: u64) -> bool {
+    rt.engine
+        .borrow_mut()
+        .handle_committed(&req.task, req.gen, pos, js::now());
+    pump(rt).spawn();
+    rt.engine.borrow().is_current(&req.task, req.gen)
+}
