@@ -28,9 +28,11 @@
 //!   timer); `keepalive.rs`: how long events keep the worker alive;
 //! - `transfer.rs`: a download request, its body streamed into group commits;
 //!   `ahead.rs`: the next Range window asked for ahead (Firefox);
-//! - `verify.rs`: integrity checks of finished downloads; `upload.rs`: uploads'
-//!   copies (`upload/check.rs`: read back and checked; `upload/send.rs`: requests); `credentials.rs`: the credentials hook;
-//!   `notify.rs`: notifications; `testing.rs`: entry points for the browser tests.
+//! - `upload.rs`: uploads' copies (`upload/check.rs`: read back and checked;
+//!   `upload/send.rs`: their requests, the termination);
+//! - `verify.rs`: integrity checks of finished downloads; `credentials.rs`: the
+//!   credentials hook; `notify.rs`: notifications; `testing.rs`: entry points for
+//!   the browser tests.
 
 use crate::core::commit::{CommitKind, CommitPolicy, CHUNK_BYTES};
 use crate::core::config;
