@@ -154,51 +154,8 @@ pub(super) async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, 
     }
     let now = js::now();
     let value = match cmd {
-        Command::Open { config, must_exist } => {
-            let Some((existed, pending)) = rt
-                .store
-                .open_session(session.as_str(), config.as_ref(), must_exist, now)
-                .await?
-            else {
-                return Err(TaskError::new(
-                    ErrorCode::NotFound,
-                    format!(
-                        "session \"{}\" is not stored: its storage vanished (site data cleared, or evicted) or it never existed",
-                        session.as_str()
-                    ),
-                ));
-            };
-            rt.engine.borrow_mut().set_invalidated(&session, false);
-            if let Some(config) = config {
-                rt.engine.borrow_mut().configure(session.clone(), config);
-            }
-            let reply = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&reply, &"finishPending".into(), &pending.into());
-            let _ = js_sys::Reflect::set(&reply, &"isNew".into(), &(!existed).into());
-            // The tasks with work left, for the page's keep-alive pings (a session of
-            // many tasks would otherwise cost the page a whole list to learn them).
-            let active: js_sys::Array = rt
-                .engine
-                .borrow()
-                .active_ids(&session)
-                .iter()
-                .map(|id| JsValue::from_str(&id.0))
-                .collect();
-            let _ = js_sys::Reflect::set(&reply, &"active".into(), &active);
-            reply.into()
-        }
-        Command::Invalidate { cancel } => {
-            if cancel {
-                rt.engine.borrow_mut().invalidate_and_cancel(&session, now);
-            } else {
-                rt.store
-                    .set_session_flag(session.as_str(), "invalidated", true)
-                    .await?;
-                rt.engine.borrow_mut().finish_and_invalidate(&session);
-            }
-            pump(rt).wait().await?;
-            JsValue::UNDEFINED
-        }
+        Command::Open { config, must_exist } => open(rt, &session, config, must_exist, now).await?,
+        Command::Invalidate { cancel } => invalidate(rt, &session, cancel, now).await?,
         Command::Ping => JsValue::UNDEFINED,
         Command::Network(online) => {
             rt.engine.borrow_mut().set_online(online, now);
@@ -218,42 +175,8 @@ pub(super) async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, 
             .map(|s| JsValue::from_str(&s))
             .map_err(|e| TaskError::new(ErrorCode::Internal, e.to_string()))?,
         Command::Task(id) => js::to_js(&rt.engine.borrow().get(&session, &id)),
-        Command::Blob { id, pieces } => {
-            // Listed here, where the store's reading code lives; the page composes
-            // the pieces (Blobs cross postMessage without their bytes), as Firefox
-            // buffers a Blob composed here while the page reads it (store docs).
-            // Pages of older versions, open across an update, get the one Blob.
-            let received = rt.engine.borrow().completed_bytes(&session, &id)?;
-            if pieces {
-                rt.store.pieces(&id, (0, 0, received)).await?.into()
-            } else {
-                rt.store.blob(&id, (0, 0, received)).await?.into()
-            }
-        }
-        Command::Download(d) => {
-            rt.engine.borrow().accepts(&session)?;
-            let url = http_url(&d.url)?;
-            let mut rec = TaskRecord::new_download(
-                TaskId(js::random_uuid()),
-                session,
-                url,
-                d.headers,
-                d.description,
-            );
-            rec.max_bytes = d.max_bytes;
-            rec.integrity = d.integrity;
-            rec.priority = d.schedule.priority;
-            rec.earliest_begin = d.schedule.earliest_begin;
-            if let Some(expected) = d.expected_bytes {
-                check_space(rt, &rec.session, expected).await?;
-            }
-            if !d.secrets.pairs().is_empty() {
-                rt.secrets.borrow_mut().push((rec.id.clone(), d.secrets));
-            }
-            let snap = rt.engine.borrow_mut().add(rec, now);
-            pump(rt).wait().await?;
-            js::to_js(&snap)
-        }
+        Command::Blob { id, pieces } => blob(rt, &session, &id, pieces).await?,
+        Command::Download(d) => download(rt, session, d, now).await?,
         Command::Upload(u) => {
             rt.engine.borrow().accepts(&session)?;
             upload::command(rt, session, u, body).await?
@@ -284,6 +207,116 @@ pub(super) async fn command(rt: &Rc<Runtime>, data: JsValue) -> Result<JsValue, 
         }
     };
     Ok(value)
+}
+
+/// `open`: the session made or found, its configuration applied; the answer says
+/// whether it is new, whether its `finish` is pending, and its tasks with work left.
+async fn open(
+    rt: &Rc<Runtime>,
+    session: &SessionId,
+    config: Option<config::SessionConfig>,
+    must_exist: bool,
+    now: f64,
+) -> Result<JsValue, TaskError> {
+    let Some((existed, pending)) = rt
+        .store
+        .open_session(session.as_str(), config.as_ref(), must_exist, now)
+        .await?
+    else {
+        return Err(TaskError::new(
+            ErrorCode::NotFound,
+            format!(
+                "session \"{}\" is not stored: its storage vanished (site data cleared, or evicted) or it never existed",
+                session.as_str()
+            ),
+        ));
+    };
+    rt.engine.borrow_mut().set_invalidated(session, false);
+    if let Some(config) = config {
+        rt.engine.borrow_mut().configure(session.clone(), config);
+    }
+    let reply = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&reply, &"finishPending".into(), &pending.into());
+    let _ = js_sys::Reflect::set(&reply, &"isNew".into(), &(!existed).into());
+    // The tasks with work left, for the page's keep-alive pings (a session of many
+    // tasks would otherwise cost the page a whole list to learn them).
+    let active: js_sys::Array = rt
+        .engine
+        .borrow()
+        .active_ids(session)
+        .iter()
+        .map(|id| JsValue::from_str(&id.0))
+        .collect();
+    let _ = js_sys::Reflect::set(&reply, &"active".into(), &active);
+    Ok(reply.into())
+}
+
+/// `finishTasksAndInvalidate` (`cancel` false) and `invalidateAndCancel`.
+async fn invalidate(
+    rt: &Rc<Runtime>,
+    session: &SessionId,
+    cancel: bool,
+    now: f64,
+) -> Result<JsValue, TaskError> {
+    if cancel {
+        rt.engine.borrow_mut().invalidate_and_cancel(session, now);
+    } else {
+        rt.store
+            .set_session_flag(session.as_str(), "invalidated", true)
+            .await?;
+        rt.engine.borrow_mut().finish_and_invalidate(session);
+    }
+    pump(rt).wait().await?;
+    Ok(JsValue::UNDEFINED)
+}
+
+/// `blob`: a completed download's stored pieces, listed here, where the store's
+/// reading code lives; the page composes them (Blobs cross postMessage without their
+/// bytes), as Firefox buffers a Blob composed here while the page reads it (store
+/// docs). Pages of older versions, open across an update, get the one Blob.
+async fn blob(
+    rt: &Rc<Runtime>,
+    session: &SessionId,
+    id: &TaskId,
+    pieces: bool,
+) -> Result<JsValue, TaskError> {
+    let received = rt.engine.borrow().completed_bytes(session, id)?;
+    Ok(if pieces {
+        rt.store.pieces(id, (0, 0, received)).await?.into()
+    } else {
+        rt.store.blob(id, (0, 0, received)).await?.into()
+    })
+}
+
+/// `download`: the task made, its declared size checked against the storage left.
+async fn download(
+    rt: &Rc<Runtime>,
+    session: SessionId,
+    d: protocol::Download,
+    now: f64,
+) -> Result<JsValue, TaskError> {
+    rt.engine.borrow().accepts(&session)?;
+    let url = http_url(&d.url)?;
+    let mut rec = TaskRecord::new_download(
+        TaskId(js::random_uuid()),
+        session,
+        url,
+        d.headers,
+        d.description,
+    );
+    rec.max_bytes = d.max_bytes;
+    rec.integrity = d.integrity;
+    rec.priority = d.schedule.priority;
+    rec.earliest_begin = d.schedule.earliest_begin;
+    if let Some(expected) = d.expected_bytes {
+        check_space(rt, &rec.session, expected).await?;
+    }
+    if !d.secrets.pairs().is_empty() {
+        rt.secrets.borrow_mut().push((rec.id.clone(), d.secrets));
+    }
+    let snap = rt.engine.borrow_mut().add(rec, now);
+    pump(rt).wait().await?;
+    Ok(js::to_js(&snap))
 }
 
 /// Run a command on the engine, wait for its writes, return its result as JS.
