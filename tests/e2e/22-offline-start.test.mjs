@@ -31,8 +31,10 @@ for (const kind of ['module', 'classic', 'handed']) {
       const snap = await h.download(page, `${file}?size=1M`);
       await h.waitCompleted(page, snap.id);
       await context.setOffline(true);
-      await h.stopWorkers(page);
+      const workers = await h.stopWorkers(page);
       const got = await command(page, 'tasks');
+      assert.ok(workers.started(), 'the stopped worker started again for the command');
+      await workers.detach();
       assert.ok(got.ok, `tasks() answered offline: ${JSON.stringify(got)}`);
       assert.ok(got.v.some((t) => t.id === snap.id && t.state === 'completed'), JSON.stringify(got));
       assert.ok(!lines.some((l) => l.includes('start-up failed')), 'the start-up did not fail');
@@ -44,7 +46,7 @@ test('a failed start-up answers commands at once and is tried again at the next 
   h.inChromium(server.origin, '', async (page, context) => {
     // Nowhere to get the wasm from: no network, and the kept copy gone.
     await context.setOffline(true);
-    await h.stopWorkers(page);
+    await (await h.stopWorkers(page)).detach();
     const dropped = await page.evaluate(async () => {
       const names = (await caches.keys()).filter((k) => k.startsWith('longhaul-wasm '));
       for (const k of names) await caches.delete(k);

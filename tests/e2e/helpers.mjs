@@ -615,15 +615,29 @@ export async function inFirefox(origin, query, fn) {
   }
 }
 
-/** Stop the page's service workers over CDP (Chromium), and wait until they have. */
+/**
+ * Stop the page's service workers over CDP (Chromium), and wait until they have.
+ * Resolves with `started()`: whether one ran again since (CDP keeps watching until
+ * `detach()`).
+ */
 export async function stopWorkers(page) {
   const cdp = await page.context().newCDPSession(page);
   const running = new Map();
+  let again = false;
   cdp.on('ServiceWorker.workerVersionUpdated', ({ versions }) => {
-    for (const v of versions) running.set(v.versionId, v.runningStatus);
+    for (const v of versions) {
+      if (running.get(v.versionId) === 'stopped' && v.runningStatus !== 'stopped') again = true;
+      running.set(v.versionId, v.runningStatus);
+    }
   });
   await cdp.send('ServiceWorker.enable');
   await cdp.send('ServiceWorker.stopAllWorkers');
-  for (let i = 0; i < 100 && [...running.values()].some((s) => s !== 'stopped'); i++) await sleep(50);
-  await cdp.detach().catch(() => {});
+  // Versions are reported as they change: wait until some were, all of them stopped.
+  const stopped = () => running.size > 0 && [...running.values()].every((st) => st === 'stopped');
+  for (let i = 0; i < 200 && !stopped(); i++) await sleep(50);
+  if (!stopped()) {
+    await cdp.detach().catch(() => {});
+    throw new Error(`the service workers did not stop: ${JSON.stringify([...running])}`);
+  }
+  return { started: () => again, detach: () => cdp.detach().catch(() => {}) };
 }
