@@ -32,7 +32,8 @@ cargo_tool wasm-bindgen-cli wasm-bindgen "$BINDGEN_VERSION"
 cargo_tool geckodriver geckodriver "$GECKODRIVER_VERSION" --locked
 
 missing=()
-for pair in chromium:chromium chromedriver:chromium-driver firefox-esr:firefox-esr; do
+# python3 reads wasm-pack.toml for tools/build-pkg.sh (tomllib, Python 3.11 and later).
+for pair in chromium:chromium chromedriver:chromium-driver firefox-esr:firefox-esr python3:python3; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
