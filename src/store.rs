@@ -116,7 +116,7 @@ mod write;
 pub use chunk::Chunk;
 use chunk::*;
 #[cfg_attr(not(feature = "worker"), allow(unused_imports))]
-pub(crate) use profile::firefox;
+pub(crate) use profile::profile;
 use write::*;
 pub use write::{Commit, Segment};
 

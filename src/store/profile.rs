@@ -1,22 +1,28 @@
-//! Which browser this is, and the chunk kind this connection stores (the probe).
+//! Which browser this is (the user agent, read here; what follows from it is
+//! decided by `core::profile`), and the chunk kind this connection stores (the probe).
 
 use super::*;
+use crate::core::profile::{BrowserEngine, Profile};
 
-/// Whether this is Firefox (its user agent says so; the choices of segments and of
-/// Range windows, `worker::FETCH_WINDOW`, were measured there, and in no other
-/// engine but Chromium).
-pub(crate) fn firefox() -> bool {
+/// The engine this runs in: Firefox if its user agent says so; Chromium where
+/// `navigator.userAgentData` exists (there alone, in windows and workers).
+pub(crate) fn engine() -> BrowserEngine {
     let nav = js::get(&js_sys::global(), "navigator");
-    js::get(&nav, "userAgent")
+    let firefox = js::get(&nav, "userAgent")
         .dyn_ref::<js_sys::JsString>()
-        .is_some_and(|ua| ua.includes("Firefox/", 0))
+        .is_some_and(|ua| ua.includes("Firefox/", 0));
+    if firefox {
+        BrowserEngine::Firefox
+    } else if !js::get(&nav, "userAgentData").is_undefined() {
+        BrowserEngine::Chromium
+    } else {
+        BrowserEngine::Other
+    }
 }
 
-/// Whether this is a Chromium-based engine (`navigator.userAgentData` exists there
-/// alone, in windows and workers).
-pub(super) fn chromium() -> bool {
-    let nav = js::get(&js_sys::global(), "navigator");
-    !js::get(&nav, "userAgentData").is_undefined()
+/// What longhaul does in this engine ([`Profile::of`]).
+pub(crate) fn profile() -> Profile {
+    Profile::of(engine())
 }
 
 impl Store {
@@ -29,7 +35,11 @@ impl Store {
         if self.chunk_kind.get().is_some() {
             return;
         }
-        if self.segment_choice.get().unwrap_or_else(firefox) {
+        if self
+            .segment_choice
+            .get()
+            .unwrap_or_else(|| profile().segment_files)
+        {
             let dir = segments::open(&self.name, true).await;
             if dir.is_none() {
                 js::warn(
@@ -56,11 +66,12 @@ impl Store {
         if !ok {
             js::warn("this browser cannot store Blobs in IndexedDB; chunks are stored as bytes");
         }
-        self.chunk_kind.set(Some(match (ok, chromium()) {
-            (false, _) => ChunkKind::Bytes,
-            (true, true) => ChunkKind::CountedBlob,
-            (true, false) => ChunkKind::Blob,
-        }));
+        self.chunk_kind
+            .set(Some(match (ok, profile().counted_blobs) {
+                (false, _) => ChunkKind::Bytes,
+                (true, true) => ChunkKind::CountedBlob,
+                (true, false) => ChunkKind::Blob,
+            }));
     }
 
     /// Choose segment files (`true`) or chunk records for this connection's bytes,
@@ -80,6 +91,10 @@ impl Store {
     /// must remove files (records outlive a connection's choice).
     pub(super) fn may_name_segments(&self) -> bool {
         self.segmented()
-            || (self.segment_choice.get().unwrap_or_else(firefox) && segments::available())
+            || (self
+                .segment_choice
+                .get()
+                .unwrap_or_else(|| profile().segment_files)
+                && segments::available())
     }
 }

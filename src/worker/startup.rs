@@ -53,25 +53,6 @@ pub(super) fn evicted() -> bool {
     EVICTED.with(|e| e.get())
 }
 
-/// Firefox asks for a download's bytes in windows of this size
-/// ([`EngineConfig::fetch_window`]), the next asked for a little before one ends
-/// (`core::http::ask_ahead`), so that no round trip stops the transfer at a window's
-/// edge.
-///
-/// Why: Firefox's parent process reads a response off the network as fast as it
-/// comes and holds what the worker has not read yet; at loopback speed, where
-/// storage is slower than the network, a 1 GiB download raised its memory by
-/// +829 MiB (a plain script that drops the bytes: +589-673). Measured with
-/// plain-JS workers (`make bench`, memory section, `BENCH_MEM_STORES=discard,
-/// discardwin16,discardwin4`; `www/bench/raw-sw.js`), the same 1 GiB fetched as
-/// Range windows rose +137 MiB in 16 MiB windows and +87 in 4 MiB ones, against
-/// +589 as one response; and stored into OPFS in 32 MiB windows it ran at 0.96 of one
-/// response (138.8 against 144.6 MiB/s, 4 runs). A window also bounds what a crash
-/// makes Firefox fetch twice. Chromium's network service stops reading when the
-/// worker does (its download's rise is flat, +85-97 MiB), so it keeps one response
-/// per transfer and saves the requests.
-pub(super) const FETCH_WINDOW: u64 = 16 << 20;
-
 /// Start-up, shortest path to the first resumed request (measured by `make bench`):
 /// the database connection is the one the shim opened while the wasm compiled
 /// ([`Store::open_warm`]), the owner lock is claimed while it opens, sessions and
@@ -104,7 +85,7 @@ pub(super) async fn start() -> Result<Rc<Runtime>, TaskError> {
     let store = Store::open_warm(WARM.with(|w| w.borrow_mut().take())).await?;
     let _ = JsFuture::from(claimed).await;
     let config = EngineConfig {
-        fetch_window: crate::store::firefox().then_some(FETCH_WINDOW),
+        fetch_window: crate::store::profile().fetch_window,
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(config, js::random_seed());

@@ -26,6 +26,7 @@ pub mod error;
 pub mod http;
 pub mod integrity;
 pub mod network;
+pub mod profile;
 pub mod protocol;
 pub mod retry;
 pub mod task;
