@@ -20,9 +20,25 @@ pub fn worker_set_credentials(hook: JsValue) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// The headers of one attempt of a request of `task`: `base` (the task's and the
+/// session's), then the page's credentials (kept in memory only), then the hook's
+/// fresh ones on top.
+pub(super) async fn signed(
+    rt: &Runtime,
+    task: &TaskId,
+    url: &str,
+    session: &str,
+    attempt: u32,
+    timeout_ms: f64,
+    base: &[(String, String)],
+) -> Result<Vec<(String, String)>, NetFailure> {
+    let extra = credentials(rt, task, url, session, attempt, timeout_ms).await?;
+    Ok(merge_headers(base, extra.pairs()))
+}
+
 /// The credentials for one attempt of a request of `task`: the page's (kept in
 /// memory only), then the hook's fresh ones on top.
-pub(super) async fn credentials(
+async fn credentials(
     rt: &Runtime,
     task: &TaskId,
     url: &str,

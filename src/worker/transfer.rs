@@ -103,16 +103,17 @@ pub(super) async fn transfer(
     req: &FetchRequest,
     ctl: &AbortController,
 ) -> Result<(), NetFailure> {
-    let extra = credentials(
+    let (url, session) = (&req.url, &req.session);
+    let headers = signed(
         rt,
         &req.task,
-        &req.url,
-        &req.session,
+        url,
+        session,
         req.attempt,
         req.stall_ms,
-    )
-    .await?;
-    let headers = merge_headers(&req.headers, extra.pairs());
+        &req.headers,
+    );
+    let headers = headers.await?;
     let sent_at = js::now();
     let resp = net::send("GET", &req.url, &headers, None, req.stall_ms, ctl).await?;
     // The round trip the next Range windows are asked for ahead of (`http::ask_ahead`).

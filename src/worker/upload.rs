@@ -59,14 +59,13 @@
 //! is left half-stored; if the worker dies during it, the start-up sweep
 //! ([`crate::store::Store::drop_orphans`]) frees them.
 
-use super::{credentials, evicted, pump, storage_failure, with_abort, Runtime};
+use super::{evicted, pump, signed, storage_failure, with_abort, Runtime};
 use crate::core::engine::upload::SendRequest;
 use crate::core::protocol::Upload;
 use crate::core::task::TaskRecord;
 use crate::core::upload::{
     self as rules, terminated, ChunkDigests, UploadInfo, UploadResponse, TERMINATE_ATTEMPTS,
 };
-use crate::core::validate::merge_headers;
 use crate::core::validate::SessionId;
 use crate::core::{ErrorCode, TaskError, TaskId};
 use crate::js;

@@ -70,16 +70,17 @@ pub(super) async fn send(
         .map_err(storage_failure)?,
         None => (None, None),
     };
-    let extra = credentials(
+    let (url, session) = (&req.url, &req.session);
+    let headers = signed(
         rt,
         &req.task,
-        &req.url,
-        &req.session,
+        url,
+        session,
         req.attempt,
         req.timeout_ms,
-    )
-    .await?;
-    let mut headers = merge_headers(&req.headers, extra.pairs());
+        &req.headers,
+    );
+    let mut headers = headers.await?;
     let mut unknown = false;
     if ask {
         let answer = ask_options(&endpoint, &headers, req.timeout_ms, ctl).await?;
@@ -202,10 +203,9 @@ pub(in crate::worker) async fn terminate(
         if attempt > 1 {
             let _ = JsFuture::from(js::sleep(1000.0 * f64::from(1 << (attempt - 2)))).await;
         }
-        let sent = match credentials(&rt, &task, &url, &session, attempt, timeout).await {
-            Ok(extra) => merge_headers(&headers, extra.pairs()),
-            Err(_) => headers.clone(),
-        };
+        let sent = signed(&rt, &task, &url, &session, attempt, timeout, &headers)
+            .await
+            .unwrap_or_else(|_| headers.clone());
         let Ok(ctl) = AbortController::new() else {
             break;
         };
