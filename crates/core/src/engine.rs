@@ -244,11 +244,6 @@ impl Engine {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     /// Set (or replace) a session's configuration (already validated).
     pub fn configure(&mut self, session: SessionId, config: SessionConfig) {
         match self.sessions.iter_mut().find(|(s, _)| *s == session) {

@@ -79,8 +79,9 @@
 use super::error::{ErrorCode, TaskError};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Largest byte count or offset accepted: 2^53, the limit of exact JS numbers.
-pub const MAX_SAFE: u64 = 1 << 53;
+/// Largest byte count or offset accepted: 2^53, the limit of exact JS numbers
+/// ([`MAX_SAFE_INTEGER`](super::validate::MAX_SAFE_INTEGER)).
+pub const MAX_SAFE: u64 = super::validate::MAX_SAFE_INTEGER;
 
 /// Within this many bytes of a window's end, the next window is asked for whatever
 /// the rate (one piece of a body may bring the end).
