@@ -34,13 +34,13 @@
 //!   credentials hook; `notify.rs`: notifications; `testing.rs`: entry points for
 //!   the browser tests.
 
-use crate::core::commit::{CommitKind, CommitPolicy, CHUNK_BYTES};
+use crate::core::commit::{CommitKind, CHUNK_BYTES};
 use crate::core::config;
 use crate::core::engine::{Body, EventKind, FetchRequest, Output};
-use crate::core::http;
 use crate::core::integrity::Integrity;
 use crate::core::protocol::{self, Command};
 use crate::core::task::TaskRecord;
+use crate::core::transfer::{Commit, NextWindow, Transfer};
 use crate::core::validate::{merge_headers, HeaderList, SessionId, UrlParts};
 use crate::core::{Engine, EngineConfig, ErrorCode, TaskError, TaskId};
 use crate::js;

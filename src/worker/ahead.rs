@@ -19,14 +19,19 @@ pub(super) struct AheadSlot {
 }
 
 impl Ahead {
-    /// Send the request for `(at, range, if_range)` ([`Engine::window_after`]), with
-    /// the transfer's `headers` and abort signal.
+    /// Send the request for window `next` ([`Engine::window_after`]), with the
+    /// transfer's `headers` and abort signal.
     pub(super) fn ask(
         req: &FetchRequest,
         headers: &[(String, String)],
-        (at, range, if_range): (u64, String, String),
+        next: NextWindow,
         ctl: &AbortController,
     ) -> Ahead {
+        let NextWindow {
+            at,
+            range,
+            if_range,
+        } = next;
         let window = [("range".into(), range), ("if-range".into(), if_range)];
         let headers = merge_headers(headers, &window);
         let slot = Rc::new(RefCell::new(AheadSlot::default()));

@@ -92,9 +92,9 @@ pub(super) fn storage_failure(e: TaskError) -> NetFailure {
 /// One request: head, then the body in committed chunks.
 ///
 /// Group commit: reading goes on while commits are in flight, each commit taking
-/// what arrived during the last; when a commit starts, and whether it is chunk
-/// records (one transaction with the offset) or a segment file (the file, then its
-/// record with the offset), is [`CommitPolicy`]'s to say (`core::commit`). Commits
+/// what arrived during the last. Every decision on the body (when a commit starts
+/// and of which kind, where it goes, whether to read on, when to ask for the next
+/// window) is [`Transfer`]'s (`core::transfer`); this carries them out. Commits
 /// complete in the order they started, so the engine's committed offset only moves
 /// forward, at [`committed`], and never covers a byte whose transaction did not
 /// commit.
@@ -103,6 +103,94 @@ pub(super) async fn transfer(
     req: &FetchRequest,
     ctl: &AbortController,
 ) -> Result<(), NetFailure> {
+    let Some((mut reader, offset, head_ms, headers)) = open_body(rt, req, ctl).await? else {
+        return Ok(());
+    };
+    rt.store.probe().await;
+    // The next Range window (Firefox), asked for ahead of this one's end.
+    let plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
+    let segmented = rt.store.segmented();
+    let mut t = Transfer::new(offset, segmented, head_ms, plan.map(Into::into), js::now());
+    let mut ahead: Option<Ahead> = None;
+    let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
+    let mut read: Option<Read> = None;
+    // Commits in flight, oldest first, with the offset each makes durable; they
+    // complete in this order (IndexedDB runs them in the order they were created).
+    let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
+    loop {
+        if let Some(c) = t.poll_commit(js::now()) {
+            let chunks = chunked(&parts, c.len);
+            parts.clear();
+            let Some(w) = commit(rt, req, c, &chunks).inspect_err(|_| reader.cancel())? else {
+                reader.cancel();
+                return Ok(());
+            };
+            writes.push_back((w, c.new_pos));
+        }
+        if t.finished() {
+            rt.engine
+                .borrow_mut()
+                .handle_body_end(&req.task, req.gen, js::now());
+            return Ok(());
+        }
+        if read.is_none() && t.wants_read() {
+            read = Some(Box::pin(reader.next(req.stall_ms)));
+        }
+        match step(&mut read, writes.front_mut()).await {
+            Step::Piece(Ok(Some(p))) => {
+                read = None;
+                let next = t.handle_piece(p.length(), js::now());
+                parts.push(p);
+                if let Some(next) = next {
+                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
+                }
+            }
+            Step::Piece(Ok(None)) => {
+                read = None;
+                // A window ended: go on with the next in this transfer, its bytes going
+                // on into the same commits (`core::http`, "Windows"), if it starts
+                // where this body ended (if not, `handle_body_end` sorts it out).
+                let (at, ask) = t.handle_body_end();
+                if let Some(next) = ask {
+                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
+                }
+                if let Some(next) = ahead.take().filter(|a| a.at == at) {
+                    match next_window(rt, req, &next).await {
+                        Ok(Some(r)) => {
+                            reader = r;
+                            let plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
+                            t.continue_with(at, plan.map(Into::into), js::now());
+                        }
+                        Ok(None) => {}
+                        Err(failure) => return Err(settle(rt, req, writes, failure).await),
+                    }
+                }
+            }
+            Step::Piece(Err(failure)) => return Err(settle(rt, req, writes, failure).await),
+            Step::Written(result) => {
+                // `step` saw the oldest write end: it is there.
+                writes.pop_front();
+                let new_pos = t.handle_written(js::now());
+                let stored = result
+                    .inspect_err(|_| reader.cancel())
+                    .map_err(storage_failure)?;
+                if !stored || !new_pos.is_some_and(|p| committed(rt, req, p)) {
+                    reader.cancel();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Send request `req` and hand its head to the engine: the body to stream, where it
+/// goes, the head's round trip (ms) and the headers sent, or `None` if there is no
+/// body to stream (the engine has decided what comes next).
+async fn open_body(
+    rt: &Rc<Runtime>,
+    req: &FetchRequest,
+    ctl: &AbortController,
+) -> Result<Option<(BodyReader, u64, f64, Vec<(String, String)>)>, NetFailure> {
     let (url, session) = (&req.url, &req.session);
     let headers = signed(
         rt,
@@ -126,151 +214,63 @@ pub(super) async fn transfer(
     pump(rt).spawn();
     let Body::StreamAt(offset) = decision else {
         net::drop_body(&resp);
-        return Ok(());
+        return Ok(None);
     };
-    let Some(mut reader) = BodyReader::new(&resp) else {
+    let Some(reader) = BodyReader::new(&resp) else {
         rt.engine
             .borrow_mut()
             .handle_body_end(&req.task, req.gen, js::now());
-        return Ok(());
+        return Ok(None);
     };
-    // The next Range window (Firefox), asked for ahead of this one's end; where this
-    // window's body began, and when.
-    let mut plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
-    let mut ahead: Option<Ahead> = None;
-    let mut window_from = (offset, js::now());
-    let mut drop_from = Some(offset);
-    let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
-    let mut buffered: u32 = 0;
-    let mut done = false;
-    let mut read: Option<Read> = None;
-    // Commits in flight, oldest first, with the offset each makes durable; they
-    // complete in this order (IndexedDB runs them in the order they were created).
-    let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
-    let mut issued = offset; // the end of the last commit started
-    rt.store.probe().await;
-    // When commits start, and which kind (`core::commit`).
-    let mut policy = CommitPolicy::new(rt.store.segmented(), js::now());
-    loop {
-        let now = js::now();
-        if let Some(kind) = policy.due(writes.len(), buffered, done, now) {
-            let chunks = chunked(&parts, buffered);
-            parts.clear();
-            let new_pos = issued + u64::from(buffered);
-            let w = if kind == CommitKind::Segment {
-                // The file first; the record once it is closed, made then, so that
-                // it is current when its transaction is made (`Store::commit_segment`).
-                let file = rt
-                    .store
-                    .write_segment(&req.task, issued, &chunks)
-                    .map_err(|e| {
-                        reader.cancel();
-                        storage_failure(e)
-                    })?;
-                let (rt, task, gen) = (rt.clone(), req.task.clone(), req.gen);
-                let (at, drop_from) = (issued, drop_from.take());
-                Box::pin(async move {
-                    let seg = file.await?;
-                    let rec = rt
-                        .engine
-                        .borrow_mut()
-                        .commit_record(&task, gen, new_pos, js::now());
-                    let Some(rec) = rec.filter(|_| !evicted()) else {
-                        seg.discard().await;
-                        return Ok(false);
-                    };
-                    rt.store.commit_segment(&rec, at, seg, drop_from)?.await?;
-                    Ok(true)
-                }) as ChunkWrite
-            } else {
-                let rec = rt
-                    .engine
-                    .borrow_mut()
-                    .commit_record(&req.task, req.gen, new_pos, now);
-                let Some(rec) = rec.filter(|_| !evicted()) else {
-                    reader.cancel();
-                    return Ok(());
-                };
-                let w = rt
-                    .store
-                    .write_chunks(&rec, issued, &chunks, drop_from.take())
-                    .map_err(|e| {
-                        reader.cancel();
-                        storage_failure(e)
-                    })?;
-                Box::pin(async move { w.await.map(|()| true) })
-            };
-            writes.push_back((w, new_pos));
-            policy.started(kind, buffered, now);
-            issued = new_pos;
-            buffered = 0;
-        }
-        if done && writes.is_empty() && buffered == 0 {
-            rt.engine
+    Ok(Some((reader, offset, head_ms, headers)))
+}
+
+/// Start commit `c` of `chunks` (the bytes buffered, as chunk records' views):
+/// `None` if its bytes must be dropped (the request no longer owns the task).
+///
+/// A segment file is written first, and its record made once the file is closed,
+/// so that the record is current when its transaction is made
+/// (`Store::commit_segment`); chunk records go in one transaction with the record.
+fn commit(
+    rt: &Rc<Runtime>,
+    req: &FetchRequest,
+    c: Commit,
+    chunks: &[js_sys::Array],
+) -> Result<Option<ChunkWrite>, NetFailure> {
+    if c.kind == CommitKind::Segment {
+        let file = rt
+            .store
+            .write_segment(&req.task, c.at, chunks)
+            .map_err(storage_failure)?;
+        let (rt, task, gen) = (rt.clone(), req.task.clone(), req.gen);
+        return Ok(Some(Box::pin(async move {
+            let seg = file.await?;
+            let rec = rt
+                .engine
                 .borrow_mut()
-                .handle_body_end(&req.task, req.gen, js::now());
-            return Ok(());
-        }
-        if read.is_none() && !done && buffered < policy.max_buffered() {
-            read = Some(Box::pin(reader.next(req.stall_ms)));
-        }
-        match step(&mut read, writes.front_mut()).await {
-            Step::Piece(Ok(Some(p))) => {
-                read = None;
-                buffered += p.length();
-                parts.push(p);
-                let pos = issued + u64::from(buffered);
-                let (from, since) = window_from;
-                let rate = pos.saturating_sub(from) as f64 / (js::now() - since).max(1.0);
-                let due = |(at, ..): &mut (u64, String, String)| {
-                    http::ask_ahead(at.saturating_sub(pos), rate, head_ms)
-                };
-                if let Some(next) = plan.take_if(due) {
-                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
-                }
-            }
-            Step::Piece(Ok(None)) => {
-                read = None;
-                done = true;
-                // A window ended: go on with the next in this transfer, its bytes going
-                // on into the same commits (`core::http`, "Windows"), if it starts
-                // where this body ended (if not, `handle_body_end` sorts it out).
-                let at = issued + u64::from(buffered);
-                if let Some(next) = plan.take_if(|(start, ..)| *start == at) {
-                    ahead = Some(Ahead::ask(req, &headers, next, ctl));
-                }
-                if let Some(next) = ahead.take().filter(|a| a.at == at) {
-                    match next_window(rt, req, &next).await {
-                        Ok(Some(r)) => {
-                            reader = r;
-                            done = false;
-                            plan = rt.engine.borrow_mut().window_after(&req.task, req.gen);
-                            window_from = (at, js::now());
-                        }
-                        Ok(None) => {}
-                        Err(failure) => return Err(settle(rt, req, writes, failure).await),
-                    }
-                }
-            }
-            Step::Piece(Err(failure)) => return Err(settle(rt, req, writes, failure).await),
-            Step::Written(result) => {
-                // `step` saw the oldest write end: it is there.
-                let new_pos = writes.pop_front().map_or(issued, |(_, p)| p);
-                let stored = match result {
-                    Ok(stored) => stored,
-                    Err(e) => {
-                        reader.cancel();
-                        return Err(storage_failure(e));
-                    }
-                };
-                policy.ended(js::now());
-                if !stored || !committed(rt, req, new_pos) {
-                    reader.cancel();
-                    return Ok(());
-                }
-            }
-        }
+                .commit_record(&task, gen, c.new_pos, js::now());
+            let Some(rec) = rec.filter(|_| !evicted()) else {
+                seg.discard().await;
+                return Ok(false);
+            };
+            rt.store
+                .commit_segment(&rec, c.at, seg, c.drop_from)?
+                .await?;
+            Ok(true)
+        })));
     }
+    let rec = rt
+        .engine
+        .borrow_mut()
+        .commit_record(&req.task, req.gen, c.new_pos, js::now());
+    let Some(rec) = rec.filter(|_| !evicted()) else {
+        return Ok(None);
+    };
+    let w = rt
+        .store
+        .write_chunks(&rec, c.at, chunks, c.drop_from)
+        .map_err(storage_failure)?;
+    Ok(Some(Box::pin(async move { w.await.map(|()| true) })))
 }
 
 /// Keep what is already on its way to storage when a transfer breaks with

@@ -1,6 +1,6 @@
 //! When a download's bytes are committed, and how: the transfer loop's group
-//! commit, decided here and carried out by the worker (`worker::transfer`), which
-//! asks [`CommitPolicy::due`] after every piece read and every commit ended.
+//! commit, decided here and asked by [`crate::transfer::Transfer`] after every piece
+//! read and every commit ended (the worker's `worker::transfer` carries it out).
 //!
 //! Group commit: a commit (bytes and the offset that covers them) starts once
 //! [`COMMIT_BYTES`] are gathered, and reading goes on while it is in flight; what

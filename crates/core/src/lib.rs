@@ -30,6 +30,7 @@ pub mod profile;
 pub mod protocol;
 pub mod retry;
 pub mod task;
+pub mod transfer;
 pub mod upload;
 pub mod validate;
 
