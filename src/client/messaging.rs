@@ -26,6 +26,10 @@ pub(super) async fn ready_registration() -> Result<ServiceWorkerRegistration, Ta
 /// How many times one command is sent at most (see [`Inner::request_within`]).
 pub(super) const MAX_SENDS: u32 = 3;
 
+/// The commands that only read: sent again once when no answer came in half their
+/// time ([`Inner::request_within`]).
+const READ_ONLY: [&str; 4] = ["blob", "task", "tasks", "ping"];
+
 /// How one sending of a command ended.
 pub(super) enum Sent {
     /// The worker's reply (a `MessageEvent`).
@@ -131,14 +135,28 @@ impl Inner {
         let deadline = js::now() + timeout_ms;
         let mut ev = JsValue::NULL;
         let mut replaced: Option<web_sys::ServiceWorker> = None;
+        // A command that only reads is sent again once if half its time passed with
+        // no answer: a message the browser lost (as Chromium does while a worker
+        // stops) costs half the wait, not the command. One that changes state is not:
+        // it may have run.
+        let mut resend = READ_ONLY.contains(&op);
         for _ in 0..MAX_SENDS {
             let worker = self.successor(replaced.as_ref(), deadline).await?;
-            match send(&worker, &msg, deadline - js::now()).await? {
+            let left = deadline - js::now();
+            let wait = if resend { left / 2.0 } else { left };
+            match send(&worker, &msg, wait).await? {
                 Sent::Answered(v) => {
                     ev = v;
                     break;
                 }
                 Sent::Replaced => replaced = Some(worker),
+                Sent::TimedOut if resend => {
+                    resend = false;
+                    js::warn(&format!(
+                        "the service worker did not answer \"{op}\" in {:.0} s; sent again",
+                        wait / 1000.0
+                    ));
+                }
                 Sent::TimedOut => break,
             }
         }

@@ -45,7 +45,12 @@ pub(super) fn answer(ev: &web_sys::ExtendableMessageEvent, result: Result<JsValu
             let _ = js_sys::Reflect::set(&reply, &"error".into(), &js::to_js(&e));
         }
     }
-    let _ = port.post_message(&reply);
+    if let Err(e) = port.post_message(&reply) {
+        js::warn(&format!(
+            "a command's answer could not be sent: {}",
+            js::describe(&e)
+        ));
+    }
 }
 
 /// Commands are accepted only from window clients of the worker's own origin.

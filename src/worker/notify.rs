@@ -23,7 +23,10 @@ pub(super) async fn on_event(rt: Rc<Runtime>, kind: EventKind, snap: TaskSnapsho
     let Ok(session) = crate::core::validate::SessionId::parse(&snap.session) else {
         return;
     };
-    if !rt.engine.borrow().notifies(&session) || window_count().await > 0 {
+    // Read before the await: a borrow held across it would make any command that
+    // changes the engine meanwhile panic.
+    let notifies = rt.engine.borrow().notifies(&session);
+    if !notifies || window_count().await > 0 {
         return;
     }
     let global = js_sys::global();
