@@ -152,9 +152,11 @@ impl Inner {
                 Sent::Replaced => replaced = Some(worker),
                 Sent::TimedOut if resend => {
                     resend = false;
+                    // Whole seconds: formatting a float would add core's float
+                    // formatting to the page's module (about 23 KB).
+                    let secs = (wait / 1000.0) as u64;
                     js::warn(&format!(
-                        "the service worker did not answer \"{op}\" in {:.0} s; sent again",
-                        wait / 1000.0
+                        "the service worker did not answer \"{op}\" in {secs} s; sent again"
                     ));
                 }
                 Sent::TimedOut => break,
