@@ -3,17 +3,9 @@
 //! commands pages send; and [`command`], which reads a command's own fields one by
 //! one, naming the field that does not fit.
 //!
-//! Why not `serde-wasm-bindgen`'s: size. Its errors describe an unexpected number
-//! with `f64`'s `Display` (through serde's `Unexpected`), which keeps `core`'s float
-//! formatting (about 20 KB of wasm) in builds that otherwise never format a float.
-//! Measured on the worker's build (wasm, gzip): this deserializer in its place,
-//! 0.9 KiB less, and 0.9 KiB less glue; then, with the last other float formatted
-//! gone too (`core::validate::byte_count`'s message), 13.7 KiB less. This one reads
-//! exactly what longhaul's types need and names what it found by its kind ("a
-//! number", "a string"), never by a float's digits, nor through `Unexpected`'s
-//! `Display`. Its messages name the type that did not fit, which is what a caller
-//! can act on (a command is then refused with `invalid-input`, a record read as
-//! unreadable).
+//! Why not `serde-wasm-bindgen`'s: size, as measured (docs/decisions.md, "Reading JS
+//! values: from_js, not serde-wasm-bindgen"); its messages name the type that did
+//! not fit, never a float's digits.
 //!
 //! What maps to what:
 //! - `undefined` and `null` are an absent `Option` (and unit);

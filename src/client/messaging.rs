@@ -138,7 +138,7 @@ impl Inner {
         // A command that only reads is sent again once if half its time passed with
         // no answer: a message the browser lost (as Chromium does while a worker
         // stops) costs half the wait, not the command. One that changes state is not:
-        // it may have run.
+        // it may have run (docs/decisions.md, "Sending a read-only command again").
         let mut resend = READ_ONLY.contains(&op);
         for _ in 0..MAX_SENDS {
             let worker = self.successor(replaced.as_ref(), deadline).await?;

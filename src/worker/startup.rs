@@ -60,23 +60,8 @@ pub(super) fn evicted() -> bool {
 /// the resumed requests went out (still before any command, which it must precede:
 /// an upload being copied in has chunks and no record yet).
 ///
-/// Where the time goes, measured with `performance.now()` stamps in a Chromium
-/// worker woken by the navigation of a browser relaunched after a SIGKILL (2 CPUs,
-/// 5 runs; the stamps were not committed):
-/// - the worker starts 28-224 ms after the navigation (the relaunched browser keeps
-///   both cores busy);
-/// - the shim's open of IndexedDB, cold after the relaunch, takes 97-158 ms, longer
-///   than fetching, compiling and instantiating the wasm (67-108 ms): in every run
-///   the wasm was ready first and waited for the database;
-/// - from the open connection to the resumed request, 57-114 ms: the owner lock
-///   5-36 ms, reading 5-15 ms, decoding the records, restoring, scheduling and the
-///   first write 10-40 ms, most of it Chromium compiling each function at its first
-///   call (it compiles wasm lazily), the request itself 8-25 ms later.
-///
-/// So the cold open sets the floor: a design that sent the resumed request from
-/// JavaScript before the wasm ran would still wait for it, as the offsets live in
-/// IndexedDB. Reading before the lock is held would save the lock's 5-36 ms, but a
-/// worker it is taken from may still write (or remove) a task after the read.
+/// Where the time goes, and why this order: docs/decisions.md, "Start-up: where the
+/// time goes".
 pub(super) async fn start() -> Result<Rc<Runtime>, TaskError> {
     let claimed = future_to_promise(async {
         claim_ownership().await;

@@ -37,16 +37,9 @@
 //! it over again). `storage` means IndexedDB refused or lost something (a failed
 //! transaction, a missing chunk): the copy is kept, and such a task can be resumed.
 //!
-//! What the checks cost, measured on a 64 MiB upload (release build, 2 cores,
-//! Chromium 156 and Firefox 153): the `upload` command took 870-990 ms where storing
-//! slices took 280-385 ms (reading each chunk's bytes, hashing them, storing a Blob
-//! of them, then reading every chunk back and hashing it again); the check before
-//! sending reads and hashes each byte once more, about 300-400 ms per 64 MiB, one
-//! chunk in memory at a time. Hashing is the browser's WebCrypto (80-105 ms per
-//! 64 MiB, against 330-420 for `sha2` in wasm). Request bodies stay Blobs composed of
-//! the stored chunks just checked (the bytes read for the check are dropped), so a
-//! `PUT` of a large file is still not held in memory. Records written before
-//! digests were taken have none: their chunks are sent unchecked.
+//! What the checks cost, as measured: docs/decisions.md, "The upload copy's checks".
+//! Records written before digests were taken have none: their chunks are sent
+//! unchecked.
 //!
 //! **tus checksums.** Where the server offers the checksum extension with `sha256`
 //! (asked once per upload with an `OPTIONS` to the endpoint: see

@@ -9,18 +9,7 @@
 //! asked for a little before one ends ([`crate::http::ask_ahead`]), so that no round
 //! trip stops the transfer at a window's edge.
 //!
-//! Why: Firefox's parent process reads a response off the network as fast as it
-//! comes and holds what the worker has not read yet; at loopback speed, where
-//! storage is slower than the network, a 1 GiB download raised its memory by
-//! +829 MiB (a plain script that drops the bytes: +589-673). Measured with
-//! plain-JS workers (`make bench`, memory section, `BENCH_MEM_STORES=discard,
-//! discardwin16,discardwin4`; `www/bench/raw-sw.js`), the same 1 GiB fetched as
-//! Range windows rose +137 MiB in 16 MiB windows and +87 in 4 MiB ones, against
-//! +589 as one response; and stored into OPFS in 32 MiB windows it ran at 0.96 of one
-//! response (138.8 against 144.6 MiB/s, 4 runs). A window also bounds what a crash
-//! makes Firefox fetch twice. Chromium's network service stops reading when the
-//! worker does (its download's rise is flat, +85-97 MiB), so it keeps one response
-//! per transfer and saves the requests.
+//! Why, as measured: docs/decisions.md, "Range windows in Firefox".
 //!
 //! ## Segment files (Firefox) and counted Blobs (Chromium)
 //!
