@@ -142,8 +142,11 @@ pub fn worker_handle(
             Err(e) => {
                 // A page waits for its answer: give it the cause now (the next event
                 // tries the start-up again).
-                if let Some(ev) = event.dyn_ref::<web_sys::ExtendableMessageEvent>() {
-                    answer(ev, Err(e.clone()));
+                if let Some(port) = event
+                    .dyn_ref::<web_sys::ExtendableMessageEvent>()
+                    .and_then(command_port)
+                {
+                    answer(&port, Err(e.clone()));
                 }
                 return Err(js::error_to_js(&e));
             }

@@ -4,12 +4,11 @@ use super::*;
 
 /// A command from a page: validate, apply, reply on the port.
 pub(super) async fn on_message(rt: &Rc<Runtime>, ev: web_sys::ExtendableMessageEvent) {
-    let data = ev.data();
-    if command_port(&ev).is_none() {
+    let Some(port) = command_port(&ev) else {
         return;
-    }
-    let result = command(rt, data).await;
-    answer(&ev, result);
+    };
+    let result = command(rt, ev.data()).await;
+    answer(&port, result);
 }
 
 /// The reply port of a page's command, if `ev` is one from a window of this origin
@@ -29,11 +28,9 @@ pub(super) fn command_port(ev: &web_sys::ExtendableMessageEvent) -> Option<web_s
     Some(port)
 }
 
-/// Answer the page's command `ev` with `result` (`{ ok, value }` or `{ ok, error }`).
-pub(super) fn answer(ev: &web_sys::ExtendableMessageEvent, result: Result<JsValue, TaskError>) {
-    let Some(port) = command_port(ev) else {
-        return;
-    };
+/// Answer a page's command on its reply `port` with `result` (`{ ok, value }` or
+/// `{ ok, error }`).
+pub(super) fn answer(port: &web_sys::MessagePort, result: Result<JsValue, TaskError>) {
     let reply = js_sys::Object::new();
     match result {
         Ok(v) => {

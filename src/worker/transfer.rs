@@ -114,9 +114,9 @@ pub(super) async fn transfer(
     let mut ahead: Option<Ahead> = None;
     let mut parts: Vec<js_sys::Uint8Array> = Vec::new();
     let mut read: Option<Read> = None;
-    // Commits in flight, oldest first, with the offset each makes durable; they
-    // complete in this order (IndexedDB runs them in the order they were created).
-    let mut writes: std::collections::VecDeque<(ChunkWrite, u64)> = Default::default();
+    // Commits in flight, oldest first; they complete in this order (IndexedDB runs
+    // them in the order they were created), and `t` knows the offset each makes durable.
+    let mut writes: std::collections::VecDeque<ChunkWrite> = Default::default();
     loop {
         if let Some(c) = t.poll_commit(js::now()) {
             let chunks = chunked(&parts, c.len);
@@ -125,7 +125,7 @@ pub(super) async fn transfer(
                 reader.cancel();
                 return Ok(());
             };
-            writes.push_back((w, c.new_pos));
+            writes.push_back(w);
         }
         if t.finished() {
             rt.engine
@@ -162,11 +162,11 @@ pub(super) async fn transfer(
                             t.continue_with(at, plan.map(Into::into), js::now());
                         }
                         Ok(None) => {}
-                        Err(failure) => return Err(settle(rt, req, writes, failure).await),
+                        Err(failure) => return Err(settle(rt, req, &mut t, writes, failure).await),
                     }
                 }
             }
-            Step::Piece(Err(failure)) => return Err(settle(rt, req, writes, failure).await),
+            Step::Piece(Err(failure)) => return Err(settle(rt, req, &mut t, writes, failure).await),
             Step::Written(result) => {
                 // `step` saw the oldest write end: it is there.
                 writes.pop_front();
@@ -278,11 +278,14 @@ fn commit(
 pub(super) async fn settle(
     rt: &Rc<Runtime>,
     req: &FetchRequest,
-    writes: std::collections::VecDeque<(ChunkWrite, u64)>,
+    t: &mut Transfer,
+    writes: std::collections::VecDeque<ChunkWrite>,
     failure: NetFailure,
 ) -> NetFailure {
-    for (w, new_pos) in writes {
-        if w.await != Ok(true) || !committed(rt, req, new_pos) {
+    for w in writes {
+        let stored = w.await == Ok(true);
+        let new_pos = t.handle_written(js::now());
+        if !stored || !new_pos.is_some_and(|p| committed(rt, req, p)) {
             break;
         }
     }
@@ -306,12 +309,9 @@ pub(super) type ChunkWrite = Pin<Box<dyn Future<Output = Result<bool, TaskError>
 /// Wait for the pending read or the oldest write in flight, whichever settles first
 /// (the write if both have). Neither is dropped unsettled: a read that lost the race
 /// stays pending for the next call. At least one of them must be there.
-pub(super) async fn step(
-    read: &mut Option<Read>,
-    mut write: Option<&mut (ChunkWrite, u64)>,
-) -> Step {
+pub(super) async fn step(read: &mut Option<Read>, mut write: Option<&mut ChunkWrite>) -> Step {
     std::future::poll_fn(|cx| {
-        if let Some((w, _)) = write.as_mut() {
+        if let Some(w) = write.as_mut() {
             if let std::task::Poll::Ready(r) = w.as_mut().poll(cx) {
                 return std::task::Poll::Ready(Step::Written(r));
             }
